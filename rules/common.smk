@@ -1,0 +1,105 @@
+# Config validation, input functions and target lists shared by all rules.
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+SRC = str(Path(workflow.basedir) / "src")
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)
+# Script jobs (also under conda or on a cluster node) import the package from this checkout.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+
+from lsftbench import workflow_config as wc  # noqa: E402
+
+validate(config, "../config/schema.yaml")
+wc.check_config(config)
+
+RESULTS = "results"
+DATASETS = wc.benchmarked_datasets(config)
+TOP_PCTS = [wc.pct_label(p) for p in config["top_pcts"]]
+N_CHUNKS = config["lsft"]["test_chunks"]
+TABLE_NAMES = ["lsft_performance", "fraction_improved", "summary"]
+
+
+wildcard_constraints:
+    dataset="[A-Za-z0-9_\-]+",
+    baseline="[A-Za-z0-9_\-]+",
+    pct="[0-9.]+",
+    chunk="[0-9]+",
+    n_chunks="[0-9]+",
+
+
+def dataset_config(dataset):
+    return config["datasets"][dataset]
+
+
+def perturb_data(wildcards):
+    """The dataset's perturb_processed.h5ad: a local file, the synthetic generator or a download."""
+    ds = dataset_config(wildcards.dataset)
+    if ds["source"] == "local":
+        return ds["path"]
+    return f"{RESULTS}/data/{wildcards.dataset}/perturb_processed.h5ad"
+
+
+def split_file(wildcards):
+    ds = dataset_config(wildcards.dataset)
+    return ds["split_file"] if ds.get("split_file") else []
+
+
+def baseline_spec(wildcards):
+    return config["baselines"][wildcards.baseline]
+
+
+def embedding_inputs(wildcards):
+    """Pseudobulk and split of the dataset, plus what the baseline's embeddings are built from."""
+    spec = baseline_spec(wildcards)
+    inputs = {
+        "pseudobulk": f"{RESULTS}/{wildcards.dataset}/pseudobulk.h5ad",
+        "split": f"{RESULTS}/{wildcards.dataset}/split.json",
+    }
+    pert = spec.get("pert", {})
+    if pert.get("type") == "dataset_pca":
+        inputs["source_pseudobulk"] = f"{RESULTS}/{pert['dataset']}/pseudobulk.h5ad"
+    for side in ("gene", "pert"):
+        part = spec.get(side, {})
+        if part.get("type") == "table":
+            inputs[f"{side}_table"] = part["path"]
+    return inputs
+
+
+def lsft_shards(dataset, baseline, pct):
+    return expand(
+        f"{RESULTS}/{dataset}/lsft/{baseline}/top{pct}/chunk{{chunk}}-of-{N_CHUNKS}.parquet",
+        chunk=range(N_CHUNKS),
+    )
+
+
+def aggregate_inputs(wildcards):
+    baselines = wc.baselines_for(config, wildcards.dataset)
+    return {
+        "global_metrics": [f"{RESULTS}/{wildcards.dataset}/global/{b}.parquet" for b in baselines],
+        "lsft": [s for b in baselines for p in TOP_PCTS for s in lsft_shards(wildcards.dataset, b, p)],
+        "split": f"{RESULTS}/{wildcards.dataset}/split.json",
+    }
+
+
+def dataset_tables(dataset):
+    return [f"{RESULTS}/tables/{dataset}/{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md")]
+
+
+def figures(dataset):
+    return [
+        f"{RESULTS}/figures/{dataset}/{name}.{ext}"
+        for name in ("local_vs_global", "improvement_distribution")
+        for ext in ("png", "svg")
+    ]
+
+
+def all_targets():
+    targets = []
+    for dataset in DATASETS:
+        targets += dataset_tables(dataset) + figures(dataset)
+    targets += [f"{RESULTS}/tables/combined.csv", f"{RESULTS}/tables/combined.md"]
+    return targets

@@ -1,0 +1,21 @@
+# Input data: the embedded synthetic generator (default) or a download (source: gears).
+
+
+rule synthetic_data:
+    """Generate a seeded synthetic GEARS-format dataset (no network needed)."""
+    output:
+        f"{RESULTS}/data/{{dataset}}/perturb_processed.h5ad",
+    params:
+        preset=lambda w: dataset_config(w.dataset).get("preset", w.dataset),
+        seed=lambda w: dataset_config(w.dataset).get("seed", config["synthetic"]["seed"]),
+        overrides=lambda w: dataset_config(w.dataset).get("overrides", {}),
+    log:
+        f"{RESULTS}/logs/synthetic_data/{{dataset}}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow/scripts/synthetic_data.py"

@@ -1,0 +1,253 @@
+"""Gene embeddings ``A`` (genes × d) and perturbation embeddings ``B`` (d × conditions), SPEC section 4.
+
+A baseline is described by a spec (from ``config.yaml``)::
+
+    {"model": "ridge", "gene": {"type": "training_pca"}, "pert": {"type": "random", "seed": 1}}
+
+Embedding types and whether LSFT recomputes them on the local training set:
+
+=================  ============================================================  ===============
+type               source                                                        LSFT refit
+=================  ============================================================  ===============
+``training_pca``   PCA scores of the training pseudobulk (genes × train conds);  yes
+                   a perturbation is the score row of its target gene
+``random``         i.i.d. N(0, 1), seeded                                        no (subset)
+``dataset_pca``    PCA over the conditions of another dataset's pseudobulk,      no (subset)
+                   matched by target-gene symbol
+``table``          a gene table (scGPT, scFoundation, GO graph, user TSV/CSV/    no (subset)
+                   Parquet), matched by gene symbol
+=================  ============================================================  ===============
+
+``ctrl`` always has the zero perturbation embedding. Conditions without an embedding (double
+perturbations, target gene not measured or not in a table) are listed in ``Embedding.info`` as not
+predictable; they are never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from .conditions import CTRL, single_gene
+from .io import write_npz
+from .pca import pca_scores
+
+__all__ = ["Embedding", "REFIT_TYPES", "build_embedding", "training_pca_gene_scores", "pert_columns_from_rows"]
+
+REFIT_TYPES = frozenset({"training_pca"})
+
+
+@dataclass
+class Embedding:
+    """Embeddings of one baseline on one dataset.
+
+    Attributes
+    ----------
+    genes
+        Gene symbols with a row in ``A`` (the genes the baseline predicts).
+    A
+        Gene embedding, ``len(genes) × d_A`` (empty for the mean-response model).
+    conditions
+        Conditions with a column in ``B`` (train, val and test conditions that have an embedding).
+    B
+        Perturbation embedding, ``d_B × len(conditions)``.
+    gene_type, pert_type
+        Embedding types (see module docstring); ``training_pca`` parts are refit by LSFT.
+    model
+        ``"ridge"`` (``Y ≈ A K B``) or ``"mean"`` (mean response; ``B`` only drives LSFT neighbours).
+    info
+        Coverage and provenance (not predictable conditions, dropped genes, synthetic flags).
+    """
+
+    genes: pd.Index
+    A: np.ndarray
+    conditions: pd.Index
+    B: np.ndarray
+    gene_type: str
+    pert_type: str
+    model: str = "ridge"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write to ``.npz`` (atomically)."""
+        write_npz(
+            path,
+            genes=np.asarray(self.genes, dtype=str),
+            A=self.A,
+            conditions=np.asarray(self.conditions, dtype=str),
+            B=self.B,
+            meta=np.asarray(
+                json.dumps({"gene_type": self.gene_type, "pert_type": self.pert_type, "model": self.model, "info": self.info})
+            ),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Embedding:
+        """Read an embedding written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return cls(
+                genes=pd.Index(z["genes"].astype(str), name="gene"),
+                A=z["A"],
+                conditions=pd.Index(z["conditions"].astype(str), name="condition"),
+                B=z["B"],
+                gene_type=meta["gene_type"],
+                pert_type=meta["pert_type"],
+                model=meta["model"],
+                info=meta["info"],
+            )
+
+    def column(self, condition: str) -> np.ndarray:
+        """``B[:, condition]``."""
+        return self.B[:, self.conditions.get_loc(condition)]
+
+
+def training_pca_gene_scores(expr: pd.DataFrame, train_conditions: list[str], dim: int) -> pd.DataFrame:
+    """PCA gene scores of the training pseudobulk expression (SPEC 4, first bullet).
+
+    ``expr`` is genes × conditions of mean expression ``x̄``; the PCA runs on the training columns
+    (``ctrl`` included), each column centred over genes. Returns genes × d scores.
+    """
+    scores = pca_scores(expr[train_conditions].to_numpy(), dim)
+    return pd.DataFrame(scores, index=expr.index, columns=[f"pc_{k}" for k in range(scores.shape[1])])
+
+
+def pert_columns_from_rows(rows: pd.DataFrame, conditions: list[str]) -> tuple[list[str], np.ndarray, list[str]]:
+    """Perturbation embedding from a table indexed by gene symbol.
+
+    Each single perturbation takes the row of its target gene, ``ctrl`` the zero vector. Returns
+    ``(conditions with an embedding, B, conditions without one)``.
+    """
+    kept, cols, missing = [], [], []
+    zero = np.zeros(rows.shape[1])
+    for cond in conditions:
+        gene = single_gene(cond)
+        if cond == CTRL:
+            kept.append(cond)
+            cols.append(zero)
+        elif gene is not None and gene in rows.index:
+            kept.append(cond)
+            cols.append(rows.loc[gene].to_numpy(dtype=np.float64))
+        else:
+            missing.append(cond)
+    b = np.column_stack(cols) if cols else np.zeros((rows.shape[1], 0))
+    return kept, b, missing
+
+
+def _dataset_pca_rows(
+    source: ad.AnnData, dim: int, restrict_to: list[str] | None
+) -> pd.DataFrame:
+    """PCA scores over the conditions of a source pseudobulk, indexed by target-gene symbol."""
+    obs = source.obs_names if restrict_to is None else pd.Index(restrict_to)
+    x = np.asarray(source[obs].X, dtype=np.float64)
+    scores = pca_scores(x, dim)  # conditions as observations, genes centred
+    genes = [single_gene(c) for c in obs]
+    keep = [i for i, g in enumerate(genes) if g is not None]
+    frame = pd.DataFrame(scores[keep], index=pd.Index([genes[i] for i in keep], name="gene"))
+    return frame[~frame.index.duplicated(keep="first")]
+
+
+def build_embedding(
+    spec: dict[str, Any],
+    pb: ad.AnnData,
+    split: dict[str, list[str]],
+    dim: int,
+    *,
+    dataset: str,
+    source_pseudobulk: ad.AnnData | None = None,
+    source_dataset: str | None = None,
+    gene_table: pd.DataFrame | None = None,
+    pert_table: pd.DataFrame | None = None,
+) -> Embedding:
+    """Build the embeddings of one baseline (SPEC sections 4-5).
+
+    Parameters
+    ----------
+    spec
+        Baseline spec with ``model``, ``gene`` and ``pert`` parts (see module docstring).
+    pb
+        Pseudobulk of the dataset (conditions × genes mean expression).
+    split
+        ``{"train", "val", "test"}`` condition lists.
+    dim
+        ``pca_dim``: dimension of PCA and random embeddings.
+    source_pseudobulk, source_dataset
+        For ``dataset_pca`` perturbation embeddings: the source dataset's pseudobulk and name.
+    gene_table, pert_table
+        For ``table`` embeddings: gene tables indexed by gene symbol.
+    """
+    model = spec.get("model", "ridge")
+    gene_spec = spec.get("gene", {"type": "training_pca"})
+    pert_spec = spec.get("pert", {"type": "training_pca"})
+    expr = pd.DataFrame(np.asarray(pb.X, dtype=np.float64).T, index=pb.var_names, columns=pb.obs_names)
+    all_conditions = [c for part in ("train", "val", "test") for c in split.get(part, [])]
+    info: dict[str, Any] = {"n_measured_genes": int(pb.n_vars)}
+    scores = training_pca_gene_scores(expr, split["train"], dim)
+
+    # Gene embedding A
+    gtype = gene_spec["type"]
+    if model == "mean":
+        genes, a = pb.var_names, np.zeros((pb.n_vars, 0))
+        gtype = "none"
+    elif gtype == "training_pca":
+        genes, a = scores.index, scores.to_numpy()
+    elif gtype == "random":
+        rng = np.random.default_rng(int(gene_spec.get("seed", 1)))
+        genes, a = pb.var_names, rng.standard_normal((pb.n_vars, int(gene_spec.get("dim", dim))))
+    elif gtype == "table":
+        if gene_table is None:
+            raise ValueError("gene embedding of type 'table' needs a gene table")
+        genes = pb.var_names[pb.var_names.isin(gene_table.index)]
+        a = gene_table.loc[genes].to_numpy(dtype=np.float64)
+        info["genes_dropped_not_in_table"] = int(pb.n_vars - len(genes))
+    else:
+        raise ValueError(f"unknown gene embedding type {gtype!r}")
+
+    # Perturbation embedding B
+    ptype = pert_spec["type"]
+    if ptype == "training_pca":
+        conds, b, missing = pert_columns_from_rows(scores, all_conditions)
+    elif ptype == "random":
+        rng = np.random.default_rng(int(pert_spec.get("seed", 1)))
+        pdim = int(pert_spec.get("dim", dim))
+        draws = pd.DataFrame(rng.standard_normal((len(all_conditions), pdim)), index=all_conditions)
+        conds = [c for c in all_conditions if c == CTRL or single_gene(c) is not None]
+        missing = [c for c in all_conditions if c not in set(conds)]
+        b = np.column_stack([np.zeros(pdim) if c == CTRL else draws.loc[c].to_numpy() for c in conds])
+    elif ptype == "dataset_pca":
+        if source_pseudobulk is None:
+            raise ValueError("perturbation embedding of type 'dataset_pca' needs the source pseudobulk")
+        same = source_dataset == dataset
+        rows = _dataset_pca_rows(source_pseudobulk, dim, split["train"] if same else None)
+        if same:
+            # Fit on training conditions only: test/val conditions get no (leaking) embedding.
+            info["source_is_target"] = True
+            rows = rows.loc[[single_gene(c) for c in split["train"] if single_gene(c) in rows.index]]
+        conds, b, missing = pert_columns_from_rows(rows, all_conditions)
+    elif ptype == "table":
+        if pert_table is None:
+            raise ValueError("perturbation embedding of type 'table' needs a gene table")
+        conds, b, missing = pert_columns_from_rows(pert_table, all_conditions)
+    else:
+        raise ValueError(f"unknown perturbation embedding type {ptype!r}")
+
+    info["not_predictable"] = sorted(set(missing))
+    info["n_test_predictable"] = sum(c in set(conds) for c in split["test"])
+    info["n_test"] = len(split["test"])
+    info["n_genes"] = len(genes)
+    return Embedding(
+        genes=pd.Index(genes, name="gene"),
+        A=np.asarray(a, dtype=np.float64),
+        conditions=pd.Index(conds, name="condition"),
+        B=np.asarray(b, dtype=np.float64),
+        gene_type=gtype,
+        pert_type=ptype,
+        model=model,
+        info=info,
+    )

@@ -1,0 +1,29 @@
+"""Global fit of a baseline on all training conditions (SPEC section 5)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .problem import Problem
+from .ridge import predict, solve_y_axb
+
+__all__ = ["global_predictions", "training_center"]
+
+
+def training_center(problem: Problem) -> np.ndarray:
+    """Row means of ``Y`` over all training conditions (``ctrl`` included): the global centre."""
+    return problem.y[:, problem.col(problem.train)].mean(axis=1)
+
+
+def global_predictions(problem: Problem, ridge: float) -> np.ndarray:
+    """Predicted Δ for the predictable test conditions (genes × tests).
+
+    Ridge baselines fit ``Y_train ≈ A K B_train`` with the row-mean centre; ``mean_response``
+    predicts the mean Δ of the training perturbations (``ctrl`` excluded).
+    """
+    emb = problem.embedding
+    if emb.model == "mean":
+        mean = problem.y[:, problem.col(problem.train_perts)].mean(axis=1)
+        return np.repeat(mean[:, None], len(problem.test), axis=1)
+    k, center = solve_y_axb(problem.y[:, problem.col(problem.train)], emb.A, problem.b(problem.train), ridge)
+    return predict(emb.A, k, problem.b(problem.test), center)

@@ -1,0 +1,89 @@
+"""The matrices one baseline is fitted on: Δ, expression and embeddings aligned on one dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from .conditions import CTRL, single_gene
+from .embeddings import Embedding
+from .metrics import top_expressed
+
+__all__ = ["Problem", "make_problem", "load_problem"]
+
+
+@dataclass
+class Problem:
+    """Everything a global fit or an LSFT shard needs, aligned and in float64.
+
+    ``y`` holds Δ for the embedding's genes over ``conditions`` (train first, then test); ``expr`` the
+    mean expression of *all measured* genes over the training conditions (for PCA refits).
+    """
+
+    embedding: Embedding
+    genes: pd.Index  # rows of y (the embedding's genes)
+    conditions: pd.Index  # columns of y: train (ctrl first) then test
+    y: np.ndarray
+    train: list[str]  # training conditions with an embedding, ctrl included
+    train_perts: list[str]  # the same without ctrl (LSFT neighbour candidates)
+    test: list[str]  # test conditions with an embedding
+    test_not_predictable: list[str]
+    expr: pd.DataFrame  # measured genes × train conditions, mean expression
+    gene_rows: np.ndarray  # row of each embedding gene in ``expr``
+    target_rows: dict[str, int]  # row in ``expr`` of each condition's target gene (-1 if unmeasured)
+    top_idx: np.ndarray  # indices into ``genes`` of the 1000 highest control-mean genes
+
+    def col(self, conditions: list[str]) -> np.ndarray:
+        """Column indices of ``conditions`` in ``y``."""
+        return self.conditions.get_indexer(conditions)
+
+    def b(self, conditions: list[str]) -> np.ndarray:
+        """Global perturbation embedding columns."""
+        return self.embedding.B[:, self.embedding.conditions.get_indexer(conditions)]
+
+
+def make_problem(pb: ad.AnnData, split: dict[str, list[str]], emb: Embedding, top_n: int = 1000) -> Problem:
+    """Align a dataset's pseudobulk, its split and one baseline's embedding."""
+    has_emb = set(emb.conditions)
+    train = [c for c in split["train"] if c in has_emb]
+    if CTRL in train:
+        train = [CTRL] + [c for c in train if c != CTRL]
+    train_perts = [c for c in train if c != CTRL]
+    test = [c for c in split["test"] if c in has_emb]
+    not_pred = [c for c in split["test"] if c not in has_emb]
+    conditions = pd.Index(train + test)
+    x = np.asarray(pb.X, dtype=np.float64)  # conditions × measured genes
+    gene_rows = pb.var_names.get_indexer(emb.genes)
+    ctrl = x[pb.obs_names.get_loc(CTRL)]
+    cond_rows = pb.obs_names.get_indexer(conditions)
+    y = (x[cond_rows][:, gene_rows] - ctrl[gene_rows]).T
+    expr = pd.DataFrame(x[pb.obs_names.get_indexer(train)].T, index=pb.var_names, columns=train)
+    target_rows = {c: (pb.var_names.get_loc(g) if (g := single_gene(c)) in pb.var_names else -1) for c in conditions}
+    return Problem(
+        embedding=emb,
+        genes=emb.genes,
+        conditions=conditions,
+        y=y,
+        train=train,
+        train_perts=train_perts,
+        test=test,
+        test_not_predictable=not_pred,
+        expr=expr,
+        gene_rows=gene_rows,
+        target_rows=target_rows,
+        top_idx=top_expressed(ctrl[gene_rows], top_n),
+    )
+
+
+def load_problem(pseudobulk_path: str, split_path: str, embedding_path: str, top_n: int = 1000) -> Problem:
+    """Read a pseudobulk h5ad, a split JSON and an embedding ``.npz`` and align them."""
+    from .io import read_json
+    from .pseudobulk import require_conditions
+
+    pb = ad.read_h5ad(pseudobulk_path)
+    split = read_json(split_path)
+    require_conditions(pb, [c for part in split.values() for c in part], pseudobulk_path)
+    return make_problem(pb, split, Embedding.load(embedding_path), top_n)

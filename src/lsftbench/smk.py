@@ -1,0 +1,27 @@
+"""Glue for ``workflow/scripts``: logging into the rule's log file and reading the ``snakemake`` object."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+__all__ = ["setup_logging"]
+
+
+def setup_logging(snakemake: Any) -> logging.Logger:
+    """Send logging (and uncaught exceptions) of a script job to its ``log:`` file."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if snakemake.log:
+        handlers.append(logging.FileHandler(snakemake.log[0], mode="w"))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
+    )
+    logger = logging.getLogger(f"lsftbench.{snakemake.rule}")
+
+    def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        logger.error("%s: %s", kind.__name__, value, exc_info=(kind, value, tb))
+
+    sys.excepthook = excepthook
+    logger.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards))
+    return logger

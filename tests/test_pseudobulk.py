@@ -1,0 +1,91 @@
+"""Streaming pseudobulk (SPEC 3) and input validation (SPEC 1)."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from lsftbench.data import InputDataError, open_perturb_data
+from lsftbench.pseudobulk import delta, pseudobulk
+
+
+def _write(tmp_path, x, conditions, genes=None, name="d.h5ad", sparse=True):
+    genes = genes or [f"G{i}" for i in range(x.shape[1])]
+    a = ad.AnnData(
+        X=sp.csr_matrix(x, dtype=np.float32) if sparse else np.asarray(x, dtype=np.float32),
+        obs=pd.DataFrame({"condition": pd.Categorical(conditions)}, index=[f"c{i}" for i in range(len(conditions))]),
+        var=pd.DataFrame({"gene_name": genes}, index=[f"E{i}" for i in range(len(genes))]),
+    )
+    path = tmp_path / name
+    a.write_h5ad(path)
+    return path
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 10_000])
+def test_streamed_means_equal_dense_groupby(small_h5ad, chunk):
+    pb = pseudobulk(small_h5ad, chunk_size=chunk)
+    full = ad.read_h5ad(small_h5ad)
+    dense = pd.DataFrame(full.X.toarray().astype(np.float64), columns=full.var["gene_name"])
+    expected = dense.groupby(full.obs["condition"].astype(str).to_numpy()).mean()
+    np.testing.assert_allclose(np.asarray(pb.X), expected.loc[pb.obs_names].to_numpy(), rtol=1e-6, atol=1e-9)
+    counts = full.obs["condition"].astype(str).value_counts()
+    assert (pb.obs["n_cells"] == counts.loc[pb.obs_names].to_numpy()).all()
+    assert pb.obs_names[0] == "ctrl"
+    np.testing.assert_allclose(pb.var["ctrl_mean"].to_numpy(), expected.loc["ctrl"].to_numpy(), rtol=1e-6)
+
+
+def test_known_answer_and_delta(tmp_path):
+    x = np.array([[1, 0], [3, 2], [5, 5], [7, 1], [0, 0]], dtype=float)
+    path = _write(tmp_path, x, ["ctrl", "ctrl", "A+ctrl", "A+ctrl", "B+ctrl"], sparse=False)
+    pb = pseudobulk(path, chunk_size=2)
+    assert list(pb.obs_names) == ["ctrl", "A+ctrl", "B+ctrl"]
+    np.testing.assert_allclose(pb.X, [[2, 1], [6, 3], [0, 0]])
+    d = delta(pb)
+    np.testing.assert_allclose(d["A+ctrl"], [4, 2])
+    np.testing.assert_allclose(d["B+ctrl"], [-2, -1])
+    assert list(pb.obs["gene"]) == ["", "A", "B"]
+
+
+@pytest.mark.parametrize(
+    "case,match",
+    [
+        ("nan", "NaN or infinite"),
+        ("inf", "NaN or infinite"),
+        ("negative", "negative values"),
+        ("no_ctrl", "no control cells"),
+        ("dup_genes", "duplicated gene names"),
+        ("no_condition", "no 'condition' column"),
+    ],
+)
+def test_bad_input_names_file_and_problem(tmp_path, case, match):
+    x = np.abs(np.random.default_rng(0).normal(size=(6, 3)))
+    conds = ["ctrl", "ctrl", "A+ctrl", "A+ctrl", "B+ctrl", "B+ctrl"]
+    genes = None
+    if case == "nan":
+        x[4, 1] = np.nan
+    elif case == "inf":
+        x[2, 0] = np.inf
+    elif case == "negative":
+        x[5, 2] = -0.5
+    elif case == "no_ctrl":
+        conds = ["C+ctrl"] * 2 + conds[2:]
+    elif case == "dup_genes":
+        genes = ["G1", "G2", "G1"]
+    path = _write(tmp_path, x, conds, genes)
+    if case == "no_condition":
+        a = ad.read_h5ad(path)
+        del a.obs["condition"]
+        a.write_h5ad(path)
+    with pytest.raises(InputDataError, match=match) as err:
+        pseudobulk(path, chunk_size=2)
+    assert str(path) in str(err.value)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(InputDataError, match="does not exist"):
+        open_perturb_data(tmp_path / "nope.h5ad")
+    bad = tmp_path / "bad.h5ad"
+    bad.write_text("not hdf5")
+    with pytest.raises(InputDataError, match="not a readable h5ad"):
+        open_perturb_data(bad)

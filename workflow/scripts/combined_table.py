@@ -1,0 +1,16 @@
+"""Rule combined_table: Table 1 of every dataset in one CSV and one Markdown file."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from lsftbench.io import write_csv, write_text
+from lsftbench.smk import setup_logging
+from lsftbench.tables import combined_table, to_markdown
+
+log = setup_logging(snakemake)  # noqa: F821
+frames = {Path(f).parent.name: pd.read_parquet(f) for f in snakemake.input}  # noqa: F821
+table = combined_table(frames)
+write_csv(table, snakemake.output.csv)  # noqa: F821
+write_text(to_markdown(table, title="LSFT performance across datasets"), snakemake.output.md)  # noqa: F821
+log.info("%d rows over %d datasets", len(table), len(frames))

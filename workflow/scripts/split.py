@@ -1,0 +1,21 @@
+"""Rule split: GEARS simulation split, a user split JSON, or the seed_compat split."""
+
+from lsftbench.data import cell_conditions, open_perturb_data
+from lsftbench.io import write_json
+from lsftbench.smk import setup_logging
+from lsftbench.split import gears_simulation_split, read_split_json, split_summary
+
+log = setup_logging(snakemake)  # noqa: F821
+p = snakemake.params  # noqa: F821
+adata = open_perturb_data(snakemake.input.data)  # noqa: F821
+conditions = list(cell_conditions(adata))
+adata.file.close()
+
+if snakemake.input.split_file:  # noqa: F821
+    split = read_split_json(snakemake.input.split_file, conditions)  # noqa: F821
+    source = f"user file {snakemake.input.split_file}"  # noqa: F821
+else:
+    split = gears_simulation_split(conditions, seed=p.seed, train_gene_set_size=p.train_gene_set_size)
+    source = f"GEARS simulation split (seed {p.seed}, train_gene_set_size {p.train_gene_set_size})"
+log.info("%s: %s", source, split_summary(split))
+write_json(split, snakemake.output[0])  # noqa: F821
