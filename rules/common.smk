@@ -1,5 +1,4 @@
 # Config validation, input functions and target lists shared by all rules.
-import os
 import sys
 from pathlib import Path
 
@@ -8,8 +7,6 @@ from snakemake.utils import validate
 SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
-# Script jobs (also under conda or on a cluster node) import the package from this checkout.
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 
 from lsftbench import workflow_config as wc  # noqa: E402
 

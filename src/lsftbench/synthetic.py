@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from .conditions import CTRL
 
-__all__ = ["SyntheticPreset", "PRESETS", "GENE_POOL_SIZE", "gene_pool", "latent_loadings", "make_dataset"]
+__all__ = ["SyntheticPreset", "PRESETS", "GENE_POOL_SIZE", "gene_pool", "essential_ranking", "latent_loadings", "make_dataset"]
 
 GENE_POOL_SIZE = 3000
 _POOL_SEED = 20250101
@@ -65,6 +65,12 @@ def gene_pool() -> np.ndarray:
     return np.array([f"SYN{i:04d}" for i in range(1, GENE_POOL_SIZE + 1)])
 
 
+def essential_ranking() -> np.ndarray:
+    """Pool indices in a fixed "essentiality" order; datasets perturb genes from its head."""
+    rng = np.random.default_rng(_POOL_SEED + 1)
+    return np.concatenate([rng.permutation(400), 400 + rng.permutation(GENE_POOL_SIZE - 400)])
+
+
 def latent_loadings(rank: int) -> pd.DataFrame:
     """True latent gene vectors ``w_g`` (pool genes × rank), identical across datasets."""
     rng = np.random.default_rng(_POOL_SEED)
@@ -96,9 +102,13 @@ def make_dataset(preset: str | SyntheticPreset, seed: int = 1, **overrides: Any)
     rng = np.random.default_rng(seed)
     pool = gene_pool()
     measured = pool[: p.n_genes]
+    # Perturbed genes come from one shared "essential gene" ranking, so datasets overlap by symbol
+    # as the real screens do (Adamson's targets are mostly among K562's).
+    ranking = essential_ranking()
+    candidates = ranking[ranking < p.n_genes][: int(np.ceil(1.15 * (p.n_perts - p.n_unmeasured)))]
     perturbed = np.concatenate(
         [
-            rng.choice(measured, p.n_perts - p.n_unmeasured, replace=False),
+            pool[rng.choice(candidates, p.n_perts - p.n_unmeasured, replace=False)],
             rng.choice(pool[p.n_genes :], p.n_unmeasured, replace=False),
         ]
     )

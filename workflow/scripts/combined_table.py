@@ -1,5 +1,9 @@
 """Rule combined_table: Table 1 of every dataset in one CSV and one Markdown file."""
 
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
+
 from pathlib import Path
 
 import pandas as pd

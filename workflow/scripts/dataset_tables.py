@@ -1,5 +1,9 @@
 """Rule dataset_tables: the LSFT note's three tables (CSV + Markdown) and the per-perturbation rows."""
 
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
+
 from pathlib import Path
 
 import pandas as pd

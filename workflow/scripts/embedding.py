@@ -1,5 +1,9 @@
 """Rule embedding: gene and perturbation embeddings of one (dataset, baseline)."""
 
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
+
 import anndata as ad
 
 from lsftbench.embeddings import build_embedding

@@ -1,5 +1,9 @@
 """Rule figures: local vs global Pearson r and the distribution of per-perturbation improvement."""
 
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
+
 import pandas as pd
 
 from lsftbench.plots import improvement_distribution_figure, local_vs_global_figure, save_figure

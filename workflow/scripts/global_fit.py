@@ -1,5 +1,9 @@
 """Rule global_fit: fit on all training conditions, predict and score the test perturbations."""
 
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
+
 import anndata as ad
 import pandas as pd
 

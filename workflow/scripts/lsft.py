@@ -1,5 +1,9 @@
 """Rule lsft: LSFT predictions and metrics for one chunk of test perturbations of one (dataset, baseline, K%)."""
 
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
+
 import numpy as np
 
 from lsftbench.lsft import lsft

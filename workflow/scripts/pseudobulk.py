@@ -1,5 +1,9 @@
 """Rule pseudobulk: mean expression per condition, streamed over row chunks."""
 
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
+
 from lsftbench.io import write_h5ad
 from lsftbench.pseudobulk import pseudobulk
 from lsftbench.smk import setup_logging

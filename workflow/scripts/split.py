@@ -1,5 +1,9 @@
 """Rule split: GEARS simulation split, a user split JSON, or the seed_compat split."""
 
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
+
 from lsftbench.data import cell_conditions, open_perturb_data
 from lsftbench.io import write_json
 from lsftbench.smk import setup_logging

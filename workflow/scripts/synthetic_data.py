@@ -1,5 +1,9 @@
 """Rule synthetic_data: write a seeded synthetic GEARS-format dataset."""
 
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
+
 from lsftbench.io import write_h5ad
 from lsftbench.smk import setup_logging
 from lsftbench.synthetic import make_dataset

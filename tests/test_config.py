@@ -1,0 +1,62 @@
+"""Config validation at start-up: schema errors and cross-key checks give clear messages."""
+
+import pytest
+from snakemake.utils import validate
+
+from lsftbench.workflow_config import ConfigError, baselines_for, check_config, pct_label, skipped_baselines
+from workflow_utils import REPO, default_config, snakemake, write_config
+
+SCHEMA = str(REPO / "config" / "schema.yaml")
+
+
+def test_default_config_is_valid_and_gets_defaults():
+    config = default_config()
+    del config["pca_dim"]
+    validate(config, SCHEMA)
+    assert config["pca_dim"] == 10 and config["lsft"]["center"] == "local"
+    check_config(config)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ridge_penalty": -1},
+        {"top_pcts": [0]},
+        {"lsft": {"center": "median"}},
+        {"pca_dim": 0},
+        {"unknown_key": 1},
+    ],
+)
+def test_schema_rejects_bad_values(change):
+    config = {**default_config(), **change}
+    with pytest.raises(Exception):
+        validate(config, SCHEMA)
+
+
+def test_cross_key_problems_are_named():
+    config = default_config()
+    config["baselines"]["lpm_k562PertEmb"]["pert"]["dataset"] = "nope"
+    config["datasets"]["adamson"] = {"source": "local"}
+    with pytest.raises(ConfigError) as err:
+        check_config(config)
+    assert "baselines.lpm_k562PertEmb.pert" in str(err.value) and "datasets.adamson" in str(err.value)
+
+
+def test_same_source_dataset_pca_is_skipped_with_reason():
+    config = default_config()
+    assert "lpm_k562PertEmb" not in baselines_for(config, "replogle_k562_essential")
+    assert "lpm_k562PertEmb" in baselines_for(config, "adamson")
+    assert "no non-leaking embedding" in skipped_baselines(config, "replogle_k562_essential")["lpm_k562PertEmb"]
+
+
+def test_pct_labels():
+    assert [pct_label(p) for p in (1, 5.0, 10, 0.5)] == ["1", "5", "10", "0.5"]
+
+
+def test_snakemake_reports_bad_value_at_startup(tmp_path):
+    config = default_config()
+    config["lsft"]["center"] = "median"
+    write_config(tmp_path, config)
+    proc = snakemake(tmp_path, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "median" in proc.stdout + proc.stderr and "center" in proc.stdout + proc.stderr

@@ -1,0 +1,63 @@
+"""Helpers to run the real Snakemake workflow on small configs in a temporary directory."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TINY = {"n_genes": 60, "n_perts": 40, "n_unmeasured": 1, "cells_per_pert": 8, "n_ctrl": 60}
+
+
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def tiny_config(**changes) -> dict:
+    """The default config with every synthetic dataset shrunk to a few dozen genes/perturbations."""
+    config = copy.deepcopy(default_config())
+    for ds in config["datasets"].values():
+        if ds["source"] == "synthetic":
+            ds["overrides"] = dict(TINY)
+    config.update(changes)
+    return config
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile with ``workdir`` as working directory (its config/config.yaml)."""
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    run_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run."""
+    counts = {}
+    block = dry_run_output.split("Job stats:")[-1]
+    for line in block.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Jobs a dry run would execute (empty when nothing is to be done)."""
+    proc = snakemake(workdir, "-n", "--cores", "1", *args)
+    out = proc.stdout + proc.stderr
+    return {} if "Nothing to be done" in out else job_counts(out)
