@@ -25,6 +25,7 @@ wildcard_constraints:
     baseline="[A-Za-z0-9_\-]+",
     pct="[0-9.]+",
     chunk="[0-9]+",
+    side="gene|pert",
     n_chunks="[0-9]+",
 
 
@@ -61,9 +62,32 @@ def embedding_inputs(wildcards):
         inputs["source_pseudobulk"] = f"{RESULTS}/{pert['dataset']}/pseudobulk.h5ad"
     for side in ("gene", "pert"):
         part = spec.get(side, {})
-        if part.get("type") == "table":
+        kind = part.get("type")
+        if kind == "table":
             inputs[f"{side}_table"] = part["path"]
+        elif kind in ("scgpt", "scfoundation"):
+            inputs[f"{side}_table"] = f"{RESULTS}/resources/gene_tables/{wildcards.baseline}.{side}.pretrained.tsv"
+        elif kind == "go_graph":
+            inputs[f"{side}_table"] = f"{RESULTS}/resources/gene_tables/{wildcards.baseline}.{side}.go_graph.tsv"
     return inputs
+
+
+def pretrained_inputs(wildcards):
+    """Checkpoint files of an scGPT / scFoundation embedding ("synthetic": the generated stand-in)."""
+    part = config["baselines"][wildcards.baseline][wildcards.side]
+    synthetic = part["checkpoint"] == "synthetic"
+    if part["type"] == "scgpt":
+        root = f"{RESULTS}/resources/synthetic/scgpt" if synthetic else part["checkpoint"]
+        return {name: f"{root}/{name}" for name in ("best_model.pt", "vocab.json", "args.json")}
+    if synthetic:
+        root = f"{RESULTS}/resources/synthetic/scfoundation"
+        return {"checkpoint": f"{root}/models.ckpt", "gene_list": f"{root}/gene_list.tsv"}
+    return {"checkpoint": part["checkpoint"], "gene_list": part["gene_list"]}
+
+
+def go_graph_csv(wildcards):
+    path = config["baselines"][wildcards.baseline][wildcards.side]["path"]
+    return f"{RESULTS}/resources/synthetic/go_essential_all.csv" if path == "synthetic" else path
 
 
 def lsft_shards(dataset, baseline, pct):

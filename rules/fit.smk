@@ -13,6 +13,7 @@ rule global_fit:
     params:
         ridge_penalty=config["ridge_penalty"],
         top_genes=config["metrics"]["top_genes"],
+        min_predictable_tests=config["metrics"]["min_predictable_tests"],
     log:
         f"{RESULTS}/logs/global_fit/{{dataset}}/{{baseline}}.log",
     threads: 1

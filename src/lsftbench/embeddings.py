@@ -14,8 +14,8 @@ type               source                                                       
 ``random``         i.i.d. N(0, 1), seeded                                        no (subset)
 ``dataset_pca``    PCA over the conditions of another dataset's pseudobulk,      no (subset)
                    matched by target-gene symbol
-``table``          a gene table (scGPT, scFoundation, GO graph, user TSV/CSV/    no (subset)
-                   Parquet), matched by gene symbol
+``table``,         a gene table (user TSV/CSV/Parquet, or extracted from scGPT /  no (subset)
+``scgpt``, …       scFoundation checkpoints or the GO graph), by gene symbol
 =================  ============================================================  ===============
 
 ``ctrl`` always has the zero perturbation embedding. Conditions without an embedding (double
@@ -38,9 +38,18 @@ from .conditions import CTRL, single_gene
 from .io import write_npz
 from .pca import pca_scores
 
-__all__ = ["Embedding", "REFIT_TYPES", "build_embedding", "training_pca_gene_scores", "pert_columns_from_rows"]
+__all__ = [
+    "Embedding",
+    "REFIT_TYPES",
+    "TABLE_TYPES",
+    "build_embedding",
+    "training_pca_gene_scores",
+    "pert_columns_from_rows",
+]
 
 REFIT_TYPES = frozenset({"training_pca"})
+# Embeddings read from a gene table (extracted by an upstream rule for the pretrained and GO types).
+TABLE_TYPES = frozenset({"table", "scgpt", "scfoundation", "go_graph"})
 
 
 @dataclass
@@ -200,9 +209,9 @@ def build_embedding(
     elif gtype == "random":
         rng = np.random.default_rng(int(gene_spec.get("seed", 1)))
         genes, a = pb.var_names, rng.standard_normal((pb.n_vars, int(gene_spec.get("dim", dim))))
-    elif gtype == "table":
+    elif gtype in TABLE_TYPES:
         if gene_table is None:
-            raise ValueError("gene embedding of type 'table' needs a gene table")
+            raise ValueError(f"gene embedding of type {gtype!r} needs a gene table")
         genes = pb.var_names[pb.var_names.isin(gene_table.index)]
         a = gene_table.loc[genes].to_numpy(dtype=np.float64)
         info["genes_dropped_not_in_table"] = int(pb.n_vars - len(genes))
@@ -230,13 +239,17 @@ def build_embedding(
             info["source_is_target"] = True
             rows = rows.loc[[single_gene(c) for c in split["train"] if single_gene(c) in rows.index]]
         conds, b, missing = pert_columns_from_rows(rows, all_conditions)
-    elif ptype == "table":
+    elif ptype in TABLE_TYPES:
         if pert_table is None:
-            raise ValueError("perturbation embedding of type 'table' needs a gene table")
+            raise ValueError(f"perturbation embedding of type {ptype!r} needs a gene table")
         conds, b, missing = pert_columns_from_rows(pert_table, all_conditions)
     else:
         raise ValueError(f"unknown perturbation embedding type {ptype!r}")
 
+    info["synthetic_parts"] = [
+        side for side, part in (("gene", gene_spec), ("pert", pert_spec))
+        if "synthetic" in (part.get("checkpoint"), part.get("path")) and (side == "pert" or model != "mean")
+    ]
     info["not_predictable"] = sorted(set(missing))
     info["n_test_predictable"] = sum(c in set(conds) for c in split["test"])
     info["n_test"] = len(split["test"])

@@ -17,6 +17,15 @@ from .io import atomic_path  # noqa: E402
 __all__ = ["local_vs_global_figure", "improvement_distribution_figure", "save_figure"]
 
 
+def _label(df: pd.DataFrame, baseline: str) -> str:
+    """Baseline name, marked when an embedding is a synthetic stand-in."""
+    if "synthetic_stand_in" in df.columns:
+        parts = df.loc[df["baseline"] == baseline, "synthetic_stand_in"]
+        if len(parts) and parts.iloc[0]:
+            return f"{baseline} (synthetic {parts.iloc[0]})"
+    return baseline
+
+
 def _pct_order(df: pd.DataFrame) -> list[float]:
     return sorted(df["top_pct"].unique())
 
@@ -36,7 +45,7 @@ def local_vs_global_figure(df: pd.DataFrame, title: str) -> plt.Figure:
         ax.set_title(f"top {pct:g}%")
         ax.set_xlabel("mean Pearson r (Δ, all genes)")
         ax.axvline(0, color="black", linewidth=0.5)
-    axes[0][0].set_yticks(y, baselines)
+    axes[0][0].set_yticks(y, [_label(df, b) for b in baselines])
     axes[0][0].invert_yaxis()
     axes[0][-1].legend(loc="lower right", fontsize="small")
     fig.suptitle(title)
@@ -61,7 +70,7 @@ def improvement_distribution_figure(df: pd.DataFrame, title: str) -> plt.Figure:
             patch.set_facecolor(colors[k])
         ax.plot([], [], color=colors[k], linewidth=6, label=f"top {pct:g}%")
     ax.axhline(0, color="black", linewidth=0.7)
-    ax.set_xticks(np.arange(len(baselines)), baselines, rotation=35, ha="right")
+    ax.set_xticks(np.arange(len(baselines)), [_label(df, b) for b in baselines], rotation=35, ha="right")
     ax.set_ylabel("improvement in Pearson r (LSFT − global)")
     ax.legend(fontsize="small")
     ax.set_title(title)

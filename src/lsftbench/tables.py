@@ -43,6 +43,7 @@ def per_perturbation(lsft_rows: pd.DataFrame, global_rows: pd.DataFrame) -> pd.D
     """
     glob = global_rows.rename(columns={m: f"global_{m}" for m in ("pearson_r", "l2", "pearson_delta_top1000", "l2_top1000")})
     keep = ["baseline", "condition"] + [c for c in glob.columns if c.startswith("global_")]
+    keep += [c for c in ("synthetic_stand_in",) if c in glob.columns]
     df = lsft_rows.merge(glob[keep], on=["baseline", "condition"], how="left", validate="many_to_one")
     if df["global_pearson_r"].isna().all() and len(df):
         raise ValueError("LSFT rows do not match any global-fit rows (baseline/condition mismatch)")
@@ -71,6 +72,8 @@ def performance_table(df: pd.DataFrame, by_dataset: bool = False) -> pd.DataFram
     out.columns = [name for name, _ in _PERFORMANCE]
     out["Test Perturbations"] = g.size()
     out["Genes"] = g["n_genes"].first()
+    if "synthetic_stand_in" in df.columns:
+        out["Synthetic Stand-in"] = g["synthetic_stand_in"].first()
     out = out.reset_index().rename(columns={"baseline": "Baseline", "top_pct": "Top %", "dataset": "Dataset"})
     out["Top %"] = out["Top %"].map(_pct)
     return out
@@ -116,6 +119,10 @@ def summary_table(df: pd.DataFrame, coverage: pd.DataFrame, skipped: dict[str, s
                 f"{row['n_test_predictable']} of {row['n_test']} test perturbations predictable; {row['n_genes']} genes",
             )
         )
+    if "synthetic_stand_in" in df.columns:
+        for name, parts in df.groupby("baseline")["synthetic_stand_in"].first().items():
+            if parts:
+                rows.append((f"Synthetic stand-in in {name}", f"{parts} embedding from a generated stand-in, not real model weights"))
     for name, why in skipped.items():
         rows.append((f"Not run: {name}", why))
     return pd.DataFrame(rows, columns=["Statistic", "Value"])

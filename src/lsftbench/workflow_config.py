@@ -77,8 +77,14 @@ def check_config(config: dict[str, Any]) -> None:
                         f"baselines.{name}.pert: dataset_pca source {part.get('dataset')!r} is not a configured dataset "
                         f"(add it under 'datasets', with benchmark: false if it is only a source)"
                     )
-            if kind == "table" and not part.get("path"):
-                problems.append(f"baselines.{name}.{side}: type table needs 'path'")
+            if kind in ("table", "go_graph") and not part.get("path"):
+                problems.append(f"baselines.{name}.{side}: type {kind} needs 'path'")
+            if kind in ("scgpt", "scfoundation") and not part.get("checkpoint"):
+                problems.append(f"baselines.{name}.{side}: type {kind} needs 'checkpoint' (a path or 'synthetic')")
+            if kind == "scfoundation" and part.get("checkpoint", "synthetic") != "synthetic" and not part.get("gene_list"):
+                problems.append(f"baselines.{name}.{side}: a real scfoundation checkpoint needs 'gene_list'")
+            if kind == "go_graph" and side == "gene":
+                problems.append(f"baselines.{name}.gene: type go_graph is a perturbation embedding")
         if model == "mean" and spec.get("pert") is None:
             problems.append(f"baselines.{name}: mean_response needs a 'pert' embedding to find LSFT neighbours")
     if problems:

@@ -16,10 +16,12 @@ from lsftbench.smk import setup_logging
 log = setup_logging(snakemake)  # noqa: F821
 inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
 problem = load_problem(inp.pseudobulk, inp.split, inp.embedding, p.top_genes)
-if not problem.test:
+n_test = len(problem.test) + len(problem.test_not_predictable)
+if len(problem.test) < p.min_predictable_tests:
     raise ValueError(
-        f"{inp.embedding}: baseline {w.baseline} can predict none of the {len(problem.test_not_predictable)} "
-        f"test perturbations of {w.dataset} (no embedding for their target genes)"
+        f"{inp.embedding}: baseline {w.baseline} can predict only {len(problem.test)} of the {n_test} test "
+        f"perturbations of {w.dataset} (fewer than metrics.min_predictable_tests = {p.min_predictable_tests}); "
+        f"not predictable: {problem.test_not_predictable[:10]}"
     )
 pred = global_predictions(problem, p.ridge_penalty)
 obs = problem.y[:, problem.col(problem.test)]
@@ -28,8 +30,9 @@ rows.insert(0, "condition", problem.test)
 rows.insert(0, "baseline", w.baseline)
 rows.insert(0, "dataset", w.dataset)
 rows["n_genes"] = len(problem.genes)
-rows["n_test"] = len(problem.test) + len(problem.test_not_predictable)
+rows["n_test"] = n_test
 rows["n_test_predictable"] = len(problem.test)
+rows["synthetic_stand_in"] = ",".join(problem.embedding.info.get("synthetic_parts", []))
 log.info("%s on %s: mean Pearson r %.4f, mean L2 %.4f over %d test perturbations (%d not predictable)",
          w.baseline, w.dataset, rows.pearson_r.mean(), rows.l2.mean(), len(problem.test), len(problem.test_not_predictable))
 write_parquet(rows, snakemake.output.metrics)  # noqa: F821

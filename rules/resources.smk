@@ -1,0 +1,104 @@
+# Gene tables behind the pretrained and GO-graph baselines (SPEC 4), and their synthetic stand-ins.
+# Stand-ins are generated here and go through the same extraction code as real checkpoints.
+
+SYNTHETIC = f"{RESULTS}/resources/synthetic"
+
+
+rule synthetic_scgpt_checkpoint:
+    """A small scGPT-shaped checkpoint directory (real key names and shapes, synthetic weights)."""
+    output:
+        model=f"{SYNTHETIC}/scgpt/best_model.pt",
+        vocab=f"{SYNTHETIC}/scgpt/vocab.json",
+        args=f"{SYNTHETIC}/scgpt/args.json",
+    params:
+        kind="scgpt",
+        seed=config["synthetic"]["seed"],
+    log:
+        f"{RESULTS}/logs/synthetic_checkpoint/scgpt.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/synthetic_resource.py"
+
+
+rule synthetic_scfoundation_checkpoint:
+    """A small scFoundation-shaped models.ckpt and its gene list."""
+    output:
+        model=f"{SYNTHETIC}/scfoundation/models.ckpt",
+        gene_list=f"{SYNTHETIC}/scfoundation/gene_list.tsv",
+    params:
+        kind="scfoundation",
+        seed=config["synthetic"]["seed"],
+    log:
+        f"{RESULTS}/logs/synthetic_checkpoint/scfoundation.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/synthetic_resource.py"
+
+
+rule synthetic_go_graph:
+    """A GO-like weighted gene graph in the layout of GEARS' go_essential_all.csv."""
+    output:
+        csv=f"{SYNTHETIC}/go_essential_all.csv",
+    params:
+        kind="go_graph",
+        seed=config["synthetic"]["seed"],
+    log:
+        f"{RESULTS}/logs/synthetic_checkpoint/go_graph.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow/scripts/synthetic_resource.py"
+
+
+rule pretrained_gene_table:
+    """Gene embedding table extracted from an scGPT or scFoundation checkpoint (torch, CPU)."""
+    input:
+        unpack(pretrained_inputs),
+    output:
+        f"{RESULTS}/resources/gene_tables/{{baseline}}.{{side}}.pretrained.tsv",
+    params:
+        spec=lambda w: config["baselines"][w.baseline][w.side],
+    log:
+        f"{RESULTS}/logs/pretrained_gene_table/{{baseline}}.{{side}}.log",
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=30,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/pretrained_gene_table.py"
+
+
+rule go_graph_table:
+    """Adjacency spectral embedding of the GO graph (d largest-magnitude eigenvalues)."""
+    input:
+        csv=go_graph_csv,
+    output:
+        f"{RESULTS}/resources/gene_tables/{{baseline}}.{{side}}.go_graph.tsv",
+    params:
+        dim=config["pca_dim"],
+    log:
+        f"{RESULTS}/logs/go_graph_table/{{baseline}}.{{side}}.log",
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    conda:
+        "../envs/model.yaml"
+    script:
+        "../workflow/scripts/go_graph_table.py"
