@@ -14,11 +14,16 @@ pytestmark = pytest.mark.workflow
 
 EXPECTED_DEFAULT_JOBS = {
     "synthetic_data": 3,
+    "synthetic_go_graph": 1,
+    "synthetic_scfoundation_checkpoint": 1,
+    "synthetic_scgpt_checkpoint": 1,
+    "go_graph_table": 1,
+    "pretrained_gene_table": 2,
     "split": 3,
     "pseudobulk": 3,
-    "embedding": 16,  # 3 datasets x 6 baselines, minus the two dataset_pca baselines on their own source
-    "global_fit": 16,
-    "lsft": 48,  # x 3 K values
+    "embedding": 25,  # 3 datasets x 9 baselines, minus the two dataset_pca baselines on their own source
+    "global_fit": 25,
+    "lsft": 75,  # x 3 K values
     "dataset_tables": 3,
     "figures": 3,
     "combined_table": 1,
@@ -28,8 +33,17 @@ EXPECTED_DEFAULT_JOBS = {
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    """The default DAG on tiny data, plus a user-declared baseline from a gene table (paper TSV layout)."""
     workdir = tmp_path_factory.mktemp("tiny")
     config = tiny_config()
+    genes = [f"SYN{i:04d}" for i in range(1, 61)]
+    values = np.random.default_rng(0).normal(size=(5, len(genes)))
+    table = pd.DataFrame(values, columns=genes)  # one column per gene, one row per dimension
+    table.to_csv(workdir / "text_gene_emb.tsv", sep="\t", index=False)
+    config["baselines"]["lpm_textGeneEmb"] = {
+        "gene": {"type": "table", "path": str(workdir / "text_gene_emb.tsv")},
+        "pert": {"type": "training_pca"},
+    }
     write_config(workdir, config)
     snakemake(workdir, "--cores", "2")
     return workdir, config
@@ -68,6 +82,9 @@ def test_tables_list_every_baseline_and_k_with_sane_values(tiny_run):
             assert (grp["train_size"] == n_neighbours(n_train, pct)).all()
         md = (workdir / f"results/tables/{dataset}/lsft_performance.md").read_text()
         assert md.count("\n| ") == len(expected) + 1  # header + one row per baseline x K
+        synthetic = perf.set_index("Baseline")["Synthetic Stand-in"].fillna("").groupby(level=0).first()
+        assert synthetic.get("lpm_scgptGeneEmb") == "gene" and synthetic.get("lpm_gearsPertEmb") == "pert"
+        assert synthetic.get("lpm_selftrained") == "" and synthetic.get("lpm_textGeneEmb") == ""
         summary = pd.read_csv(workdir / f"results/tables/{dataset}/summary.csv")
         assert summary["Statistic"].str.startswith("Coverage of").sum() == len(baselines_for(config, dataset))
     combined = pd.read_csv(workdir / "results/tables/combined.csv")

@@ -62,8 +62,8 @@ class LargeSpec:
 
 #: The size of the Replogle K562 essential screen as used by the published LSFT code.
 K562_SIZED = LargeSpec(n_cells=35_610, n_genes=5_000, n_perts=1_087)
-#: A genome-wide screen.
-GENOME_WIDE = LargeSpec(n_cells=2_000_000, n_genes=8_000, n_perts=10_000)
+#: A genome-wide screen (as in Replogle et al. 2022, many knocked-down genes are not among the measured ones).
+GENOME_WIDE = LargeSpec(n_cells=2_000_000, n_genes=8_000, n_perts=10_000, n_unmeasured=2_000)
 
 
 def calibrate_library_size(base: np.ndarray, density: float) -> float:
