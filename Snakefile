@@ -9,6 +9,7 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/download.smk"
 include: "rules/split.smk"
 include: "rules/pseudobulk.smk"
 include: "rules/resources.smk"

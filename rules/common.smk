@@ -38,7 +38,20 @@ def perturb_data(wildcards):
     ds = dataset_config(wildcards.dataset)
     if ds["source"] == "local":
         return ds["path"]
+    if ds["source"] == "gears":
+        return f"resources/gears/{wildcards.dataset}/perturb_processed.h5ad"
     return f"{RESULTS}/data/{wildcards.dataset}/perturb_processed.h5ad"
+
+
+def go_filter_inputs(wildcards):
+    """GO resources for the GEARS GO filter before the split (SPEC 2 step 1), when it applies."""
+    mode = config["go_filter"]
+    if mode == "off" or (mode == "auto" and dataset_config(wildcards.dataset)["source"] != "gears"):
+        return {}
+    return {
+        "gene2go": "resources/gears/gene2go_all.pkl",
+        "essential": "resources/gears/essential_all_data_pert_genes.pkl",
+    }
 
 
 def split_file(wildcards):
@@ -87,7 +100,11 @@ def pretrained_inputs(wildcards):
 
 def go_graph_csv(wildcards):
     path = config["baselines"][wildcards.baseline][wildcards.side]["path"]
-    return f"{RESULTS}/resources/synthetic/go_essential_all.csv" if path == "synthetic" else path
+    known = {
+        "synthetic": f"{RESULTS}/resources/synthetic/go_essential_all.csv",
+        "gears": "resources/gears/go_essential_all/go_essential_all.csv",
+    }
+    return known.get(path, path)
 
 
 def lsft_shards(dataset, baseline, pct):

@@ -4,6 +4,7 @@
 rule split:
     """Train/val/test condition lists of one dataset."""
     input:
+        unpack(go_filter_inputs),
         data=perturb_data,
         split_file=split_file,
     output:

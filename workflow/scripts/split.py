@@ -5,6 +5,7 @@ import sys
 sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
 
 from lsftbench.data import cell_conditions, open_perturb_data
+from lsftbench.download import go_filter_conditions
 from lsftbench.io import write_json
 from lsftbench.smk import setup_logging
 from lsftbench.split import gears_simulation_split, read_split_json, split_summary
@@ -14,6 +15,11 @@ p = snakemake.params  # noqa: F821
 adata = open_perturb_data(snakemake.input.data)  # noqa: F821
 conditions = list(cell_conditions(adata))
 adata.file.close()
+if "gene2go" in snakemake.input.keys():  # noqa: F821
+    conditions_kept, dropped = go_filter_conditions(conditions, snakemake.input.gene2go, snakemake.input.essential)  # noqa: F821
+    kept = set(conditions_kept)
+    conditions = [c for c in conditions if c in kept]
+    log.info("GO filter: dropped %d conditions whose genes are not all in the GO graph: %s", len(dropped), dropped)
 
 if snakemake.input.split_file:  # noqa: F821
     split = read_split_json(snakemake.input.split_file, conditions)  # noqa: F821
