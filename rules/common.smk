@@ -114,11 +114,15 @@ def lsft_shards(dataset, baseline, pct):
     )
 
 
+def dataset_shards(dataset):
+    return [s for b in wc.baselines_for(config, dataset) for p in TOP_PCTS for s in lsft_shards(dataset, b, p)]
+
+
 def aggregate_inputs(wildcards):
     baselines = wc.baselines_for(config, wildcards.dataset)
     return {
         "global_metrics": [f"{RESULTS}/{wildcards.dataset}/global/{b}.parquet" for b in baselines],
-        "lsft": [s for b in baselines for p in TOP_PCTS for s in lsft_shards(wildcards.dataset, b, p)],
+        "lsft": dataset_shards(wildcards.dataset),
         "split": f"{RESULTS}/{wildcards.dataset}/split.json",
     }
 
@@ -136,8 +140,9 @@ def figures(dataset):
 
 
 def all_targets():
+    """Tables and figures, plus every shard: a deleted shard is then rebuilt (and only it)."""
     targets = []
     for dataset in DATASETS:
-        targets += dataset_tables(dataset) + figures(dataset)
+        targets += dataset_tables(dataset) + figures(dataset) + dataset_shards(dataset)
     targets += [f"{RESULTS}/tables/combined.csv", f"{RESULTS}/tables/combined.md"]
     return targets

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from lsftbench import gene_tables as gt
+from lsftbench import go_graph as go
+from lsftbench import pretrained as pt
 
 # ------------------------------------------------------------------------------------------
 # helpers
@@ -61,7 +63,7 @@ def table() -> pd.DataFrame:
 def test_scgpt_rows_are_layer_normed_embedding_rows(tmp_path: Path) -> None:
     vocab = {"GENE_B": 4, "<pad>": 0, "GENE_A": 2, "<cls>": 5, "GENE_C": 1, "<eoc>": 3, "GENE_D": 6}
     state = _write_scgpt(tmp_path / "ckpt", vocab, n_rows=8, dim=6)
-    result = gt.extract_scgpt(tmp_path / "ckpt")
+    result = pt.extract_scgpt(tmp_path / "ckpt")
     assert list(result.index) == ["GENE_C", "GENE_A", "GENE_B", "GENE_D"]  # id order, specials dropped
     assert result.index.name == "gene" and list(result.columns) == [f"dim_{k}" for k in range(6)]
     assert (result.dtypes == np.float64).all()
@@ -74,7 +76,7 @@ def test_scgpt_rows_are_layer_normed_embedding_rows(tmp_path: Path) -> None:
 
 def test_scgpt_matches_torch_layer_norm(tmp_path: Path) -> None:
     genes = [f"G{k}" for k in range(20)]
-    gt.write_synthetic_scgpt_checkpoint(tmp_path / "s", genes, dim=16, seed=2)
+    pt.write_synthetic_scgpt_checkpoint(tmp_path / "s", genes, dim=16, seed=2)
     vocab = json.loads((tmp_path / "s" / "vocab.json").read_text())
     assert {"<pad>", "<cls>", "<eoc>"} <= set(vocab)
     assert json.loads((tmp_path / "s" / "args.json").read_text())["synthetic"] is True
@@ -83,7 +85,7 @@ def test_scgpt_matches_torch_layer_norm(tmp_path: Path) -> None:
     norm.load_state_dict({"weight": state["encoder.enc_norm.weight"], "bias": state["encoder.enc_norm.bias"]})
     ids = torch.tensor([vocab[g] for g in genes])
     expected = norm(state["encoder.embedding.weight"][ids]).detach().double().numpy()
-    result = gt.extract_scgpt(tmp_path / "s")
+    result = pt.extract_scgpt(tmp_path / "s")
     assert list(result.index) == sorted(genes, key=vocab.__getitem__)
     np.testing.assert_allclose(result.loc[genes].to_numpy(), expected, atol=1e-5)
 
@@ -106,7 +108,7 @@ def test_scgpt_errors_name_the_file(tmp_path: Path, problem: str) -> None:
         state["encoder.enc_norm.weight"] = torch.ones(5)
         torch.save(state, model)
     with pytest.raises(ValueError, match=str(model)):
-        gt.extract_scgpt(directory)
+        pt.extract_scgpt(directory)
 
 
 # ------------------------------------------------------------------------------------------
@@ -125,22 +127,22 @@ def test_scfoundation_drops_three_special_rows(tmp_path: Path, listing: str) -> 
         pd.DataFrame({"index": range(len(genes)), "gene_name": genes}).to_csv(gene_list, sep="\t", index=False)
     else:
         gene_list.write_text("\n".join(genes) + "\n")
-    result = gt.extract_scfoundation(tmp_path / "models.ckpt", gene_list)
+    result = pt.extract_scfoundation(tmp_path / "models.ckpt", gene_list)
     assert list(result.index) == genes
     np.testing.assert_array_equal(result.to_numpy(), emb[: len(genes)])
 
 
 def test_scfoundation_synthetic_and_shape_mismatch(tmp_path: Path) -> None:
     genes = [f"G{k}" for k in range(12)]
-    gt.write_synthetic_scfoundation_checkpoint(tmp_path / "m.ckpt", tmp_path / "g.tsv", genes, dim=8)
-    assert gt.extract_scfoundation(tmp_path / "m.ckpt", tmp_path / "g.tsv").shape == (12, 8)
+    pt.write_synthetic_scfoundation_checkpoint(tmp_path / "m.ckpt", tmp_path / "g.tsv", genes, dim=8)
+    assert pt.extract_scfoundation(tmp_path / "m.ckpt", tmp_path / "g.tsv").shape == (12, 8)
     (tmp_path / "short.txt").write_text("\n".join(genes[:-1]) + "\n")
     with pytest.raises(ValueError, match=str(tmp_path / "m.ckpt")) as err:
-        gt.extract_scfoundation(tmp_path / "m.ckpt", tmp_path / "short.txt")
+        pt.extract_scfoundation(tmp_path / "m.ckpt", tmp_path / "short.txt")
     assert "15 rows" in str(err.value) and "11 genes" in str(err.value)
     torch.save({"gene": {"state_dict": {}}}, tmp_path / "empty.ckpt")
     with pytest.raises(ValueError, match="model.pos_emb.weight"):
-        gt.extract_scfoundation(tmp_path / "empty.ckpt", tmp_path / "g.tsv")
+        pt.extract_scfoundation(tmp_path / "empty.ckpt", tmp_path / "g.tsv")
 
 
 # ------------------------------------------------------------------------------------------
@@ -180,7 +182,7 @@ def _go_fixture(path: Path, n: int = 40, seed: int = 0) -> tuple[list[str], np.n
 def test_go_embedding_matches_dense_eigh(tmp_path: Path) -> None:
     genes, adjacency = _go_fixture(tmp_path / "go.csv")
     dim = 6
-    result = gt.go_graph_embedding(tmp_path / "go.csv", dim)
+    result = go.go_graph_embedding(tmp_path / "go.csv", dim)
     n = len(genes)
     strength = adjacency.sum(axis=1) - np.diag(adjacency) + 2 * np.diag(adjacency)
     matrix = adjacency + np.diag(strength / (n - 1))
@@ -194,19 +196,19 @@ def test_go_embedding_matches_dense_eigh(tmp_path: Path) -> None:
     x = result.to_numpy()
     pivots = np.argmax(np.abs(x), axis=0)
     assert (x[pivots, np.arange(dim)] > 0).all()  # deterministic sign rule
-    pd.testing.assert_frame_equal(gt.go_graph_embedding(tmp_path / "go.csv", dim), result)
+    pd.testing.assert_frame_equal(go.go_graph_embedding(tmp_path / "go.csv", dim), result)
 
 
 def test_go_adjacency_semantics() -> None:
     # duplicated rows are summed; symmetric input keeps its weights (not doubled); loops on the diagonal
-    a = gt.go_adjacency(
+    a = go.go_adjacency(
         3, np.array([0, 1, 0, 1, 2]), np.array([1, 0, 1, 0, 2]), np.array([0.2, 0.2, 0.3, 0.3, 1.0])
     ).toarray()
     np.testing.assert_allclose(a, [[0, 0.5, 0], [0.5, 0, 0], [0, 0, 1.0]])
     with pytest.warns(UserWarning, match="not symmetric"):
-        b = gt.go_adjacency(3, np.array([0, 1, 1]), np.array([1, 0, 2]), np.array([0.2, 0.7, 0.4])).toarray()
+        b = go.go_adjacency(3, np.array([0, 1, 1]), np.array([1, 0, 2]), np.array([0.2, 0.7, 0.4])).toarray()
     np.testing.assert_allclose(b, [[0, 0.7, 0], [0.7, 0, 0.4], [0, 0.4, 0]])
-    m = gt.igraph_augmented_adjacency(a).toarray()
+    m = go.igraph_augmented_adjacency(a).toarray()
     np.testing.assert_allclose(np.diag(m), [0.25, 0.25, 1.0 + 2.0 / 2])
 
 
@@ -214,24 +216,24 @@ def test_go_dense_fallback_and_errors(tmp_path: Path) -> None:
     pd.DataFrame({"source": ["a", "b", "b", "c"], "target": ["b", "a", "c", "b"], "importance": [1, 1, 2, 2]}).to_csv(
         tmp_path / "tiny.csv", index=False
     )
-    assert gt.go_graph_embedding(tmp_path / "tiny.csv", 3).shape == (3, 3)
+    assert go.go_graph_embedding(tmp_path / "tiny.csv", 3).shape == (3, 3)
     with pytest.raises(ValueError, match="between 1 and the number of genes"):
-        gt.go_graph_embedding(tmp_path / "tiny.csv", 4)
+        go.go_graph_embedding(tmp_path / "tiny.csv", 4)
     pd.DataFrame({"source": ["a"], "to": ["b"], "importance": [1.0]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(ValueError, match=str(tmp_path / "bad.csv")):
-        gt.go_graph_embedding(tmp_path / "bad.csv", 1)
+        go.go_graph_embedding(tmp_path / "bad.csv", 1)
 
 
 def test_synthetic_go_graph_is_symmetric_with_signal(tmp_path: Path) -> None:
     genes = [f"G{k}" for k in range(120)]
     signal = pd.DataFrame(np.random.default_rng(1).normal(size=(100, 3)), index=genes[:100])
-    gt.write_synthetic_go_graph(tmp_path / "go.csv", genes, seed=4, mean_degree=8, signal=signal)
+    go.write_synthetic_go_graph(tmp_path / "go.csv", genes, seed=4, mean_degree=8, signal=signal)
     edges = pd.read_csv(tmp_path / "go.csv")
     assert list(edges.columns) == ["source", "target", "importance"]
     forward = set(zip(edges.source, edges.target, edges.importance, strict=True))
     assert forward == {(t, s, w) for s, t, w in forward}
     assert (edges.importance > 0.1).all() and set(edges.source) == set(genes)
-    assert gt.go_graph_embedding(tmp_path / "go.csv", 4).shape == (120, 4)
+    assert go.go_graph_embedding(tmp_path / "go.csv", 4).shape == (120, 4)
 
 
 # ------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,9 +36,21 @@ def write_config(workdir: Path, config: dict) -> None:
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile with ``workdir`` as working directory (its config/config.yaml)."""
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+def copy_workflow(dest: Path) -> Path:
+    """Copy the workflow's own files (Snakefile, rules, scripts, schema, envs, package) to ``dest``."""
+    shutil.copy(REPO / "Snakefile", dest / "Snakefile")
+    for name in ("rules", "workflow", "envs", "src"):
+        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (dest / "config").mkdir(exist_ok=True)
+    shutil.copy(REPO / "config" / "schema.yaml", dest / "config" / "schema.yaml")
+    return dest
+
+
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict | None = None, root: Path = REPO
+) -> subprocess.CompletedProcess:
+    """Run ``root``'s Snakefile with ``workdir`` as working directory (its config/config.yaml)."""
+    cmd = [SNAKEMAKE, "-s", str(root / "Snakefile"), "--directory", str(workdir), *args]
     run_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, cwd=workdir)
     if check and proc.returncode != 0:
@@ -56,8 +69,8 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
     return counts
 
 
-def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+def planned_jobs(workdir: Path, *args: str, root: Path = REPO) -> dict[str, int]:
     """Jobs a dry run would execute (empty when nothing is to be done)."""
-    proc = snakemake(workdir, "-n", "--cores", "1", *args)
+    proc = snakemake(workdir, "-n", "--cores", "1", *args, root=root)
     out = proc.stdout + proc.stderr
     return {} if "Nothing to be done" in out else job_counts(out)

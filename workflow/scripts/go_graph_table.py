@@ -4,7 +4,8 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
 
-from lsftbench.gene_tables import go_graph_embedding, write_gene_table
+from lsftbench.gene_tables import write_gene_table
+from lsftbench.go_graph import go_graph_embedding
 from lsftbench.smk import setup_logging
 
 log = setup_logging(snakemake)  # noqa: F821

@@ -6,7 +6,8 @@ sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda env
 
 from pathlib import Path
 
-from lsftbench.gene_tables import extract_scfoundation, extract_scgpt, write_gene_table
+from lsftbench.gene_tables import write_gene_table
+from lsftbench.pretrained import extract_scfoundation, extract_scgpt
 from lsftbench.smk import setup_logging
 
 log = setup_logging(snakemake)  # noqa: F821

@@ -10,7 +10,8 @@ sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda env
 
 import numpy as np
 
-from lsftbench import gene_tables
+from lsftbench.go_graph import write_synthetic_go_graph
+from lsftbench.pretrained import write_synthetic_scfoundation_checkpoint, write_synthetic_scgpt_checkpoint
 from lsftbench.smk import setup_logging
 from lsftbench.synthetic import gene_pool, latent_loadings
 
@@ -21,13 +22,13 @@ pool = gene_pool()
 vocabulary = pool[np.sort(rng.choice(len(pool), int(0.9 * len(pool)), replace=False))]
 signal = latent_loadings(8)
 if p.kind == "scgpt":
-    gene_tables.write_synthetic_scgpt_checkpoint(
+    write_synthetic_scgpt_checkpoint(
         str(out.model).rsplit("/", 1)[0], list(vocabulary), dim=64, seed=p.seed, signal=signal
     )
 elif p.kind == "scfoundation":
-    gene_tables.write_synthetic_scfoundation_checkpoint(
+    write_synthetic_scfoundation_checkpoint(
         out.model, out.gene_list, list(vocabulary), dim=48, seed=p.seed + 1, signal=signal
     )
 else:
-    gene_tables.write_synthetic_go_graph(out.csv, list(pool), seed=p.seed + 2, signal=signal)
+    write_synthetic_go_graph(out.csv, list(pool), seed=p.seed + 2, signal=signal)
 log.info("wrote synthetic %s stand-in: %s", p.kind, list(out))

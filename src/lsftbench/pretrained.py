@@ -1,0 +1,359 @@
+"""Gene embeddings extracted from pretrained checkpoints, without the models' packages (SPEC section 4).
+
+* scGPT: ``encoder.embedding.weight`` rows for the ``vocab.json`` ids, passed through the encoder
+  LayerNorm (``encoder.enc_norm.weight/bias``, eps 1e-5) — what ``model.encoder(ids)`` returns;
+* scFoundation: ``ckpt["gene"]["state_dict"]["model.pos_emb.weight"]``, rows named by the model's
+  gene list plus three special tokens.
+
+Only ``torch`` (CPU) is needed, imported lazily. The module also writes small *synthetic*
+checkpoints with the real file layouts (key names, shapes, special tokens), so the pipeline's offline
+default runs the same extraction code as a run on the real files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import InputDataError
+from .gene_tables import _gene_names, make_gene_table
+from .io import atomic_path
+
+__all__ = [
+    "SCGPT_LAYERNORM_EPS",
+    "SCFOUNDATION_N_SPECIAL",
+    "extract_scgpt",
+    "extract_scfoundation",
+    "write_synthetic_scgpt_checkpoint",
+    "write_synthetic_scfoundation_checkpoint",
+]
+
+SCGPT_LAYERNORM_EPS = 1e-5
+SCFOUNDATION_N_SPECIAL = 3
+SCFOUNDATION_SPECIAL_TOKENS = ("log10TotalCount1", "log10TotalCount2", "<pad>")
+SCGPT_SPECIAL_TOKENS = ("<pad>", "<cls>", "<eoc>")
+
+# --------------------------------------------------------------------------------------------
+# Torch checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def _torch_load(path: Path, trust_pickle: bool = False) -> Any:
+    """``torch.load`` on CPU with ``weights_only=True`` (optionally falling back to full pickle)."""
+    import torch
+
+    if not path.is_file():
+        raise InputDataError(path, "file does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not trust_pickle:
+            raise InputDataError(
+                path,
+                "checkpoint holds objects other than tensors and plain containers, which "
+                "weights_only loading refuses; pass trust_pickle=True only for a file you trust "
+                f"({err})",
+            ) from err
+    except Exception as err:  # noqa: BLE001 - any reader failure is an input problem
+        raise InputDataError(path, f"not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001
+        raise InputDataError(path, f"not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+
+
+def _tensor(container: Any, key: str, path: Path, ndim: int) -> np.ndarray:
+    """``container[key]`` as a float64 array with ``ndim`` dimensions."""
+    import torch
+
+    if not isinstance(container, dict) or key not in container:
+        raise InputDataError(path, f"checkpoint has no tensor {key!r}")
+    value = container[key]
+    if not isinstance(value, torch.Tensor):
+        raise InputDataError(path, f"{key!r} is a {type(value).__name__}, not a tensor")
+    if value.ndim != ndim:
+        raise InputDataError(path, f"{key!r} has shape {tuple(value.shape)}, expected {ndim} dimensions")
+    return value.detach().to(torch.float64).numpy()
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """``torch.nn.LayerNorm`` over the last axis (biased variance), in float64."""
+    centred = x - x.mean(axis=1, keepdims=True)
+    variance = np.mean(centred**2, axis=1, keepdims=True)
+    return centred / np.sqrt(variance + eps) * weight + bias
+
+
+def _read_scgpt_vocab(path: Path) -> dict[str, int]:
+    """``vocab.json`` as token → non-negative, unique integer id."""
+    if not path.is_file():
+        raise InputDataError(path, "file does not exist")
+    try:
+        vocab = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputDataError(path, f"not valid JSON ({err})") from err
+    if not isinstance(vocab, dict) or not vocab:
+        raise InputDataError(path, "expected a non-empty JSON object mapping token -> id")
+    bad = [t for t, i in vocab.items() if isinstance(i, bool) or not isinstance(i, int) or i < 0]
+    if bad:
+        raise InputDataError(path, f"{len(bad)} tokens without a non-negative integer id (e.g. {bad[0]!r})")
+    ids = pd.Index(list(vocab.values()))
+    if ids.has_duplicates:
+        raise InputDataError(path, f"{int(ids.duplicated().sum())} ids are used by more than one token")
+    return vocab
+
+
+def extract_scgpt(checkpoint_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """Gene table of scGPT's data-independent gene embeddings (``model.encoder(ids)``).
+
+    Parameters
+    ----------
+    checkpoint_dir
+        Directory with ``best_model.pt`` (state dict), ``vocab.json`` (token → id) and
+        ``args.json``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per vocabulary token that is not a special token (tokens starting with ``<``,
+        e.g. ``<pad>``, ``<cls>``, ``<eoc>``), in id order: ``encoder.embedding.weight[id]``
+        passed through LayerNorm with ``encoder.enc_norm.weight``/``bias`` and eps ``1e-5``,
+        computed in float64 (torch computes it in float32: differences ~1e-7 relative).
+
+    Raises
+    ------
+    InputDataError
+        Missing files or keys, ids outside the embedding, LayerNorm or ``args.json["embsize"]``
+        not matching the embedding width.
+    """
+    directory = Path(checkpoint_dir)
+    model_file, vocab_file, args_file = (directory / n for n in ("best_model.pt", "vocab.json", "args.json"))
+    vocab = _read_scgpt_vocab(vocab_file)
+    if not args_file.is_file():
+        raise InputDataError(args_file, "file does not exist")
+    try:
+        args = json.loads(args_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputDataError(args_file, f"not valid JSON ({err})") from err
+    state = _torch_load(model_file)
+    embedding = _tensor(state, "encoder.embedding.weight", model_file, ndim=2)
+    weight = _tensor(state, "encoder.enc_norm.weight", model_file, ndim=1)
+    bias = _tensor(state, "encoder.enc_norm.bias", model_file, ndim=1)
+    width = embedding.shape[1]
+    if weight.shape != (width,) or bias.shape != (width,):
+        raise InputDataError(
+            model_file, f"enc_norm weight/bias shapes {weight.shape}/{bias.shape} do not match embedding width {width}"
+        )
+    if isinstance(args, dict) and "embsize" in args and args["embsize"] != width:
+        raise InputDataError(args_file, f"embsize {args['embsize']} but encoder.embedding.weight is {embedding.shape}")
+    genes = sorted((i, t) for t, i in vocab.items() if not t.startswith("<"))
+    if not genes:
+        raise InputDataError(vocab_file, "no gene tokens (all tokens are special tokens starting with '<')")
+    ids = np.array([i for i, _ in genes], dtype=np.int64)
+    if ids.max() >= embedding.shape[0]:
+        raise InputDataError(
+            model_file,
+            f"vocab.json ({vocab_file}) has ids up to {int(ids.max())} but encoder.embedding.weight has "
+            f"only {embedding.shape[0]} rows",
+        )
+    values = _layer_norm(embedding[ids], weight, bias, SCGPT_LAYERNORM_EPS)
+    return make_gene_table([t for _, t in genes], values, model_file)
+
+
+def _read_gene_list(path: Path) -> list[str]:
+    """Genes of a model gene list: a ``gene_name`` column (TSV/CSV with header) or one per line."""
+    if not path.is_file():
+        raise InputDataError(path, "file does not exist")
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputDataError(path, f"not a readable text file ({err})") from err
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        raise InputDataError(path, "zero genes: the gene list is empty")
+    sep = "\t" if "\t" in lines[0] else ","
+    header = [field.strip() for field in next(csv.reader([lines[0]], delimiter=sep))]
+    if "gene_name" in header:
+        column = header.index("gene_name")
+        rows = list(csv.reader(lines[1:], delimiter=sep))
+        short = [k for k, row in enumerate(rows) if len(row) <= column]
+        if short:
+            raise InputDataError(path, f"line {short[0] + 2} has no gene_name field")
+        genes = [row[column].strip() for row in rows]
+    else:
+        genes = [line.split("\t")[0].strip() for line in lines]
+    return _gene_names(genes, path)
+
+
+def extract_scfoundation(
+    ckpt_path: str | os.PathLike[str],
+    gene_list_path: str | os.PathLike[str],
+    trust_pickle: bool = False,
+) -> pd.DataFrame:
+    """Gene table of scFoundation's gene (positional) embeddings.
+
+    Parameters
+    ----------
+    ckpt_path
+        ``models.ckpt``; the table is ``ckpt["gene"]["state_dict"]["model.pos_emb.weight"]``.
+    gene_list_path
+        The model's gene list (``OS_scRNA_gene_index.19264.tsv``): a TSV/CSV with a
+        ``gene_name`` column, or plain text with one gene per line (first tab field).
+    trust_pickle
+        The checkpoint is loaded with ``weights_only=True``; if it holds other Python objects
+        this fails with a clear error unless ``trust_pickle`` allows a full unpickle (only for
+        files you trust).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per listed gene, in list order. The embedding has ``len(genes) + 3`` rows: the
+        three special tokens appended at its end (``log10TotalCount1``, ``log10TotalCount2``,
+        ``<pad>``) are dropped.
+
+    Raises
+    ------
+    InputDataError
+        Missing files or keys, or an embedding whose row count is not ``len(genes) + 3``.
+    """
+    ckpt_path, gene_list_path = Path(ckpt_path), Path(gene_list_path)
+    genes = _read_gene_list(gene_list_path)
+    ckpt = _torch_load(ckpt_path, trust_pickle=trust_pickle)
+    gene_part = ckpt.get("gene") if isinstance(ckpt, dict) else None
+    state = gene_part.get("state_dict") if isinstance(gene_part, dict) else None
+    if not isinstance(state, dict):
+        raise InputDataError(ckpt_path, "checkpoint has no ckpt['gene']['state_dict'] dictionary")
+    embedding = _tensor(state, "model.pos_emb.weight", ckpt_path, ndim=2)
+    expected = len(genes) + SCFOUNDATION_N_SPECIAL
+    if embedding.shape[0] != expected:
+        raise InputDataError(
+            ckpt_path,
+            f"model.pos_emb.weight has {embedding.shape[0]} rows but the gene list {gene_list_path} has "
+            f"{len(genes)} genes (+{SCFOUNDATION_N_SPECIAL} special tokens = {expected})",
+        )
+    return make_gene_table(genes, embedding[: len(genes)], ckpt_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic stand-ins
+# --------------------------------------------------------------------------------------------
+
+
+def _synthetic_embedding(
+    genes: Sequence[str], dim: int, rng: np.random.Generator, signal: pd.DataFrame | None
+) -> np.ndarray:
+    """``len(genes) × dim`` matrix: standardised ``signal`` rows times a random projection + N(0, 1).
+
+    Genes absent from ``signal`` get noise only. The signal part has unit variance per
+    dimension on average, so roughly half of each coordinate's variance is true structure.
+    """
+    noise = rng.standard_normal((len(genes), dim))
+    if signal is None or signal.shape[1] == 0:
+        return noise
+    loadings = signal.reindex(pd.Index([str(g) for g in genes])).to_numpy(dtype=np.float64)
+    present = np.isfinite(loadings).all(axis=1)
+    if not present.any():
+        return noise
+    known = loadings[present]
+    spread = known.std(axis=0)
+    spread[spread == 0] = 1.0
+    standardised = np.zeros_like(loadings)
+    standardised[present] = (known - known.mean(axis=0)) / spread
+    projection = rng.standard_normal((signal.shape[1], dim)) / np.sqrt(signal.shape[1])
+    return standardised @ projection + noise
+
+
+def write_synthetic_scgpt_checkpoint(
+    out_dir: str | os.PathLike[str],
+    genes: Sequence[str],
+    dim: int = 32,
+    seed: int = 0,
+    signal: pd.DataFrame | None = None,
+) -> Path:
+    """Write a small scGPT checkpoint directory with the real file layout.
+
+    ``vocab.json`` maps ``<pad>``, ``<cls>``, ``<eoc>`` and every gene to shuffled ids;
+    ``best_model.pt`` is a state dict with ``encoder.embedding.weight`` (``len(vocab) × dim``),
+    ``encoder.enc_norm.weight``/``bias`` and a few other realistic keys; ``args.json`` has
+    ``embsize = dim`` and ``"synthetic": true``. With ``signal`` (genes × r latent loadings)
+    the gene rows carry that structure plus N(0, 1) noise (see :func:`_synthetic_embedding`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+    """
+    import torch
+
+    rng = np.random.default_rng(seed)
+    tokens = [*SCGPT_SPECIAL_TOKENS, *map(str, genes)]
+    ids = rng.permutation(len(tokens))
+    vocab = {token: int(i) for token, i in zip(tokens, ids, strict=True)}
+    embedding = rng.standard_normal((len(tokens), dim))
+    embedding[ids[len(SCGPT_SPECIAL_TOKENS) :]] = _synthetic_embedding(genes, dim, rng, signal)
+    state = {
+        "encoder.embedding.weight": embedding,
+        "encoder.enc_norm.weight": 1.0 + 0.1 * rng.standard_normal(dim),
+        "encoder.enc_norm.bias": 0.1 * rng.standard_normal(dim),
+        "value_encoder.linear1.weight": rng.standard_normal((dim, 1)),
+        "value_encoder.linear1.bias": rng.standard_normal(dim),
+        "transformer_encoder.layers.0.self_attn.out_proj.weight": rng.standard_normal((dim, dim)) / np.sqrt(dim),
+    }
+    state_dict = {key: torch.tensor(value, dtype=torch.float32) for key, value in state.items()}
+    args = {"embsize": dim, "nheads": 4, "d_hid": dim, "nlayers": 1, "n_layers_cls": 3, "dropout": 0.2,
+            "pad_token": "<pad>", "seed": seed, "synthetic": True}
+    out = Path(out_dir)
+    with atomic_path(out / "best_model.pt") as tmp:
+        torch.save(state_dict, tmp)
+    with atomic_path(out / "vocab.json") as tmp:
+        tmp.write_text(json.dumps(vocab, indent=1) + "\n")
+    with atomic_path(out / "args.json") as tmp:
+        tmp.write_text(json.dumps(args, indent=2) + "\n")
+    return out
+
+
+def write_synthetic_scfoundation_checkpoint(
+    ckpt_path: str | os.PathLike[str],
+    gene_list_path: str | os.PathLike[str],
+    genes: Sequence[str],
+    dim: int = 32,
+    seed: int = 0,
+    signal: pd.DataFrame | None = None,
+) -> None:
+    """Write a small scFoundation ``models.ckpt`` and its gene list (``index``/``gene_name`` TSV).
+
+    The checkpoint is ``{"gene": {"state_dict": {"model.pos_emb.weight": (len(genes) + 3) × dim,
+    …}, "config": {…, "synthetic": True}}, "cell": {…}}``; the last three embedding rows are the
+    special tokens. ``signal`` works as in :func:`write_synthetic_scgpt_checkpoint`.
+    """
+    import torch
+
+    rng = np.random.default_rng(seed)
+    gene_rows = _synthetic_embedding(genes, dim, rng, signal)
+    pos_emb = np.vstack([gene_rows, rng.standard_normal((SCFOUNDATION_N_SPECIAL, dim))])
+
+    def tensor(value: np.ndarray) -> torch.Tensor:
+        return torch.tensor(value, dtype=torch.float32)
+
+    config = {"encoder": {"hidden_dim": dim, "depth": 1, "heads": 4}, "seq_len": len(genes) + 3, "synthetic": True}
+    gene_state = {
+        "model.pos_emb.weight": tensor(pos_emb),
+        "model.token_emb.weight": tensor(rng.standard_normal((1, dim))),
+        "model.to_final.weight": tensor(rng.standard_normal((1, dim))),
+    }
+    ckpt = {
+        "gene": {"state_dict": gene_state, "config": config},
+        "cell": {"state_dict": {"model.pos_emb.weight": tensor(pos_emb.copy())}, "config": config},
+    }
+    with atomic_path(ckpt_path) as tmp:
+        torch.save(ckpt, tmp)
+    listing = pd.DataFrame({"index": np.arange(len(genes)), "gene_name": [str(g) for g in genes]})
+    with atomic_path(gene_list_path) as tmp:
+        listing.to_csv(tmp, sep="\t", index=False)
