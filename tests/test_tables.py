@@ -85,3 +85,16 @@ def test_rank_metric_perfect_and_collapsed():
     assert (perfect["rank"] == 0).all()
     collapsed = rank_metrics(np.repeat(obs.mean(1, keepdims=True), 6, axis=1), obs)
     assert (collapsed["rank"] == 1).all()  # every prediction is equally close: ties count
+
+
+def test_rank_metric_matches_definition():
+    rng = np.random.default_rng(3)
+    obs, pred = rng.normal(size=(15, 7)), rng.normal(size=(15, 7))
+    got = rank_metrics(pred, obs)
+    p = obs.shape[1]
+    d = lambda a, b: np.linalg.norm(a - b)  # noqa: E731
+    for i in range(p):
+        own = d(pred[:, i], obs[:, i])
+        rank = sum(d(pred[:, j], obs[:, i]) <= own for j in range(p) if j != i) / (p - 1)
+        rank_t = sum(d(pred[:, i], obs[:, j]) <= own for j in range(p) if j != i) / (p - 1)
+        assert got["rank"][i] == pytest.approx(rank) and got["rank_transposed"][i] == pytest.approx(rank_t)

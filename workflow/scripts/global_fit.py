@@ -9,7 +9,7 @@ import pandas as pd
 
 from lsftbench.global_fit import global_predictions
 from lsftbench.io import write_h5ad, write_parquet
-from lsftbench.metrics import perturbation_metrics
+from lsftbench.metrics import perturbation_metrics, rank_metrics
 from lsftbench.problem import load_problem
 from lsftbench.smk import setup_logging
 
@@ -25,7 +25,7 @@ if len(problem.test) < p.min_predictable_tests:
     )
 pred = global_predictions(problem, p.ridge_penalty)
 obs = problem.y[:, problem.col(problem.test)]
-rows = perturbation_metrics(pred, obs, problem.top_idx)
+rows = perturbation_metrics(pred, obs, problem.top_idx).join(rank_metrics(pred, obs))
 rows.insert(0, "condition", problem.test)
 rows.insert(0, "baseline", w.baseline)
 rows.insert(0, "dataset", w.dataset)
