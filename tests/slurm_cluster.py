@@ -62,7 +62,7 @@ def ensure_slurm(timeout: float = 900) -> str | None:
     if apt is None:
         return f"Slurm commands {missing} are missing and there is no apt-get to install {PACKAGES}"
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in ([apt, "update", "-q"], [apt, "install", "-y", "-q", *PACKAGES]):
+    for cmd in ([apt, "update", "-q"], [apt, "install", "-y", "-q", "--no-install-recommends", *PACKAGES]):
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
