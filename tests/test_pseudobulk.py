@@ -89,3 +89,12 @@ def test_missing_and_unreadable_files(tmp_path):
     bad.write_text("not hdf5")
     with pytest.raises(InputDataError, match="not a readable h5ad"):
         open_perturb_data(bad)
+
+
+def test_split_condition_without_cells_is_an_error(small_h5ad, small_pb):
+    from lsftbench.pseudobulk import require_conditions
+
+    require_conditions(small_pb, list(small_pb.obs_names), small_h5ad)
+    with pytest.raises(InputDataError, match="zero cells") as err:
+        require_conditions(small_pb, ["ctrl", "GHOST+ctrl"], small_h5ad)
+    assert str(small_h5ad) in str(err.value) and "GHOST+ctrl" in str(err.value)
