@@ -98,3 +98,15 @@ def test_save_load_roundtrip(tmp_path, small_pb, small_split):
 def test_unknown_type_is_an_error(small_pb, small_split):
     with pytest.raises(ValueError, match="unknown gene embedding type"):
         build_embedding({"gene": {"type": "nope"}, "pert": {"type": "training_pca"}}, small_pb, small_split, 3, dataset="d")
+
+
+def test_truncated_svd_path_matches_full_svd():
+    """Large inputs take the Lanczos path; scores equal the full SVD's up to rounding."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1500, 12)) * np.linspace(5, 1, 12) @ rng.normal(size=(12, 1100)) + 0.1 * rng.normal(size=(1500, 1100))
+    ours = pca_scores(x, 10)
+    centred = x - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    ref = u[:, :10] * s[:10]
+    for j in range(10):
+        assert min(np.abs(ours[:, j] - ref[:, j]).max(), np.abs(ours[:, j] + ref[:, j]).max()) < 1e-8 * s[0]
