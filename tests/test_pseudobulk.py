@@ -92,9 +92,20 @@ def test_missing_and_unreadable_files(tmp_path):
 
 
 def test_split_condition_without_cells_is_an_error(small_h5ad, small_pb):
-    from lsftbench.pseudobulk import require_conditions
+    from lsftbench.problem import require_conditions
 
     require_conditions(small_pb, list(small_pb.obs_names), small_h5ad)
     with pytest.raises(InputDataError, match="zero cells") as err:
         require_conditions(small_pb, ["ctrl", "GHOST+ctrl"], small_h5ad)
     assert str(small_h5ad) in str(err.value) and "GHOST+ctrl" in str(err.value)
+
+
+def test_mean_expression_reader_equals_anndata(small_h5ad, tmp_path):
+    from lsftbench.io import write_h5ad
+    from lsftbench.problem import read_mean_expression
+
+    pb = pseudobulk(small_h5ad)
+    write_h5ad(pb, tmp_path / "pb.h5ad")
+    means = read_mean_expression(tmp_path / "pb.h5ad")
+    np.testing.assert_array_equal(means.X, pb.X)
+    assert list(means.obs_names) == list(pb.obs_names) and list(means.var_names) == list(pb.var_names)

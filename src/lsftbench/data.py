@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from .conditions import CTRL
+
+if TYPE_CHECKING:
+    import anndata as ad
 
 __all__ = ["InputDataError", "open_perturb_data", "gene_symbols", "cell_conditions", "check_values"]
 
@@ -38,6 +41,8 @@ def open_perturb_data(path: str | os.PathLike[str], backed: bool = True) -> ad.A
         If the file is missing or unreadable, lacks ``obs["condition"]``, has no ``ctrl`` cells,
         lacks gene symbols or has duplicated ones.
     """
+    import anndata as ad  # here, not at module level: InputDataError users need not pay its import
+
     path = Path(path)
     if not path.exists():
         raise InputDataError(path, "file does not exist")

@@ -28,15 +28,17 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 
 from .conditions import CTRL, single_gene
 from .io import write_npz
 from .pca import pca_scores
+
+if TYPE_CHECKING:  # anndata is slow to import; LSFT jobs never need it
+    import anndata as ad
 
 __all__ = [
     "Embedding",

@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 
 from .conditions import CTRL, single_gene
+from .data import InputDataError
 from .embeddings import Embedding
+from .io import read_json
 from .metrics import top_expressed
 
-__all__ = ["Problem", "make_problem", "load_problem"]
+if TYPE_CHECKING:
+    import anndata as ad
+
+__all__ = ["Problem", "MeanExpression", "make_problem", "load_problem", "read_mean_expression", "require_conditions"]
+
+
+@dataclass(frozen=True)
+class MeanExpression:
+    """The parts of a pseudobulk AnnData that fits need: conditions × genes means and their names."""
+
+    X: np.ndarray
+    obs_names: pd.Index
+    var_names: pd.Index
+
+
+def read_mean_expression(path: str | os.PathLike[str]) -> MeanExpression:
+    """Read ``X`` and the obs/var names of a pseudobulk h5ad written by :func:`lsftbench.pseudobulk.pseudobulk`.
+
+    Uses h5py on anndata's on-disk layout (dense ``X``, ``obs``/``var`` groups whose ``_index``
+    attribute names the index dataset) rather than ``anndata.read_h5ad``: the fit and LSFT jobs are
+    short, and importing anndata would be a sizeable part of each one.
+    """
+    with h5py.File(path, "r") as f:
+        names = [pd.Index(f[g][f[g].attrs["_index"]].asstr()[...]) for g in ("obs", "var")]
+        return MeanExpression(X=np.asarray(f["X"][...], dtype=np.float64), obs_names=names[0], var_names=names[1])
+
+
+def require_conditions(pb: ad.AnnData | MeanExpression, conditions: list[str], path: str | os.PathLike[str]) -> None:
+    """Every condition of a split must have cells in the pseudobulk."""
+    missing = [c for c in conditions if c not in pb.obs_names]
+    if missing:
+        raise InputDataError(
+            path, f"{len(missing)} split conditions have zero cells in the data (e.g. {', '.join(missing[:5])})"
+        )
 
 
 @dataclass
@@ -45,7 +82,7 @@ class Problem:
         return self.embedding.B[:, self.embedding.conditions.get_indexer(conditions)]
 
 
-def make_problem(pb: ad.AnnData, split: dict[str, list[str]], emb: Embedding, top_n: int = 1000) -> Problem:
+def make_problem(pb: ad.AnnData | MeanExpression, split: dict[str, list[str]], emb: Embedding, top_n: int = 1000) -> Problem:
     """Align a dataset's pseudobulk, its split and one baseline's embedding."""
     has_emb = set(emb.conditions)
     train = [c for c in split["train"] if c in has_emb]
@@ -80,10 +117,7 @@ def make_problem(pb: ad.AnnData, split: dict[str, list[str]], emb: Embedding, to
 
 def load_problem(pseudobulk_path: str, split_path: str, embedding_path: str, top_n: int = 1000) -> Problem:
     """Read a pseudobulk h5ad, a split JSON and an embedding ``.npz`` and align them."""
-    from .io import read_json
-    from .pseudobulk import require_conditions
-
-    pb = ad.read_h5ad(pseudobulk_path)
+    pb = read_mean_expression(pseudobulk_path)
     split = read_json(split_path)
     require_conditions(pb, [c for part in split.values() for c in part], pseudobulk_path)
     return make_problem(pb, split, Embedding.load(embedding_path), top_n)

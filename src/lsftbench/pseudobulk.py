@@ -24,7 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .conditions import CTRL, single_gene
-from .data import InputDataError, check_values, gene_symbols, open_perturb_data
+from .data import check_values, gene_symbols, open_perturb_data
 
 try:  # C++ loop ``B[row[n], col[n]] += data[n]`` (what coo.toarray() runs); np.add.at if absent
     from scipy.sparse._sparsetools import coo_todense as _coo_todense
@@ -220,13 +220,3 @@ def delta(pb: ad.AnnData) -> pd.DataFrame:
     """Expression changes ``Δ_c = x̄_c − b`` as a genes × conditions frame."""
     x = np.asarray(pb.X)
     return pd.DataFrame((x - ctrl_mean(pb)[None, :]).T, index=pb.var_names, columns=pb.obs_names)
-
-
-def require_conditions(pb: ad.AnnData, conditions: list[str], path: str | os.PathLike[str]) -> None:
-    """Every condition of a split must have cells in the pseudobulk."""
-    present = pd.Index(pb.obs_names)
-    missing = [c for c in conditions if c not in present]
-    if missing:
-        raise InputDataError(
-            path, f"{len(missing)} split conditions have zero cells in the data (e.g. {', '.join(missing[:5])})"
-        )

@@ -32,7 +32,6 @@ import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
-from anndata.io import write_elem
 
 from .conditions import CTRL
 from .io import atomic_path
