@@ -199,7 +199,8 @@ def build_embedding(
     expr = pd.DataFrame(np.asarray(pb.X, dtype=np.float64).T, index=pb.var_names, columns=pb.obs_names)
     all_conditions = [c for part in ("train", "val", "test") for c in split.get(part, [])]
     info: dict[str, Any] = {"n_measured_genes": int(pb.n_vars)}
-    scores = training_pca_gene_scores(expr, split["train"], dim)
+    uses_pca = "training_pca" in (gene_spec["type"] if model != "mean" else None, pert_spec["type"])
+    scores = training_pca_gene_scores(expr, split["train"], dim) if uses_pca else None
 
     # Gene embedding A
     gtype = gene_spec["type"]
