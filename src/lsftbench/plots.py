@@ -47,9 +47,10 @@ def local_vs_global_figure(df: pd.DataFrame, title: str) -> plt.Figure:
         ax.axvline(0, color="black", linewidth=0.5)
     axes[0][0].set_yticks(y, [_label(df, b) for b in baselines])
     axes[0][0].invert_yaxis()
-    axes[0][-1].legend(loc="lower right", fontsize="small")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize="small", frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 
@@ -57,7 +58,7 @@ def improvement_distribution_figure(df: pd.DataFrame, title: str) -> plt.Figure:
     """Per-perturbation improvement ``r_local − r_global`` by baseline, one box per K."""
     baselines = sorted(df["baseline"].unique())
     pcts = _pct_order(df)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(baselines) * len(pcts) / 2 + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(baselines) * len(pcts) + 2), 6.0))
     width = 0.8 / len(pcts)
     colors = plt.get_cmap("viridis")(np.linspace(0.15, 0.85, len(pcts)))
     for k, pct in enumerate(pcts):
@@ -71,7 +72,7 @@ def improvement_distribution_figure(df: pd.DataFrame, title: str) -> plt.Figure:
         ax.plot([], [], color=colors[k], linewidth=6, label=f"top {pct:g}%")
     ax.axhline(0, color="black", linewidth=0.7)
     ax.set_xticks(np.arange(len(baselines)), [_label(df, b) for b in baselines], rotation=35, ha="right")
-    ax.set_ylabel("improvement in Pearson r (LSFT − global)")
+    ax.set_ylabel("Δr = r(LSFT) − r(global)")
     ax.legend(fontsize="small")
     ax.set_title(title)
     fig.tight_layout()
