@@ -18,6 +18,7 @@ rule dataset_tables:
         ],
         per_perturbation=f"{RESULTS}/tables/{{dataset}}/per_perturbation.parquet",
     params:
+        protocol=config["protocol"],
         skipped=lambda w: wc.skipped_baselines(config, w.dataset),
         table_names=TABLE_NAMES,
     log:
@@ -48,6 +49,7 @@ rule figures:
             for ext in ("png", "svg")
         ],
     params:
+        protocol=config["protocol"],
     log:
         f"{RESULTS}/logs/figures/{{dataset}}.log",
     threads: 1
@@ -68,6 +70,7 @@ rule combined_table:
         csv=report(f"{RESULTS}/tables/combined.csv", category="Tables", labels={"table": "combined", "format": "csv"}),
         md=report(f"{RESULTS}/tables/combined.md", category="Tables", labels={"table": "combined", "format": "md"}),
     params:
+        protocol=config["protocol"],
     log:
         f"{RESULTS}/logs/combined_table.log",
     threads: 1

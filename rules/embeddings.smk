@@ -8,6 +8,7 @@ rule embedding:
     output:
         f"{RESULTS}/{{dataset}}/embeddings/{{baseline}}.npz",
     params:
+        protocol=config["protocol"],
         spec=baseline_spec,
         pca_dim=config["pca_dim"],
     log:

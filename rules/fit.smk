@@ -11,6 +11,7 @@ rule global_fit:
         metrics=f"{RESULTS}/{{dataset}}/global/{{baseline}}.parquet",
         predictions=f"{RESULTS}/{{dataset}}/global/{{baseline}}.h5ad",
     params:
+        protocol=config["protocol"],
         ridge_penalty=config["ridge_penalty"],
         top_genes=config["metrics"]["top_genes"],
         min_predictable_tests=config["metrics"]["min_predictable_tests"],

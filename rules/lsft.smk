@@ -10,6 +10,7 @@ rule lsft:
     output:
         f"{RESULTS}/{{dataset}}/lsft/{{baseline}}/top{{pct}}/chunk{{chunk}}-of-{{n_chunks}}.parquet",
     params:
+        protocol=config["protocol"],
         ridge_penalty=config["ridge_penalty"],
         center=config["lsft"]["center"],
         refit_embeddings=config["lsft"]["refit_embeddings"],

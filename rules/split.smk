@@ -10,6 +10,7 @@ rule split:
     output:
         f"{RESULTS}/{{dataset}}/split.json",
     params:
+        protocol=config["protocol"],
         seed=config["split"]["seed"],
         train_gene_set_size=config["split"]["train_gene_set_size"],
     log:

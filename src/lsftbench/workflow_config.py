@@ -36,6 +36,12 @@ def skipped_baselines(config: dict[str, Any], dataset: str) -> dict[str, str]:
     training conditions only, so no test perturbation has a (non-leaking) embedding: the baseline
     has nothing to predict there and is listed as skipped instead.
     """
+    if config.get("protocol", "default") == "seed_compat":
+        return {
+            name: "cross-dataset perturbation embeddings are not part of the seed_compat reproduction"
+            for name, spec in config["baselines"].items()
+            if _pert_source(spec) is not None
+        }
     return {
         name: f"its perturbation embedding comes from {dataset} itself, so test perturbations have no non-leaking embedding"
         for name, spec in config["baselines"].items()

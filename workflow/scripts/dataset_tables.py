@@ -10,7 +10,14 @@ import pandas as pd
 
 from lsftbench.io import write_csv, write_parquet, write_text
 from lsftbench.smk import setup_logging
-from lsftbench.tables import fraction_improved_table, per_perturbation, performance_table, summary_table, to_markdown
+from lsftbench.tables import (
+    fraction_improved_table,
+    per_perturbation,
+    performance_table,
+    protocol_label,
+    summary_table,
+    to_markdown,
+)
 
 log = setup_logging(snakemake)  # noqa: F821
 inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
@@ -21,9 +28,13 @@ coverage = global_rows.groupby("baseline", sort=True)[["n_test", "n_test_predict
 tables = {
     "lsft_performance": (performance_table(df), "Performance by baseline and top %"),
     "fraction_improved": (fraction_improved_table(df), "Fraction of perturbations improved"),
-    "summary": (summary_table(df, coverage, p.skipped), "Summary statistics"),
+    "summary": (summary_table(df, coverage, p.skipped, p.protocol), "Summary statistics"),
 }
 note = f"Dataset `{w.dataset}`; means over test perturbations; improvement > 0 means LSFT beats the global fit."
+if p.protocol != "default":
+    note = f"**Protocol: {protocol_label(p.protocol)}**\n\n{note}"
+    for name, (table, title) in tables.items():
+        table.insert(0, "Protocol", p.protocol)
 for path in snakemake.output.tables:  # noqa: F821
     name, ext = Path(path).stem, Path(path).suffix
     table, title = tables[name]

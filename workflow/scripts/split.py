@@ -8,7 +8,7 @@ from lsftbench.data import cell_conditions, open_perturb_data
 from lsftbench.download import go_filter_conditions
 from lsftbench.io import write_json
 from lsftbench.smk import setup_logging
-from lsftbench.split import gears_simulation_split, read_split_json, split_summary
+from lsftbench.split import gears_simulation_split, read_split_json, seed_compat_split, split_summary
 
 log = setup_logging(snakemake)  # noqa: F821
 p = snakemake.params  # noqa: F821
@@ -24,6 +24,9 @@ if "gene2go" in snakemake.input.keys():  # noqa: F821
 if snakemake.input.split_file:  # noqa: F821
     split = read_split_json(snakemake.input.split_file, conditions)  # noqa: F821
     source = f"user file {snakemake.input.split_file}"  # noqa: F821
+elif p.protocol == "seed_compat":
+    split = seed_compat_split(conditions, seed=p.seed)
+    source = f"seed_compat 70/15/15 shuffle (seed {p.seed}); LEAKS TEST DATA downstream"
 else:
     split = gears_simulation_split(conditions, seed=p.seed, train_gene_set_size=p.train_gene_set_size)
     source = f"GEARS simulation split (seed {p.seed}, train_gene_set_size {p.train_gene_set_size})"
