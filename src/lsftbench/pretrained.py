@@ -91,14 +91,19 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
     return centred / np.sqrt(variance + eps) * weight + bias
 
 
-def _read_scgpt_vocab(path: Path) -> dict[str, int]:
-    """``vocab.json`` as token → non-negative, unique integer id."""
+def _read_json(path: Path) -> Any:
+    """A checkpoint's JSON side file; a missing or malformed file is an error naming it."""
     if not path.is_file():
         raise InputDataError(path, "file does not exist")
     try:
-        vocab = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputDataError(path, f"not valid JSON ({err})") from err
+
+
+def _read_scgpt_vocab(path: Path) -> dict[str, int]:
+    """``vocab.json`` as token → non-negative, unique integer id."""
+    vocab = _read_json(path)
     if not isinstance(vocab, dict) or not vocab:
         raise InputDataError(path, "expected a non-empty JSON object mapping token -> id")
     bad = [t for t, i in vocab.items() if isinstance(i, bool) or not isinstance(i, int) or i < 0]
@@ -136,12 +141,7 @@ def extract_scgpt(checkpoint_dir: str | os.PathLike[str]) -> pd.DataFrame:
     directory = Path(checkpoint_dir)
     model_file, vocab_file, args_file = (directory / n for n in ("best_model.pt", "vocab.json", "args.json"))
     vocab = _read_scgpt_vocab(vocab_file)
-    if not args_file.is_file():
-        raise InputDataError(args_file, "file does not exist")
-    try:
-        args = json.loads(args_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputDataError(args_file, f"not valid JSON ({err})") from err
+    args = _read_json(args_file)
     state = _torch_load(model_file)
     embedding = _tensor(state, "encoder.embedding.weight", model_file, ndim=2)
     weight = _tensor(state, "encoder.enc_norm.weight", model_file, ndim=1)
