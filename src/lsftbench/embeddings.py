@@ -238,9 +238,8 @@ def build_embedding(
         same = source_dataset == dataset
         rows = _dataset_pca_rows(source_pseudobulk, dim, split["train"] if same else None)
         if same:
-            # Fit on training conditions only: test/val conditions get no (leaking) embedding.
+            # Fitted on training conditions only (above): test/val conditions get no (leaking) embedding.
             info["source_is_target"] = True
-            rows = rows.loc[[single_gene(c) for c in split["train"] if single_gene(c) in rows.index]]
         conds, b, missing = pert_columns_from_rows(rows, all_conditions)
     elif ptype in TABLE_TYPES:
         if pert_table is None:
