@@ -1,13 +1,37 @@
-"""Per-perturbation metrics on expression changes Δ (SPEC section 7)."""
+"""Per-perturbation metrics on expression changes Δ (SPEC section 7).
+
+Every function takes genes × perturbations matrices (one column per perturbation) and is vectorised
+over the columns.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["pearson_columns", "l2_columns", "top_expressed", "perturbation_metrics", "METRICS", "rank_metrics"]
+__all__ = [
+    "pearson_columns",
+    "centered_pearson_columns",
+    "l2_columns",
+    "top_expressed",
+    "perturbation_metrics",
+    "METRICS",
+    "rank_metrics",
+    "mode_collapse",
+    "RANK_DISTANCES",
+]
 
 METRICS = ("pearson_r", "l2", "pearson_delta_top1000", "l2_top1000")
+RANK_DISTANCES = ("l2", "cosine")
+
+#: Bytes of one perturbations × block distance matrix in :func:`rank_metrics` (blocks over columns).
+_RANK_BLOCK_BYTES = 64 << 20
+#: Two distances closer than this (relative to the norms they are computed from) are a tie: the
+#: Gram-matrix expansion rounds identical predictions (e.g. a constant one) to slightly different
+#: values depending on their position in the BLAS blocks; rounding is ~1e-15 relative.
+_TIE_RTOL = 1e-10
 
 
 def pearson_columns(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
@@ -17,6 +41,27 @@ def pearson_columns(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
     denom = np.sqrt((pc**2).sum(axis=0) * (oc**2).sum(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, (pc * oc).sum(axis=0) / np.where(denom > 0, denom, 1.0), np.nan)
+
+
+def centered_pearson_columns(pred: np.ndarray, obs: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Pearson r of ``(Δ̂ − m)`` vs ``(Δ − m)`` for matching columns (SPEC 7, systematic-variation control).
+
+    Parameters
+    ----------
+    pred, obs
+        genes × perturbations predicted and observed changes.
+    m
+        Mean Δ of the training perturbations (``ctrl`` excluded) on the same genes (length genes).
+
+    Returns
+    -------
+    numpy.ndarray
+        One r per column; NaN where either centred column is constant (e.g. the train-mean prediction).
+    """
+    m = np.asarray(m, dtype=np.float64).reshape(-1, 1)
+    if m.shape[0] != pred.shape[0]:
+        raise ValueError(f"training mean has {m.shape[0]} genes, predictions {pred.shape[0]}")
+    return pearson_columns(pred - m, obs - m)
 
 
 def l2_columns(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
@@ -30,9 +75,15 @@ def top_expressed(ctrl_mean: np.ndarray, n: int = 1000) -> np.ndarray:
     return np.sort(order[: min(n, len(order))])
 
 
-def perturbation_metrics(pred: np.ndarray, obs: np.ndarray, top_idx: np.ndarray) -> pd.DataFrame:
-    """``pearson_r``, ``l2`` over all genes and over ``top_idx`` genes, one row per column."""
-    return pd.DataFrame(
+def perturbation_metrics(
+    pred: np.ndarray, obs: np.ndarray, top_idx: np.ndarray, m: np.ndarray | None = None
+) -> pd.DataFrame:
+    """``pearson_r``, ``l2`` over all genes and over ``top_idx`` genes, one row per column.
+
+    With ``m`` (the training mean Δ on the same genes) a ``centered_pearson_r`` column is added
+    (:func:`centered_pearson_columns`).
+    """
+    out = pd.DataFrame(
         {
             "pearson_r": pearson_columns(pred, obs),
             "l2": l2_columns(pred, obs),
@@ -40,21 +91,117 @@ def perturbation_metrics(pred: np.ndarray, obs: np.ndarray, top_idx: np.ndarray)
             "l2_top1000": l2_columns(pred[top_idx], obs[top_idx]),
         }
     )
+    if m is not None:
+        out["centered_pearson_r"] = centered_pearson_columns(pred, obs, m)
+    return out
 
 
-def rank_metrics(pred: np.ndarray, obs: np.ndarray) -> pd.DataFrame:
-    """PerturBench rank and transposed rank (0 perfect, 0.5 random), Euclidean distance.
+def rank_metrics(
+    pred: np.ndarray,
+    obs: np.ndarray,
+    distance: Literal["l2", "cosine"] = "l2",
+    ties: Literal["le", "mid"] = "le",
+    block_columns: int | None = None,
+) -> pd.DataFrame:
+    """PerturBench rank and transposed rank (0 perfect, 0.5 random), SPEC 7.
 
-    ``rank_i = 1/(p−1) Σ_{j≠i} 1[d(x̂_j, x_i) ≤ d(x̂_i, x_i)]``; the transposed rank swaps the roles
-    (``d(x̂_i, x_j) ≤ d(x̂_i, x_i)``) and flags mode collapse.
+    ``rank_i = 1/(p−1) Σ_{j≠i} 1[d(x̂_j, x_i) ≤ d(x̂_i, x_i)]``: the share of other perturbations'
+    predictions at least as close to observation ``i`` as its own prediction. The transposed rank
+    swaps the roles (``d(x̂_i, x_j) ≤ d(x̂_i, x_i)``: the share of other observations at least as
+    close to prediction ``i``); a model that predicts (nearly) the same profile for every
+    perturbation has a mean transposed rank of ≈ 0.5 (:func:`mode_collapse`).
+
+    Parameters
+    ----------
+    pred, obs
+        genes × p predicted and observed changes Δ.
+    distance
+        ``"l2"`` (Euclidean, default) or ``"cosine"`` (``1 − cos``; NaN for a zero vector, which is
+        then left out of the comparisons and gets a NaN rank itself).
+    ties
+        ``"le"`` counts a tie as worse (SPEC's ``≤``: a constant prediction has rank 1);
+        ``"mid"`` counts it one half (a constant prediction has rank 0.5).
+    block_columns
+        Observations per block (default: a p × block float64 matrix of ~64 MB); memory is
+        O(p · block), time O(genes · p²).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rank`` and ``rank_transposed``, one row per perturbation (NaN when p < 2).
     """
+    if distance not in RANK_DISTANCES:
+        raise ValueError(f"distance must be one of {RANK_DISTANCES}, got {distance!r}")
+    if ties not in ("le", "mid"):
+        raise ValueError(f"ties must be 'le' or 'mid', got {ties!r}")
+    pred = np.asarray(pred, dtype=np.float64)
+    obs = np.asarray(obs, dtype=np.float64)
+    if pred.shape != obs.shape:
+        raise ValueError(f"pred {pred.shape} and obs {obs.shape} differ in shape")
     p = pred.shape[1]
     if p < 2:
         return pd.DataFrame({"rank": np.full(p, np.nan), "rank_transposed": np.full(p, np.nan)})
-    # dist[j, i] = d(x̂_j, x_i)
-    sq = (pred**2).sum(0)[:, None] + (obs**2).sum(0)[None, :] - 2 * pred.T @ obs
-    dist = np.sqrt(np.maximum(sq, 0))
-    own = np.diag(dist)
-    rank = ((dist <= own[None, :]).sum(axis=0) - 1) / (p - 1)
-    rank_t = ((dist <= own[:, None]).sum(axis=1) - 1) / (p - 1)
+    pred_n, obs_n, own = _rank_inputs(pred, obs, distance)
+    block = block_columns or max(1, _RANK_BLOCK_BYTES // (8 * p))
+    below, tied, valid = (np.zeros(p) for _ in range(3))  # per observation i (rank)
+    below_t, tied_t, valid_t = (np.zeros(p) for _ in range(3))  # per prediction j (transposed)
+    rows = np.arange(p)
+    for a in range(0, p, block):
+        cols = np.arange(a, min(a + block, p))
+        dist, tol = _distance_block(pred, obs, pred_n, obs_n, cols, distance)  # dist[j, k] = d(x̂_j, x_{cols[k]})
+        dist[cols, np.arange(len(cols))] = np.nan  # j ≠ i
+        ok = np.isfinite(dist)
+        # rank: column k against own[cols[k]]; transposed: row j against own[j]
+        for own_ref, axis, acc in ((own[cols][None, :], 0, (below, tied, valid)),
+                                   (own[:, None], 1, (below_t, tied_t, valid_t))):
+            lt = dist < own_ref - tol
+            eq = ok & ~lt & (dist <= own_ref + tol)
+            idx = cols if axis == 0 else rows
+            acc[0][idx] += lt.sum(axis=axis)
+            acc[1][idx] += eq.sum(axis=axis)
+            acc[2][idx] += ok.sum(axis=axis)
+    weight = 1.0 if ties == "le" else 0.5
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rank = np.where(np.isfinite(own) & (valid > 0), (below + weight * tied) / valid, np.nan)
+        rank_t = np.where(np.isfinite(own) & (valid_t > 0), (below_t + weight * tied_t) / valid_t, np.nan)
     return pd.DataFrame({"rank": rank, "rank_transposed": rank_t})
+
+
+def _rank_inputs(pred: np.ndarray, obs: np.ndarray, distance: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column norms (squared norms for L2, norms for cosine) and each column's own distance."""
+    cross = np.einsum("gi,gi->i", pred, obs)
+    if distance == "l2":
+        pred_n, obs_n = np.einsum("gi,gi->i", pred, pred), np.einsum("gi,gi->i", obs, obs)
+        return pred_n, obs_n, pred_n + obs_n - 2 * cross
+    pred_n, obs_n = np.linalg.norm(pred, axis=0), np.linalg.norm(obs, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own = 1.0 - cross / (pred_n * obs_n)
+    own[(pred_n == 0) | (obs_n == 0)] = np.nan
+    return pred_n, obs_n, own
+
+
+def _distance_block(
+    pred: np.ndarray, obs: np.ndarray, pred_n: np.ndarray, obs_n: np.ndarray, cols: np.ndarray, distance: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distances ``d(x̂_j, x_i)`` for all ``j`` and ``i ∈ cols`` (squared for L2) and their tie tolerance."""
+    cross = pred.T @ obs[:, cols]
+    if distance == "l2":
+        scale = pred_n[:, None] + obs_n[None, cols]
+        return scale - 2 * cross, _TIE_RTOL * scale
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dist = 1.0 - cross / (pred_n[:, None] * obs_n[None, cols])
+    dist[~np.isfinite(dist)] = np.nan
+    return dist, np.full((1, 1), _TIE_RTOL)
+
+
+def mode_collapse(mean_rank: float | np.ndarray, margin: float = 0.05) -> bool | np.ndarray:
+    """True where a mean rank lies within ``margin`` of 0.5 (no better than random).
+
+    Applied to the mean *transposed* rank this is the mode-collapse check: a model predicting the
+    same profile for every perturbation scores 0.5 whatever its distance to the observations.
+    Applied to the mean rank it flags predictions that do not tell perturbations apart. NaN → False.
+    """
+    if margin < 0:
+        raise ValueError(f"margin must be non-negative, got {margin}")
+    flag = np.abs(np.asarray(mean_rank, dtype=np.float64) - 0.5) <= margin
+    return bool(flag) if flag.ndim == 0 else flag
