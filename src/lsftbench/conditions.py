@@ -1,10 +1,21 @@
-"""GEARS condition names: ``ctrl``, ``GENE+ctrl`` (single) and ``GENE1+GENE2`` (double)."""
+"""GEARS condition names: ``ctrl``, ``GENE+ctrl`` / ``ctrl+GENE`` (single) and ``GENE1+GENE2`` (double)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 CTRL = "ctrl"
 
-__all__ = ["CTRL", "condition_genes", "clean_condition", "is_single", "single_gene"]
+__all__ = [
+    "CTRL",
+    "condition_genes",
+    "clean_condition",
+    "is_single",
+    "single_gene",
+    "condition_problem",
+    "invalid_conditions",
+    "perturbation_targets",
+]
 
 
 def condition_genes(condition: str) -> list[str]:
@@ -27,3 +38,46 @@ def single_gene(condition: str) -> str | None:
     """Target gene of a single perturbation, ``None`` for ``ctrl`` and doubles."""
     genes = condition_genes(condition)
     return genes[0] if len(genes) == 1 else None
+
+
+def condition_problem(condition: object) -> str | None:
+    """Why ``condition`` is not ``ctrl``, ``G+ctrl``, ``ctrl+G`` or ``A+B``; ``None`` when it is one of them.
+
+    Gene parts must be non-empty, free of whitespace and distinct; a part spelled like the control
+    in another case (``Ctrl``, ``CTRL``) is rejected rather than taken for a gene symbol.
+    """
+    if not isinstance(condition, str):
+        return f"not a string ({type(condition).__name__})"
+    if condition == CTRL:
+        return None
+    if not condition:
+        return "empty name"
+    parts = condition.split("+")
+    if any(part.lower() == CTRL and part != CTRL for part in parts):
+        return f"the control is spelled {CTRL!r} (lower case)"
+    if len(parts) == 1:
+        return f"a bare name: a single perturbation is written 'GENE+{CTRL}'"
+    if len(parts) > 2:
+        return f"{len(parts)} '+'-separated parts; at most two genes ('A+B') are allowed"
+    if any(not part for part in parts):
+        return "an empty gene name around '+'"
+    if any(part != "".join(part.split()) for part in parts):
+        return "whitespace in a gene name"
+    if parts[0] == parts[1]:
+        return f"{'no perturbed gene' if parts[0] == CTRL else 'the same gene twice'}"
+    return None
+
+
+def invalid_conditions(conditions: Iterable[object]) -> dict[object, str]:
+    """Each distinct invalid condition name with the reason (see :func:`condition_problem`)."""
+    problems = {}
+    for condition in dict.fromkeys(conditions):
+        reason = condition_problem(condition)
+        if reason is not None:
+            problems[condition] = reason
+    return problems
+
+
+def perturbation_targets(conditions: Iterable[str]) -> list[str]:
+    """The distinct perturbed genes of ``conditions`` (singles and doubles), in order of first appearance."""
+    return list(dict.fromkeys(gene for condition in conditions for gene in condition_genes(condition)))

@@ -21,10 +21,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .conditions import single_gene
 from .data import InputDataError
 from .io import atomic_path
 
-__all__ = ["LAYOUTS", "read_gene_table", "write_gene_table", "make_gene_table"]
+__all__ = [
+    "LAYOUTS",
+    "read_gene_table",
+    "write_gene_table",
+    "make_gene_table",
+    "check_table_coverage",
+    "check_baseline_tables",
+    "read_baseline_tables",
+]
 
 LAYOUTS = ("auto", "genes_as_columns", "genes_as_rows")
 _GENE_HEADERS = {"gene", "genes", "gene_name", "gene_symbol", "symbol"}
@@ -143,7 +152,8 @@ def read_gene_table(path: str | os.PathLike[str], layout: str = "auto") -> pd.Da
     Returns
     -------
     pandas.DataFrame
-        Gene table (index ``gene``, columns ``dim_0 …``, float64).
+        Gene table (index ``gene``, columns ``dim_0 …``, float64); ``attrs["layout"]`` records the
+        layout it was read in (the detected one for ``"auto"``), ``attrs["source"]`` the file.
 
     Raises
     ------
@@ -158,8 +168,12 @@ def read_gene_table(path: str | os.PathLike[str], layout: str = "auto") -> pd.Da
         raise InputDataError(path, "file does not exist")
     kind = _table_kind(path)
     if kind == "parquet":
-        return _read_parquet_table(path, layout)
-    return _read_text_table(path, layout, sep="," if kind == "csv" else "\t")
+        table, used = _read_parquet_table(path, layout)
+    else:
+        table, used = _read_text_table(path, layout, sep="," if kind == "csv" else "\t")
+    table.attrs["layout"] = used
+    table.attrs["source"] = str(path)
+    return table
 
 
 def _table_kind(path: Path) -> str:
@@ -202,8 +216,8 @@ def _read_text_body(path: Path, sep: str, **kwargs: Any) -> pd.DataFrame:
         raise InputDataError(path, f"not a readable table ({type(err).__name__}: {err})") from err
 
 
-def _read_text_table(path: Path, layout: str, sep: str) -> pd.DataFrame:
-    """Delimited text gene table in either layout."""
+def _read_text_table(path: Path, layout: str, sep: str) -> tuple[pd.DataFrame, str]:
+    """Delimited text gene table in either layout, and the layout used."""
     header = _read_header(path, sep)
     body = _read_text_body(path, sep)
     if body.shape[0] == 0:
@@ -214,9 +228,9 @@ def _read_text_table(path: Path, layout: str, sep: str) -> pd.DataFrame:
     if layout == "genes_as_columns":
         if body.shape[1] != len(header):
             raise InputDataError(path, f"header has {len(header)} fields but data rows have {body.shape[1]}")
-        return _columns_layout(path, list(header), body)
+        return _columns_layout(path, list(header), body), layout
     genes = _read_text_body(path, sep, usecols=[0], dtype=str, na_filter=False).iloc[:, 0]
-    return make_gene_table(genes.tolist(), body.iloc[:, 1:], path)
+    return make_gene_table(genes.tolist(), body.iloc[:, 1:], path), layout
 
 
 def _columns_layout(path: Path, genes: list[Any], body: pd.DataFrame) -> pd.DataFrame:
@@ -234,19 +248,19 @@ def _columns_layout(path: Path, genes: list[Any], body: pd.DataFrame) -> pd.Data
     return make_gene_table(names, values, path)
 
 
-def _read_parquet_table(path: Path, layout: str) -> pd.DataFrame:
-    """Parquet gene table; ``auto`` means genes as rows."""
+def _read_parquet_table(path: Path, layout: str) -> tuple[pd.DataFrame, str]:
+    """Parquet gene table (``auto`` means genes as rows), and the layout used."""
     try:
         frame = pd.read_parquet(path)
     except Exception as err:  # noqa: BLE001 - any reader failure is an input problem
         raise InputDataError(path, f"not a readable Parquet file ({type(err).__name__}: {err})") from err
     if layout == "genes_as_columns":
-        return _columns_layout(path, list(frame.columns), frame.reset_index(drop=True))
+        return _columns_layout(path, list(frame.columns), frame.reset_index(drop=True)), layout
     if not isinstance(frame.index, pd.RangeIndex):
-        return make_gene_table(frame.index.tolist(), frame.reset_index(drop=True), path)
+        return make_gene_table(frame.index.tolist(), frame.reset_index(drop=True), path), "genes_as_rows"
     if frame.shape[1] == 0:
         raise InputDataError(path, "zero genes: the table has no columns")
-    return make_gene_table(frame.iloc[:, 0].tolist(), frame.iloc[:, 1:], path)
+    return make_gene_table(frame.iloc[:, 0].tolist(), frame.iloc[:, 1:], path), "genes_as_rows"
 
 
 def write_gene_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
@@ -263,3 +277,181 @@ def write_gene_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     table = make_gene_table(df.index.tolist(), df.reset_index(drop=True), path)
     with atomic_path(path) as tmp:
         table.to_csv(tmp, sep="\t", index=True, index_label="gene", float_format="%.17g")
+
+
+# --------------------------------------------------------------------------------------------
+# Matching a table to a dataset
+# --------------------------------------------------------------------------------------------
+
+
+def check_table_coverage(
+    table: pd.DataFrame,
+    names: Iterable[str],
+    *,
+    min_genes: int,
+    what: str = "genes of the dataset",
+    source: str | os.PathLike[str] | None = None,
+    key: str | None = None,
+) -> int:
+    """Require that a gene table names at least ``min_genes`` of the dataset's genes.
+
+    A table read in the wrong layout, or with symbols in another case or naming scheme, would
+    otherwise match few or no genes, and its baseline would show ``NA`` correlations and zero L2.
+
+    Parameters
+    ----------
+    table
+        A gene table (index = gene symbols), e.g. from :func:`read_gene_table`.
+    names
+        The dataset's names the table must match: its gene symbols for a gene embedding, the
+        perturbation targets for a perturbation embedding.
+    min_genes
+        Smallest acceptable number of matches (config ``metrics.min_table_genes``), capped at the
+        number of ``names``; at least 1 is always required.
+    what
+        What ``names`` are, for the message ("genes of the dataset", "perturbation targets", ...).
+    source
+        The file named in the error (default ``table.attrs["source"]``).
+    key
+        The config key that declared the table (e.g. ``baselines.lpm_x.gene``), named in the error.
+
+    Returns
+    -------
+    int
+        The number of ``names`` found in the table.
+
+    Raises
+    ------
+    InputDataError
+        Fewer matches than required; the message names the table, the layout it was read in, how
+        many names matched, and examples from both sides (and how many would match ignoring case).
+    """
+    wanted = list(dict.fromkeys(str(n) for n in names))
+    matched = int(pd.Index(wanted).isin(table.index).sum())
+    needed = max(1, min(int(min_genes), len(wanted)))  # a dataset smaller than the minimum needs all
+    if matched >= needed:
+        return matched
+    path = source if source is not None else table.attrs.get("source", "<gene table>")
+    layout = table.attrs.get("layout")
+    upper = {str(g).upper() for g in table.index}
+    n_case = sum(n.upper() in upper for n in wanted)
+    hints = []
+    if n_case > matched:
+        hints.append(f"{n_case} would match if upper/lower case were ignored")
+    if layout is not None:
+        other = "genes_as_rows" if layout == "genes_as_columns" else "genes_as_columns"
+        hints.append(f"if the table is really {other}, set layout: {other}")
+    declared = f" (declared as {key})" if key else ""
+    read_as = f", read as {layout}" if layout else ""
+    raise InputDataError(
+        path,
+        f"gene table{declared}{read_as} matches {matched} of the {len(wanted)} {what}, fewer than the "
+        f"required {needed} (metrics.min_table_genes): the table's {len(table.index)} names are e.g. "
+        f"{_examples(table.index)}; the dataset's are e.g. {_examples(wanted)}" + "".join(f"; {h}" for h in hints),
+    )
+
+
+def check_baseline_tables(
+    spec: dict[str, Any],
+    tables: dict[str, pd.DataFrame],
+    genes: Iterable[str],
+    conditions: Iterable[str],
+    *,
+    min_genes: int,
+    baseline: str,
+) -> dict[str, int]:
+    """:func:`check_table_coverage` for every table of one baseline on one dataset.
+
+    Parameters
+    ----------
+    spec
+        The baseline's config (``gene`` / ``pert`` parts with ``type``, ``path``, ``checkpoint``).
+    tables
+        ``{"gene_table": ..., "pert_table": ...}`` as the embedding rule reads them (either may be absent).
+    genes
+        The dataset's gene symbols (a gene table must name at least ``min_genes`` of them).
+    conditions
+        The dataset's conditions (e.g. all of the split); a perturbation table must name at least
+        ``min_genes`` of the target genes of its single perturbations (the ones a table embeds).
+    min_genes
+        Config ``metrics.min_table_genes``.
+    baseline
+        The baseline's name, for the config key in the message.
+
+    Returns
+    -------
+    dict
+        Matches per side (``"gene"``, ``"pert"``) that has a table.
+    """
+    matched = {}
+    for side in ("gene", "pert"):
+        table = tables.get(f"{side}_table")
+        if table is None:
+            continue
+        part = spec.get(side) or {}
+        origin = None if part.get("type") == "table" else part.get("checkpoint") or part.get("path")
+        source = table.attrs.get("source", "<gene table>")
+        if origin:
+            source = f"{source} (extracted from {origin})"
+        names, what = (
+            (list(genes), "genes of the dataset")
+            if side == "gene"
+            else (_single_targets(conditions), "single-perturbation targets of the dataset")
+        )
+        matched[side] = check_table_coverage(
+            table, names, min_genes=min_genes, what=what, source=source, key=f"baselines.{baseline}.{side}"
+        )
+    return matched
+
+
+def read_baseline_tables(
+    spec: dict[str, Any],
+    paths: dict[str, str | os.PathLike[str]],
+    genes: Iterable[str],
+    conditions: Iterable[str],
+    *,
+    min_genes: int,
+    baseline: str,
+) -> dict[str, pd.DataFrame]:
+    """Read the tables of one baseline (as the embedding rule gets them) and check their coverage.
+
+    Parameters
+    ----------
+    spec
+        The baseline's config; ``spec[side]["layout"]`` (default ``"auto"``) is the table layout.
+    paths
+        ``{"gene_table": path, "pert_table": path}`` for the sides that have a table (either may be absent).
+    genes
+        The dataset's gene symbols.
+    conditions
+        The dataset's conditions.
+    min_genes
+        Config ``metrics.min_table_genes``.
+    baseline
+        The baseline's name.
+
+    Returns
+    -------
+    dict
+        ``{"gene_table": ..., "pert_table": ...}`` for the sides in ``paths``, ready for the embedding.
+
+    Raises
+    ------
+    InputDataError
+        A table that cannot be read (see :func:`read_gene_table`) or that matches fewer than
+        ``min_genes`` names of the dataset (see :func:`check_table_coverage`).
+    """
+    tables = {
+        key: read_gene_table(path, layout=(spec.get(key.removesuffix("_table")) or {}).get("layout", "auto"))
+        for key, path in paths.items()
+    }
+    check_baseline_tables(spec, tables, genes, conditions, min_genes=min_genes, baseline=baseline)
+    return tables
+
+
+def _single_targets(conditions: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(g for c in conditions if (g := single_gene(c)) is not None))
+
+
+def _examples(names: Sequence[Any], k: int = 4) -> str:
+    return ", ".join(repr(str(n)) for n in list(names)[:k])

@@ -1,16 +1,27 @@
 """Atomic output writing and small file helpers.
 
-Every file the pipeline writes goes through :func:`atomic_path`: the data are written to a temporary
-file in the destination directory and renamed into place only once complete, so a killed job never
-leaves a file that looks finished.
+Every file the pipeline writes goes through :func:`atomic_path`: the data are written to a hidden
+temporary file in the destination directory and renamed into place only once complete, so a killed
+job never leaves a file that looks finished. On top of that:
+
+* files get the permissions of the user's umask (``0666 & ~umask``), like files any other tool writes;
+* a full disk (``ENOSPC``, or a quota, ``EDQUOT``) is one clear :class:`DiskFullError` naming the
+  destination, and the temporary file is removed;
+* temporaries a killed job left behind for the same destination are removed by the next write;
+* HDF5 files are written through a guarded file object (:func:`atomic_h5py_file`): when the disk
+  fills up, HDF5's later attempts to flush (at close, at interpreter exit) are absorbed instead of
+  crashing the process with a segmentation fault.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import os
-import tempfile
+import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "DiskFullError",
     "atomic_path",
+    "atomic_h5py_file",
     "write_json",
     "read_json",
     "write_text",
@@ -29,25 +42,172 @@ __all__ = [
     "write_npz",
 ]
 
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_FULL_TEXT = ("no space left on device", "disk quota exceeded")
+
+
+class DiskFullError(OSError):
+    """The file system ran out of space (or quota) while an output was written."""
+
+
+def _temp_pattern(final: Path) -> re.Pattern[str]:
+    return re.compile(rf"^\.{re.escape(final.name)}\.[a-z0-9_]{{8,12}}\.tmp{re.escape(final.suffix)}$")
+
+
+def _remove_stale_temporaries(final: Path) -> None:
+    """Delete temporaries of ``final`` that a killed writer left behind (one writer per output)."""
+    pattern = _temp_pattern(final)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(final.parent):
+            if pattern.match(entry.name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+
+def _create_temporary(final: Path) -> Path:
+    """Create an empty hidden temporary next to ``final``, mode ``0666 & ~umask`` (as ``open`` would)."""
+    for _ in range(100):
+        tmp = final.parent / f".{final.name}.{secrets.token_hex(6)}.tmp{final.suffix}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"could not create a temporary file next to {final}")
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` (or an exception it was raised from) reports a full disk or quota."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _FULL_ERRNOS:
+            return True
+        text = str(err).lower()
+        if any(t in text for t in _FULL_TEXT) or "errno = 28" in text or "errno 28" in text:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
 
     The temporary file keeps the destination's suffix so libraries that dispatch on the extension
-    (anndata, pyarrow, matplotlib) behave as they would on the final path.
+    (anndata, pyarrow, matplotlib) behave as they would on the final path. It is created with the
+    permissions the umask gives new files. If the block fails, the temporary is removed and an
+    existing ``path`` is left untouched; a full disk is re-raised as :class:`DiskFullError`.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{final.suffix}", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    _remove_stale_temporaries(final)
+    tmp = _create_temporary(final)
     try:
         yield tmp
         os.replace(tmp, final)
-    finally:
-        if tmp.exists():
+    except BaseException as err:
+        with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(err, Exception) and not isinstance(err, DiskFullError) and is_disk_full(err):
+            raise DiskFullError(
+                errno.ENOSPC,
+                f"no space left on device while writing {final} (free space in {final.parent.resolve()} and rerun; "
+                f"the incomplete temporary file was removed): {type(err).__name__}: {_first_line(err)}",
+            ) from err
+        raise
+
+
+def _first_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300]
+
+
+class _GuardedFile(io.RawIOBase):
+    """A binary file for h5py that stops writing after the first failed write.
+
+    After a failure (e.g. ``ENOSPC``) HDF5 still tries to flush its metadata when the file is closed
+    and again when the library shuts down; on a full disk these retries fail too and can crash the
+    interpreter. Here they succeed without writing: the file is incomplete anyway and is deleted.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._fh = open(path, "r+b", buffering=0)  # noqa: SIM115 - closed in close()
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._fh.readinto(buffer)
+
+    def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes
+        if self.error is not None:
+            return size
+        try:
+            done = 0
+            view = memoryview(data).cast("B")
+            while done < size:  # raw writes may be partial
+                done += self._fh.write(view[done:])
+            return size
+        except OSError as err:
+            self.error = err
+            raise
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is not None:
+            return self._fh.tell() if size is None else size
+        try:
+            return self._fh.truncate(size)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if not self.closed:
+            self._fh.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def atomic_h5py_file(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """Yield a new ``h5py.File`` that becomes ``path`` once the block (and the close) succeed.
+
+    Writes go through :class:`_GuardedFile`, so a full disk ends in one :class:`DiskFullError` and
+    never in a segmentation fault; nothing is left at ``path`` or next to it.
+    """
+    import h5py
+
+    with atomic_path(path) as tmp:
+        guard = _GuardedFile(tmp)
+        try:
+            with h5py.File(guard, "w") as f:
+                yield f
+        except Exception as err:
+            if guard.error is not None and guard.error is not err:
+                raise guard.error from err
+            raise
+        finally:
+            guard.close()
+        if guard.error is not None:  # a failure HDF5 swallowed (e.g. in a destructor)
+            raise guard.error
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -83,9 +243,22 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
 
 
 def write_h5ad(adata: Any, path: str | os.PathLike[str]) -> None:
-    """Write an AnnData object atomically."""
-    with atomic_path(path) as tmp:
-        adata.write_h5ad(tmp)
+    """Write an AnnData object atomically, in anndata's h5ad layout.
+
+    Equivalent to ``adata.write_h5ad(path)`` (string columns become categoricals, as there), but the
+    HDF5 file is written through :func:`atomic_h5py_file`, so a full disk is a clean error.
+    """
+    from anndata.io import write_elem
+
+    if adata.isbacked:
+        raise ValueError("write_h5ad needs an in-memory AnnData, not a backed one")
+    adata.strings_to_categoricals()
+    if adata.raw is not None:
+        adata.strings_to_categoricals(adata.raw.var)
+    with atomic_h5py_file(path) as f:
+        f.attrs["encoding-type"] = "anndata"
+        f.attrs["encoding-version"] = "0.1.0"
+        write_elem(f, "/", adata)
 
 
 def write_npz(path: str | os.PathLike[str], **arrays: Any) -> None:

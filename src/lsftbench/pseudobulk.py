@@ -24,7 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .conditions import CTRL, single_gene
-from .data import check_values, gene_symbols, open_perturb_data
+from .data import IMPLAUSIBLE_MAX, InputDataError, ValueScan, check_matrix_layout, check_values, gene_symbols, open_perturb_data
 
 try:  # C++ loop ``B[row[n], col[n]] += data[n]`` (what coo.toarray() runs); np.add.at if absent
     from scipy.sparse._sparsetools import coo_todense as _coo_todense
@@ -39,8 +39,19 @@ log = logging.getLogger(__name__)
 _SUBBLOCK_NNZ = 1 << 18
 
 
-def pseudobulk(path: str | os.PathLike[str], chunk_size: int = 20_000) -> ad.AnnData:
+def pseudobulk(path: str | os.PathLike[str], chunk_size: int = 20_000, *, allow_raw_counts: bool = False) -> ad.AnnData:
     """Mean expression per condition, streamed over row chunks of ``X``.
+
+    Parameters
+    ----------
+    path
+        A GEARS ``perturb_processed.h5ad``; its metadata, the structure of ``X`` and every value are
+        validated on the way (:mod:`lsftbench.data`).
+    chunk_size
+        Cells per chunk (memory only; the result does not depend on it).
+    allow_raw_counts
+        Average values that look like raw counts (whole numbers only, or above
+        :data:`lsftbench.data.LOG_MAX`) with a warning instead of stopping with an error.
 
     Returns
     -------
@@ -48,10 +59,16 @@ def pseudobulk(path: str | os.PathLike[str], chunk_size: int = 20_000) -> ad.Ann
         conditions × genes; ``X`` the mean log-normalised expression (float64), ``obs["n_cells"]``,
         ``obs["gene"]`` (target gene of singles, empty otherwise), ``var["ctrl_mean"]``.
         Conditions are ordered ``ctrl`` first, then by first appearance in ``obs``.
+
+    Raises
+    ------
+    InputDataError
+        Any problem of the file: bad metadata or condition names, inconsistent or unreadable ``X``,
+        damaged, NaN/inf or negative values, raw counts (unless allowed), an all-zero ``X``.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    adata = open_perturb_data(path, backed=True)
+    adata = open_perturb_data(path, backed=True, check_targets=False)
     try:
         codes, order = _condition_codes(adata)
         genes = gene_symbols(adata, path)
@@ -59,12 +76,18 @@ def pseudobulk(path: str | os.PathLike[str], chunk_size: int = 20_000) -> ad.Ann
     finally:
         if adata.isbacked:
             adata.file.close()
+    check_matrix_layout(path, n_obs, n_genes)
     n_cond = len(order)
     sums = np.zeros((n_cond, n_genes))
     counts = np.bincount(codes, minlength=n_cond)
-    for start, block in _row_chunks(path, n_obs, n_genes, chunk_size):
-        _check_chunk(block, path, start)
-        _accumulate(sums, codes[start : start + block.shape[0]], block)
+    scan = ValueScan(path, allow_raw_counts=allow_raw_counts)
+    try:
+        for start, block in _row_chunks(path, n_obs, n_genes, chunk_size):
+            _check_chunk(block, path, start, scan)
+            _accumulate(sums, codes[start : start + block.shape[0]], block)
+    except (OSError, RuntimeError) as err:  # h5py read failures of a damaged file
+        raise InputDataError(path, f"X cannot be read ({type(err).__name__}: {err}); the file is damaged or truncated") from err
+    scan.finish(n_obs, n_genes)
     sums /= counts[:, None]  # in place: the means
     obs = pd.DataFrame(
         {"n_cells": counts, "gene": [single_gene(c) or "" for c in order]},
@@ -172,11 +195,33 @@ def _anndata_chunks(
         adata.file.close()
 
 
-def _check_chunk(block: np.ndarray | sp.csr_matrix, path: str | os.PathLike[str], start: int) -> None:
-    """:func:`check_values`, screened by two reductions (NaN fails both comparisons) that need no temporaries."""
+def _check_chunk(
+    block: np.ndarray | sp.csr_matrix, path: str | os.PathLike[str], start: int, scan: ValueScan | None = None
+) -> None:
+    """Validate one chunk before it is accumulated.
+
+    Column indices must lie inside the matrix (a damaged file would otherwise make the scatter-add
+    write out of bounds); values go through :func:`check_values`, screened by two reductions (NaN
+    fails both comparisons) that need no temporaries; ``scan`` collects the whole-matrix checks.
+    """
+    if sp.issparse(block) and block.indices.size:
+        unsigned = block.indices.view(np.dtype(f"u{block.indices.dtype.itemsize}"))
+        if int(unsigned.max()) >= block.shape[1]:  # negative indices wrap to huge unsigned ones
+            bad = int(np.flatnonzero(unsigned >= block.shape[1])[0])
+            cell = start + int(np.searchsorted(block.indptr, bad, side="right") - 1)
+            raise InputDataError(
+                path,
+                f"X is inconsistent: cell {cell} stores a value in gene column {int(block.indices[bad])} of "
+                f"{block.shape[1]}; the file is corrupted (damaged bytes) or was written inconsistently",
+            )
     values = block.data if sp.issparse(block) else block
-    if values.size and not (values.min() >= 0 and values.max() < np.inf):
+    if not values.size:
+        return
+    high = values.max()
+    if not (values.min() >= 0 and high <= IMPLAUSIBLE_MAX):
         check_values(block, path, start)
+    if scan is not None:
+        scan.update(block, float(high), start)
 
 
 def _accumulate(sums: np.ndarray, codes: np.ndarray, block: np.ndarray | sp.csr_matrix) -> None:
