@@ -7,6 +7,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/download.smk"
@@ -16,10 +19,20 @@ include: "rules/resources.smk"
 include: "rules/embeddings.smk"
 include: "rules/fit.smk"
 include: "rules/lsft.smk"
+include: "rules/progress.smk"
 include: "rules/aggregate.smk"
 
 
+# The tables, figures and run index of the configured protocol.
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True
+
+
+rule audit:
+    """`snakemake audit`: the default and seed_compat protocols side by side, one audit table per dataset."""
+    input:
+        [f"{RESULTS}/tables/audit/{dataset}.{ext}" for dataset in DATASETS for ext in ("csv", "md")],
+        all_targets("default"),
+        all_targets("seed_compat"),

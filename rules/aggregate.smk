@@ -1,83 +1,190 @@
-# Tables (CSV + Markdown, SPEC 8), figures and the combined table.
+# Tables (CSV + Markdown, SPEC 7.1 and 8), figures, the combined table, the run index and the leakage audit.
 
 
 rule dataset_tables:
-    """The LSFT note's three tables and the per-perturbation rows of one dataset."""
+    """Pooled and per-seed tables of one (dataset, protocol), with confidence intervals and tests."""
     input:
         unpack(aggregate_inputs),
     output:
-        tables=[
+        pooled=[
             report(
-                f"{RESULTS}/tables/{{dataset}}/{name}.{ext}",
-                category="Tables",
+                f"{RESULTS}/tables/{{protocol}}/{{dataset}}/{name}.{ext}",
+                category="Tables ({protocol})",
                 subcategory="{dataset}",
-                labels={"dataset": "{dataset}", "table": name, "format": ext},
+                labels={"dataset": "{dataset}", "table": name, "seeds": "pooled", "format": ext},
+                caption=f"../report/tables/{name}.rst",
             )
-            for name in TABLE_NAMES
+            for name in POOLED_TABLES
             for ext in ("csv", "md")
         ],
-        per_perturbation=f"{RESULTS}/tables/{{dataset}}/per_perturbation.parquet",
-    params:
-        protocol=config["protocol"],
-        skipped=lambda w: wc.skipped_baselines(config, w.dataset),
-        table_names=TABLE_NAMES,
+        per_seed=[
+            f"{RESULTS}/tables/{{protocol}}/{{dataset}}/seed{seed}/{name}.{ext}"
+            for seed in SEEDS
+            for name in SEED_TABLES
+            for ext in ("csv", "md")
+        ],
+        per_perturbation=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/per_perturbation.parquet",
     log:
-        f"{RESULTS}/logs/dataset_tables/{{dataset}}.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
+        f"{RESULTS}/logs/dataset_tables/{{protocol}}/{{dataset}}.log",
     conda:
         "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        skipped=lambda w: wc.skipped_baselines(config, w.dataset, w.protocol),
+        seeds=SEEDS,
+        statistics=config["statistics"],
+        top_genes=config["metrics"]["top_genes"],
+        rank_distance=config["metrics"]["rank_distance"],
+        mode_collapse_margin=config["metrics"]["mode_collapse_margin"],
     script:
         "../workflow/scripts/dataset_tables.py"
 
 
 rule figures:
-    """Local vs global Pearson r by baseline and K; distribution of per-perturbation improvement."""
+    """Local vs global Pearson r with CIs, the distribution of per-perturbation improvement, the progress bar."""
     input:
-        f"{RESULTS}/tables/{{dataset}}/per_perturbation.parquet",
+        per_perturbation=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/per_perturbation.parquet",
+        performance=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/lsft_performance.csv",
+        progress=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/progress_bar.csv",
     output:
         [
             report(
-                f"{RESULTS}/figures/{{dataset}}/{name}.{ext}",
-                category="Figures",
+                f"{RESULTS}/figures/{{protocol}}/{{dataset}}/{name}.{ext}",
+                category="Figures ({protocol})",
                 subcategory="{dataset}",
                 labels={"dataset": "{dataset}", "figure": name, "format": ext},
+                caption=f"../report/figures/{name}.rst",
             )
-            for name in ("local_vs_global", "improvement_distribution")
+            for name in FIGURES
             for ext in ("png", "svg")
         ],
-    params:
-        protocol=config["protocol"],
     log:
-        f"{RESULTS}/logs/figures/{{dataset}}.log",
+        f"{RESULTS}/logs/figures/{{protocol}}/{{dataset}}.log",
+    conda:
+        "../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/report.yaml"
+    params:
+        confidence=config["statistics"]["confidence"],
     script:
         "../workflow/scripts/figures.py"
 
 
-rule combined_table:
-    """One table across datasets."""
+rule forest_figure:
+    """LSFT improvement with its 95 % CI per baseline x K, one panel per dataset, split seeds pooled."""
     input:
-        expand(f"{RESULTS}/tables/{{dataset}}/per_perturbation.parquet", dataset=DATASETS),
+        lambda w: [f"{table_dir(d, w.protocol)}/lsft_performance.csv" for d in DATASETS],
     output:
-        csv=report(f"{RESULTS}/tables/combined.csv", category="Tables", labels={"table": "combined", "format": "csv"}),
-        md=report(f"{RESULTS}/tables/combined.md", category="Tables", labels={"table": "combined", "format": "md"}),
-    params:
-        protocol=config["protocol"],
+        [
+            report(
+                f"{RESULTS}/figures/{{protocol}}/forest.{ext}",
+                category="Figures ({protocol})",
+                labels={"figure": "forest", "format": ext},
+                caption="../report/figures/forest.rst",
+            )
+            for ext in ("png", "svg")
+        ],
     log:
-        f"{RESULTS}/logs/combined_table.log",
+        f"{RESULTS}/logs/forest_figure/{{protocol}}.log",
+    conda:
+        "../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        datasets=DATASETS,
+        n_seeds=len(SEEDS),
+        confidence=config["statistics"]["confidence"],
+    script:
+        "../workflow/scripts/forest_figure.py"
+
+
+rule combined_table:
+    """One table across datasets (pooled over seeds, common test set)."""
+    input:
+        lambda w: [f"{table_dir(d, w.protocol)}/lsft_performance.csv" for d in DATASETS],
+    output:
+        csv=report(
+            f"{RESULTS}/tables/{{protocol}}/combined.csv",
+            category="Tables ({protocol})",
+            labels={"table": "combined", "format": "csv"},
+            caption="../report/tables/combined.rst",
+        ),
+        md=report(
+            f"{RESULTS}/tables/{{protocol}}/combined.md",
+            category="Tables ({protocol})",
+            labels={"table": "combined", "format": "md"},
+            caption="../report/tables/combined.rst",
+        ),
+    log:
+        f"{RESULTS}/logs/combined_table/{{protocol}}.log",
     conda:
         "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        datasets=DATASETS,
     script:
         "../workflow/scripts/combined_table.py"
+
+
+rule run_index:
+    """The run's table of contents: every table and figure of one protocol, and the settings behind them."""
+    input:
+        lambda w: [path for d in DATASETS for path in dataset_tables(d, w.protocol) + figures(d, w.protocol)]
+        + run_outputs(w.protocol),
+    output:
+        f"{RESULTS}/tables/{{protocol}}/README.md",
+    log:
+        f"{RESULTS}/logs/run_index/{{protocol}}.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        results=lambda w, output: str(Path(output[0]).parents[2]),  # {R}/tables/{protocol}/README.md
+        datasets=DATASETS,
+        seeds=SEEDS,
+        top_pcts=TOP_PCTS,
+    script:
+        "../workflow/scripts/run_index.py"
+
+
+rule audit_table:
+    """How much of each number the published protocol's leak inflates: seed_compat vs default, per dataset."""
+    input:
+        default=f"{RESULTS}/tables/default/{{dataset}}/lsft_performance.csv",
+        seed_compat=f"{RESULTS}/tables/seed_compat/{{dataset}}/lsft_performance.csv",
+    output:
+        csv=report(
+            f"{RESULTS}/tables/audit/{{dataset}}.csv",
+            category="Leakage audit",
+            labels={"dataset": "{dataset}", "format": "csv"},
+            caption="../report/tables/audit.rst",
+        ),
+        md=report(
+            f"{RESULTS}/tables/audit/{{dataset}}.md",
+            category="Leakage audit",
+            labels={"dataset": "{dataset}", "format": "md"},
+            caption="../report/tables/audit.rst",
+        ),
+    log:
+        f"{RESULTS}/logs/audit_table/{{dataset}}.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/audit_table.py"

@@ -1,28 +1,49 @@
-# Config validation, input functions and target lists shared by all rules.
+# Config loading and validation, input functions and target lists shared by all rules.
+import copy
+import os
 import sys
 from pathlib import Path
-
-from snakemake.utils import validate
 
 SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
+from lsftbench import preflight  # noqa: E402
 from lsftbench import workflow_config as wc  # noqa: E402
 
-validate(config, "../config/schema.yaml")
-wc.check_config(config)
+# A config of one's own: `--configfile my.yaml` runs exactly what my.yaml declares (plus schema
+# defaults), instead of being merged into config/config.yaml's datasets and baselines.
+USER_CONFIGFILES = [str(f) for f in workflow.overwrite_configfiles or []]
+if USER_CONFIGFILES:
+    config.clear()
+    config.update(copy.deepcopy(workflow.config_settings.overwrite_config))
 
-RESULTS = "results"
+# Start-up checks (before the DAG): the schema with its defaults, one line per problem naming the
+# key and where it is written; names usable as wildcards; every configured input path present.
+preflight.validate_config(
+    config, Path(workflow.basedir) / "config" / "schema.yaml", USER_CONFIGFILES or ["config/config.yaml"]
+)
+preflight.check_names(config)
+wc.check_config(config)
+preflight.check_paths(config)
+
+RESULTS = wc.results_dir(config, USER_CONFIGFILES)
+PROTOCOL = config["protocol"]
 DATASETS = wc.benchmarked_datasets(config)
+SEEDS = wc.split_seeds(config)
 TOP_PCTS = [wc.pct_label(p) for p in config["top_pcts"]]
 N_CHUNKS = config["lsft"]["test_chunks"]
-TABLE_NAMES = ["lsft_performance", "fraction_improved", "summary"]
+# Tables of one (dataset, protocol): pooled over split seeds, and per seed.
+POOLED_TABLES = ["lsft_performance", "lsft_performance_per_baseline", "fraction_improved", "progress_bar", "summary"]
+SEED_TABLES = ["lsft_performance", "lsft_performance_per_baseline", "fraction_improved", "progress_bar"]
+FIGURES = ["local_vs_global", "improvement_distribution", "progress_bar"]
 
 
 wildcard_constraints:
     dataset="[A-Za-z0-9_\-]+",
     baseline="[A-Za-z0-9_\-]+",
+    protocol="|".join(wc.PROTOCOLS),
+    seed="[0-9]+",
     pct="[0-9.]+",
     chunk="[0-9]+",
     side="gene|pert",
@@ -31,6 +52,14 @@ wildcard_constraints:
 
 def dataset_config(dataset):
     return config["datasets"][dataset]
+
+
+def split_dir(w):
+    """Outputs of one (dataset, protocol, split seed)."""
+    return f"{RESULTS}/{w.dataset}/{w.protocol}/seed{w.seed}"
+
+
+SPLIT_DIR = f"{RESULTS}/{{dataset}}/{{protocol}}/seed{{seed}}"
 
 
 def perturb_data(wildcards):
@@ -60,15 +89,31 @@ def split_file(wildcards):
 
 
 def baseline_spec(wildcards):
-    return config["baselines"][wildcards.baseline]
+    """The baseline's spec, its random embeddings drawn anew for each split seed."""
+    return wc.seeded_spec(config["baselines"][wildcards.baseline], int(wildcards.seed))
+
+
+def random_pert_seed(split_seed):
+    """Seed of the progress bar's random-perturbation-embedding null: that of the first baseline with a
+    random perturbation embedding (so the null is that baseline's global fit), else 1, drawn per split seed."""
+    specs = [s for s in config["baselines"].values() if s.get("pert", {}).get("type") == "random"]
+    spec = specs[0] if specs else {"pert": {"type": "random", "seed": 1}}
+    return wc.seeded_spec(spec, split_seed)["pert"]["seed"]
+
+
+def protocol_pseudobulk(wildcards):
+    """The pseudobulk the fits of a protocol use: seed_compat averages in float32 as the published code does."""
+    if wildcards.protocol == "seed_compat":
+        return f"{RESULTS}/{wildcards.dataset}/seed_compat/pseudobulk.h5ad"
+    return f"{RESULTS}/{wildcards.dataset}/pseudobulk.h5ad"
 
 
 def embedding_inputs(wildcards):
     """Pseudobulk and split of the dataset, plus what the baseline's embeddings are built from."""
-    spec = baseline_spec(wildcards)
+    spec = config["baselines"][wildcards.baseline]
     inputs = {
-        "pseudobulk": f"{RESULTS}/{wildcards.dataset}/pseudobulk.h5ad",
-        "split": f"{RESULTS}/{wildcards.dataset}/split.json",
+        "pseudobulk": protocol_pseudobulk(wildcards),
+        "split": f"{split_dir(wildcards)}/split.json",
     }
     pert = spec.get("pert", {})
     if pert.get("type") == "dataset_pca":
@@ -78,6 +123,9 @@ def embedding_inputs(wildcards):
         kind = part.get("type")
         if kind == "table":
             inputs[f"{side}_table"] = part["path"]
+        elif wildcards.protocol == "seed_compat" and kind in ("scgpt", "go_graph"):
+            # the published loaders: raw scGPT embedding rows; GEARS' own spectral embedding of the GO graph
+            inputs[f"{side}_table"] = f"{RESULTS}/resources/gene_tables/{wildcards.baseline}.{side}.seed_compat.tsv"
         elif kind in ("scgpt", "scfoundation"):
             inputs[f"{side}_table"] = f"{RESULTS}/resources/gene_tables/{wildcards.baseline}.{side}.pretrained.tsv"
         elif kind == "go_graph":
@@ -98,6 +146,13 @@ def pretrained_inputs(wildcards):
     return {"checkpoint": part["checkpoint"], "gene_list": part["gene_list"]}
 
 
+def seed_compat_table_inputs(wildcards):
+    """What a seed_compat gene table is read from: the scGPT checkpoint directory or the GO graph CSV."""
+    if config["baselines"][wildcards.baseline][wildcards.side]["type"] == "scgpt":
+        return pretrained_inputs(wildcards)
+    return {"csv": go_graph_csv(wildcards)}
+
+
 def go_graph_csv(wildcards):
     path = config["baselines"][wildcards.baseline][wildcards.side]["path"]
     known = {
@@ -107,42 +162,80 @@ def go_graph_csv(wildcards):
     return known.get(path, path)
 
 
-def lsft_shards(dataset, baseline, pct):
-    return expand(
-        f"{RESULTS}/{dataset}/lsft/{baseline}/top{pct}/chunk{{chunk}}-of-{N_CHUNKS}.parquet",
-        chunk=range(N_CHUNKS),
-    )
-
-
-def dataset_shards(dataset):
-    return [s for b in wc.baselines_for(config, dataset) for p in TOP_PCTS for s in lsft_shards(dataset, b, p)]
-
-
-def aggregate_inputs(wildcards):
-    baselines = wc.baselines_for(config, wildcards.dataset)
-    return {
-        "global_metrics": [f"{RESULTS}/{wildcards.dataset}/global/{b}.parquet" for b in baselines],
-        "lsft": dataset_shards(wildcards.dataset),
-        "split": f"{RESULTS}/{wildcards.dataset}/split.json",
-    }
-
-
-def dataset_tables(dataset):
-    return [f"{RESULTS}/tables/{dataset}/{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md")]
-
-
-def figures(dataset):
+def lsft_shards(dataset, protocol, seed, baseline, pct):
     return [
-        f"{RESULTS}/figures/{dataset}/{name}.{ext}"
-        for name in ("local_vs_global", "improvement_distribution")
-        for ext in ("png", "svg")
+        f"{RESULTS}/{dataset}/{protocol}/seed{seed}/lsft/{baseline}/top{pct}/chunk{chunk}-of-{N_CHUNKS}.parquet"
+        for chunk in range(N_CHUNKS)
     ]
 
 
-def all_targets():
-    """Tables and figures, plus every shard: a deleted shard is then rebuilt (and only it)."""
-    targets = []
+def dataset_shards(dataset, protocol):
+    return [
+        shard
+        for seed in SEEDS
+        for b in wc.baselines_for(config, dataset, protocol)
+        for p in TOP_PCTS
+        for shard in lsft_shards(dataset, protocol, seed, b, p)
+    ]
+
+
+def aggregate_inputs(wildcards):
+    """Every seed's global fits, LSFT shards and split of one (dataset, protocol)."""
+    ds, protocol = wildcards.dataset, wildcards.protocol
+    baselines = wc.baselines_for(config, ds, protocol)
+    return {
+        "global_metrics": [f"{RESULTS}/{ds}/{protocol}/seed{s}/global/{b}.parquet" for s in SEEDS for b in baselines],
+        "global_predictions": [f"{RESULTS}/{ds}/{protocol}/seed{s}/global/{b}.npz" for s in SEEDS for b in baselines],
+        "lsft": dataset_shards(ds, protocol),
+        "splits": [f"{RESULTS}/{ds}/{protocol}/seed{s}/split.json" for s in SEEDS],
+        "progress_methods": [f"{RESULTS}/{ds}/{protocol}/seed{s}/progress_methods.parquet" for s in SEEDS],
+        "noise_ceiling": f"{RESULTS}/{ds}/{protocol}/noise_ceiling.parquet",
+    }
+
+
+def table_dir(dataset, protocol):
+    return f"{RESULTS}/tables/{protocol}/{dataset}"
+
+
+def dataset_tables(dataset, protocol):
+    """Pooled and per-seed tables (CSV + Markdown) of one (dataset, protocol)."""
+    root = table_dir(dataset, protocol)
+    pooled = [f"{root}/{name}.{ext}" for name in POOLED_TABLES for ext in ("csv", "md")]
+    per_seed = [f"{root}/seed{s}/{name}.{ext}" for s in SEEDS for name in SEED_TABLES for ext in ("csv", "md")]
+    return pooled + per_seed + [f"{root}/per_perturbation.parquet"]
+
+
+def figures(dataset, protocol):
+    return [f"{RESULTS}/figures/{protocol}/{dataset}/{name}.{ext}" for name in FIGURES for ext in ("png", "svg")]
+
+
+def run_index(protocol):
+    """The run's table of contents: the one file `all` asks for (so its log line stays short)."""
+    return f"{RESULTS}/tables/{protocol}/README.md"
+
+
+def expected_outputs(protocol):
+    """Every table, figure and shard of a complete run of ``protocol``."""
+    outputs = []
     for dataset in DATASETS:
-        targets += dataset_tables(dataset) + figures(dataset) + dataset_shards(dataset)
-    targets += [f"{RESULTS}/tables/combined.csv", f"{RESULTS}/tables/combined.md"]
-    return targets
+        outputs += dataset_tables(dataset, protocol) + figures(dataset, protocol) + dataset_shards(dataset, protocol)
+    return outputs + run_outputs(protocol)
+
+
+def run_outputs(protocol):
+    """Outputs across datasets: the combined table and the forest plot."""
+    return [f"{RESULTS}/tables/{protocol}/combined.{ext}" for ext in ("csv", "md")] + [
+        f"{RESULTS}/figures/{protocol}/forest.{ext}" for ext in ("png", "svg")
+    ]
+
+
+def all_targets(protocol=PROTOCOL):
+    """The run index, plus any expected output that is missing after an earlier run.
+
+    Snakemake does not rebuild a deleted intermediate file whose consumers are up to date; asking
+    for the missing ones (only) rebuilds exactly them and what depends on them.
+    """
+    index = run_index(protocol)
+    if not os.path.exists(index):
+        return [index]
+    return [index] + [path for path in expected_outputs(protocol) if not os.path.exists(path)]

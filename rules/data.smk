@@ -5,17 +5,17 @@ rule synthetic_data:
     """Generate a seeded synthetic GEARS-format dataset (no network needed)."""
     output:
         f"{RESULTS}/data/{{dataset}}/perturb_processed.h5ad",
-    params:
-        preset=lambda w: dataset_config(w.dataset).get("preset", w.dataset),
-        seed=lambda w: dataset_config(w.dataset).get("seed", config["synthetic"]["seed"]),
-        overrides=lambda w: dataset_config(w.dataset).get("overrides", {}),
     log:
         f"{RESULTS}/logs/synthetic_data/{{dataset}}.log",
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        "../envs/data.yaml"
+    params:
+        preset=lambda w: dataset_config(w.dataset).get("preset", w.dataset),
+        seed=lambda w: dataset_config(w.dataset).get("seed", config["synthetic"]["seed"]),
+        overrides=lambda w: dataset_config(w.dataset).get("overrides", {}),
     script:
         "../workflow/scripts/synthetic_data.py"

@@ -9,20 +9,20 @@ rule download_gears_dataset:
     """Download a GEARS dataset archive and extract its perturb_processed.h5ad."""
     output:
         f"{GEARS_DIR}/{{dataset}}/perturb_processed.h5ad",
+    log:
+        f"{RESULTS}/logs/download/{{dataset}}.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=120,
     params:
         gears_name=lambda w: dataset_config(w.dataset).get("gears_name", w.dataset),
         base_url=config["download"]["base_url"],
         lock_file=config["download"]["lock_file"],
         retries=config["download"]["retries"],
         timeout=config["download"]["timeout"],
-    log:
-        f"{RESULTS}/logs/download/{{dataset}}.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=120,
-    conda:
-        "../envs/data.yaml"
     script:
         "../workflow/scripts/download.py"
 
@@ -33,18 +33,18 @@ rule download_go_resources:
         gene2go=f"{GEARS_DIR}/gene2go_all.pkl",
         essential=f"{GEARS_DIR}/essential_all_data_pert_genes.pkl",
         go_csv=f"{GEARS_DIR}/go_essential_all/go_essential_all.csv",
+    log:
+        f"{RESULTS}/logs/download/go_resources.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=120,
     params:
         base_url=config["download"]["base_url"],
         lock_file=config["download"]["lock_file"],
         retries=config["download"]["retries"],
         timeout=config["download"]["timeout"],
-    log:
-        f"{RESULTS}/logs/download/go_resources.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=120,
-    conda:
-        "../envs/data.yaml"
     script:
         "../workflow/scripts/download.py"

@@ -1,27 +1,26 @@
-# Global ridge fit per (dataset, baseline) (SPEC 5).
+# Global ridge fit per (dataset, protocol, split seed, baseline) (SPEC 5).
 
 
 rule global_fit:
     """Fit Y = A K B on all training conditions; predict and score every test perturbation."""
     input:
-        pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
-        split=f"{RESULTS}/{{dataset}}/split.json",
-        embedding=f"{RESULTS}/{{dataset}}/embeddings/{{baseline}}.npz",
+        pseudobulk=protocol_pseudobulk,
+        split=f"{SPLIT_DIR}/split.json",
+        embedding=f"{SPLIT_DIR}/embeddings/{{baseline}}.npz",
     output:
-        metrics=f"{RESULTS}/{{dataset}}/global/{{baseline}}.parquet",
-        predictions=f"{RESULTS}/{{dataset}}/global/{{baseline}}.h5ad",
-    params:
-        protocol=config["protocol"],
-        ridge_penalty=config["ridge_penalty"],
-        top_genes=config["metrics"]["top_genes"],
-        min_predictable_tests=config["metrics"]["min_predictable_tests"],
+        metrics=f"{SPLIT_DIR}/global/{{baseline}}.parquet",
+        predictions=f"{SPLIT_DIR}/global/{{baseline}}.npz",
     log:
-        f"{RESULTS}/logs/global_fit/{{dataset}}/{{baseline}}.log",
+        f"{RESULTS}/logs/global_fit/{{dataset}}/{{protocol}}/seed{{seed}}/{{baseline}}.log",
+    conda:
+        "../envs/model.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/model.yaml"
+    params:
+        ridge_penalty=config["ridge_penalty"],
+        top_genes=config["metrics"]["top_genes"],
+        min_predictable_tests=config["metrics"]["min_predictable_tests"],
     script:
         "../workflow/scripts/global_fit.py"

@@ -1,27 +1,28 @@
-# LSFT shards: one job per (dataset, baseline, K%, chunk of test perturbations) (SPEC 6).
+# LSFT shards: one job per (dataset, protocol, split seed, baseline, K%, chunk of test perturbations) (SPEC 6).
 
 
 rule lsft:
     """Refit on the top-K% most similar training perturbations, for each test perturbation of the chunk."""
     input:
-        pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
-        split=f"{RESULTS}/{{dataset}}/split.json",
-        embedding=f"{RESULTS}/{{dataset}}/embeddings/{{baseline}}.npz",
+        pseudobulk=protocol_pseudobulk,
+        split=f"{SPLIT_DIR}/split.json",
+        embedding=f"{SPLIT_DIR}/embeddings/{{baseline}}.npz",
     output:
-        f"{RESULTS}/{{dataset}}/lsft/{{baseline}}/top{{pct}}/chunk{{chunk}}-of-{{n_chunks}}.parquet",
-    params:
-        protocol=config["protocol"],
-        ridge_penalty=config["ridge_penalty"],
-        center=config["lsft"]["center"],
-        refit_embeddings=config["lsft"]["refit_embeddings"],
-        top_genes=config["metrics"]["top_genes"],
+        metrics=f"{SPLIT_DIR}/lsft/{{baseline}}/top{{pct}}/chunk{{chunk}}-of-{{n_chunks}}.parquet",
+        predictions=f"{SPLIT_DIR}/lsft/{{baseline}}/top{{pct}}/chunk{{chunk}}-of-{{n_chunks}}.npz",
     log:
-        f"{RESULTS}/logs/lsft/{{dataset}}/{{baseline}}/top{{pct}}/chunk{{chunk}}-of-{{n_chunks}}.log",
+        f"{RESULTS}/logs/lsft/{{dataset}}/{{protocol}}/seed{{seed}}/{{baseline}}/top{{pct}}/chunk{{chunk}}-of-{{n_chunks}}.log",
+    conda:
+        "../envs/model.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../envs/model.yaml"
+    params:
+        ridge_penalty=config["ridge_penalty"],
+        center=config["lsft"]["center"],
+        published_version=config["seed_compat"]["published_version"],
+        refit_embeddings=config["lsft"]["refit_embeddings"],
+        top_genes=config["metrics"]["top_genes"],
     script:
         "../workflow/scripts/lsft.py"

@@ -10,17 +10,17 @@ rule synthetic_scgpt_checkpoint:
         model=f"{SYNTHETIC}/scgpt/best_model.pt",
         vocab=f"{SYNTHETIC}/scgpt/vocab.json",
         args=f"{SYNTHETIC}/scgpt/args.json",
-    params:
-        kind="scgpt",
-        seed=config["synthetic"]["seed"],
     log:
         f"{RESULTS}/logs/synthetic_checkpoint/scgpt.log",
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/torch.yaml"
+    params:
+        kind="scgpt",
+        seed=config["synthetic"]["seed"],
     script:
         "../workflow/scripts/synthetic_resource.py"
 
@@ -30,17 +30,17 @@ rule synthetic_scfoundation_checkpoint:
     output:
         model=f"{SYNTHETIC}/scfoundation/models.ckpt",
         gene_list=f"{SYNTHETIC}/scfoundation/gene_list.tsv",
-    params:
-        kind="scfoundation",
-        seed=config["synthetic"]["seed"],
     log:
         f"{RESULTS}/logs/synthetic_checkpoint/scfoundation.log",
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/torch.yaml"
+    params:
+        kind="scfoundation",
+        seed=config["synthetic"]["seed"],
     script:
         "../workflow/scripts/synthetic_resource.py"
 
@@ -49,17 +49,17 @@ rule synthetic_go_graph:
     """A GO-like weighted gene graph in the layout of GEARS' go_essential_all.csv."""
     output:
         csv=f"{SYNTHETIC}/go_essential_all.csv",
-    params:
-        kind="go_graph",
-        seed=config["synthetic"]["seed"],
     log:
         f"{RESULTS}/logs/synthetic_checkpoint/go_graph.log",
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/data.yaml"
+    params:
+        kind="go_graph",
+        seed=config["synthetic"]["seed"],
     script:
         "../workflow/scripts/synthetic_resource.py"
 
@@ -70,16 +70,16 @@ rule pretrained_gene_table:
         unpack(pretrained_inputs),
     output:
         f"{RESULTS}/resources/gene_tables/{{baseline}}.{{side}}.pretrained.tsv",
-    params:
-        spec=lambda w: config["baselines"][w.baseline][w.side],
     log:
         f"{RESULTS}/logs/pretrained_gene_table/{{baseline}}.{{side}}.log",
+    conda:
+        "../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=16000,
         runtime=30,
-    conda:
-        "../envs/torch.yaml"
+    params:
+        spec=lambda w: config["baselines"][w.baseline][w.side],
     script:
         "../workflow/scripts/pretrained_gene_table.py"
 
@@ -90,15 +90,35 @@ rule go_graph_table:
         csv=go_graph_csv,
     output:
         f"{RESULTS}/resources/gene_tables/{{baseline}}.{{side}}.go_graph.tsv",
-    params:
-        dim=config["pca_dim"],
     log:
         f"{RESULTS}/logs/go_graph_table/{{baseline}}.{{side}}.log",
+    conda:
+        "../envs/model.yaml"
     threads: 1
     resources:
         mem_mb=16000,
         runtime=60,
-    conda:
-        "../envs/model.yaml"
+    params:
+        dim=config["pca_dim"],
     script:
         "../workflow/scripts/go_graph_table.py"
+
+
+rule seed_compat_gene_table:
+    """Gene tables as the published code's loaders build them (seed_compat): raw scGPT rows, GEARS' GO embedding."""
+    input:
+        unpack(seed_compat_table_inputs),
+    output:
+        f"{RESULTS}/resources/gene_tables/{{baseline}}.{{side}}.seed_compat.tsv",
+    log:
+        f"{RESULTS}/logs/seed_compat_gene_table/{{baseline}}.{{side}}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=30,
+    params:
+        kind=lambda w: config["baselines"][w.baseline][w.side]["type"],
+    script:
+        "../workflow/scripts/seed_compat_gene_table.py"

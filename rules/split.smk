@@ -2,24 +2,22 @@
 
 
 rule split:
-    """Train/val/test condition lists of one dataset."""
+    """Train/val/test condition lists of one (dataset, protocol, split seed)."""
     input:
         unpack(go_filter_inputs),
         data=perturb_data,
         split_file=split_file,
     output:
-        f"{RESULTS}/{{dataset}}/split.json",
-    params:
-        protocol=config["protocol"],
-        seed=config["split"]["seed"],
-        train_gene_set_size=config["split"]["train_gene_set_size"],
+        f"{SPLIT_DIR}/split.json",
     log:
-        f"{RESULTS}/logs/split/{{dataset}}.log",
+        f"{RESULTS}/logs/split/{{dataset}}/{{protocol}}/seed{{seed}}.log",
+    conda:
+        "../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/data.yaml"
+    params:
+        train_gene_set_size=config["split"]["train_gene_set_size"],
     script:
         "../workflow/scripts/split.py"

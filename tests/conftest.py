@@ -31,3 +31,38 @@ def small_split(small_pb):
     conds = [c for c in small_pb.obs_names if c != "ctrl"]
     perm = list(np.random.default_rng(0).permutation(conds))
     return {"train": ["ctrl"] + perm[:40], "val": perm[40:45], "test": perm[45:]}
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory):
+    """One tiny ``snakemake audit`` run shared by the workflow tests (the DAG is too slow to run per test).
+
+    The default config on tiny synthetic data (3 datasets, every baseline, split seeds 1 and 2) plus a
+    user gene table in the paper's TSV layout; ``audit`` builds both protocols' tables and figures and
+    the audit tables. The workflow is a private copy, so rerun tests may edit its scripts; every test
+    that changes the run restores it.
+    """
+    import os
+    import shutil
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from workflow_utils import REPO, copy_workflow, snakemake, tiny_config, write_config
+
+    reuse = os.environ.get("LSFT_TEST_SHARED_RUN")  # developers: an earlier shared run's directory
+    root = Path(reuse) if reuse else copy_workflow(tmp_path_factory.mktemp("shared_run"))
+    if not (root / "report").exists():
+        shutil.copytree(REPO / "report", root / "report")
+    config = tiny_config()
+    genes = [f"SYN{i:04d}" for i in range(1, 61)]
+    table = pd.DataFrame(np.random.default_rng(0).normal(size=(5, len(genes))), columns=genes)
+    table.to_csv(root / "text_gene_emb.tsv", sep="\t", index=False)  # one column per gene, one row per dimension
+    config["baselines"]["lpm_textGeneEmb"] = {
+        "gene": {"type": "table", "path": "text_gene_emb.tsv"},
+        "pert": {"type": "training_pca"},
+    }
+    write_config(root, config)
+    snakemake(root, "audit", "--cores", "2", root=root)
+    return SimpleNamespace(root=root, config=config, results=root / "results")

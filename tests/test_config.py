@@ -60,3 +60,11 @@ def test_snakemake_reports_bad_value_at_startup(tmp_path):
     proc = snakemake(tmp_path, "-n", "--cores", "1", check=False)
     assert proc.returncode != 0
     assert "median" in proc.stdout + proc.stderr and "center" in proc.stdout + proc.stderr
+
+
+def test_old_single_split_seed_gets_a_hint():
+    config = default_config()
+    config["split"] = {"seed": 1}
+    validate(config, SCHEMA)
+    with pytest.raises(ConfigError, match=r"split.seed: replaced by split.seeds, a list"):
+        check_config(config)

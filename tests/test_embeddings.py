@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 
-from lsftbench.embeddings import Embedding, build_embedding
+from lsftbench.embeddings import Embedding, TrainingPCA, build_embedding, training_pca
 from lsftbench.global_fit import global_predictions
 from lsftbench.pca import pca_scores
 from lsftbench.problem import make_problem
@@ -110,3 +110,43 @@ def test_truncated_svd_path_matches_full_svd():
     ref = u[:, :10] * s[:10]
     for j in range(10):
         assert min(np.abs(ours[:, j] - ref[:, j]).max(), np.abs(ours[:, j] + ref[:, j]).max()) < 1e-8 * s[0]
+
+
+def test_training_pca_computed_once_gives_the_same_embeddings(small_pb, small_split, tmp_path):
+    """The shared training PCA (computed once per dataset and split, saved, loaded) changes no number."""
+    shared = training_pca(small_pb, small_split, 5)
+    shared.save(tmp_path / "training_pca.npz")
+    loaded = TrainingPCA.load(tmp_path / "training_pca.npz")
+    pd.testing.assert_frame_equal(loaded.scores, shared.scores)
+    assert loaded.train == tuple(small_split["train"]) and loaded.dim == 5
+    for spec in (SELF, {"gene": {"type": "training_pca"}, "pert": {"type": "random", "seed": 1}},
+                 {"gene": {"type": "random", "seed": 1}, "pert": {"type": "training_pca"}}):
+        fresh = build_embedding(spec, small_pb, small_split, 5, dataset="d")
+        reused = build_embedding(spec, small_pb, small_split, 5, dataset="d", training_scores=loaded)
+        np.testing.assert_array_equal(reused.A, fresh.A)
+        np.testing.assert_array_equal(reused.B, fresh.B)
+        assert list(reused.conditions) == list(fresh.conditions) and reused.info == fresh.info
+
+
+def test_training_pca_of_another_split_or_dimension_is_refused(small_pb, small_split):
+    shared = training_pca(small_pb, small_split, 5)
+    other = dict(small_split, train=small_split["train"][:-1])
+    with pytest.raises(ValueError, match="other training conditions"):
+        build_embedding(SELF, small_pb, other, 5, dataset="d", training_scores=shared)
+    with pytest.raises(ValueError, match="dimension is 5"):
+        build_embedding(SELF, small_pb, small_split, 4, dataset="d", training_scores=shared)
+
+
+def test_mean_expression_input_gives_the_anndata_embeddings(small_pb, small_split, tmp_path):
+    """Embedding jobs may read the pseudobulk with h5py (no anndata import): identical embeddings."""
+    from lsftbench.io import write_h5ad
+    from lsftbench.problem import read_mean_expression
+
+    write_h5ad(small_pb, tmp_path / "pb.h5ad")
+    means = read_mean_expression(tmp_path / "pb.h5ad")
+    spec = {"gene": {"type": "training_pca"}, "pert": {"type": "dataset_pca", "dataset": "src"}}
+    a = build_embedding(spec, small_pb, small_split, 4, dataset="x", source_pseudobulk=small_pb, source_dataset="src")
+    b = build_embedding(spec, means, small_split, 4, dataset="x", source_pseudobulk=means, source_dataset="src")
+    np.testing.assert_array_equal(a.A, b.A)
+    np.testing.assert_array_equal(a.B, b.B)
+    assert a.info == b.info

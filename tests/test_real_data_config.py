@@ -26,9 +26,10 @@ def test_real_config_dry_run_lists_full_dag(tmp_path):
     n_baselines = len(config["baselines"])
     pairs = 3 * n_baselines - 2  # dataset_pca baselines are not run on their own source
     assert jobs["download_gears_dataset"] == 3 and jobs["download_go_resources"] == 1
-    assert jobs["embedding"] == pairs and jobs["global_fit"] == pairs
-    assert jobs["lsft"] == pairs * len(config["top_pcts"]) * config["lsft"]["test_chunks"]
-    assert jobs["split"] == 3 and jobs["dataset_tables"] == 3
+    seeds = len(config["split"]["seeds"])
+    assert jobs["embedding"] == pairs * seeds and jobs["global_fit"] == pairs * seeds
+    assert jobs["lsft"] == pairs * seeds * len(config["top_pcts"]) * config["lsft"]["test_chunks"]
+    assert jobs["split"] == 3 * seeds and jobs["dataset_tables"] == 3
 
 
 @pytest.fixture
@@ -57,12 +58,13 @@ def test_download_source_runs_end_to_end_against_loopback(tmp_path, dataverse):
     config["go_filter"] = "off"
     config["lsft"]["test_chunks"] = 2
     config["top_pcts"] = [10]
+    config["split"]["seeds"] = [1]
     config["baselines"] = {k: config["baselines"][k] for k in ("lpm_selftrained", "mean_response")}
     workdir = tmp_path / "work"
     write_config(workdir, config)
     snakemake(workdir, "--cores", "2")
     lock = yaml.safe_load((workdir / "resources" / "sha256.lock.json").read_text())
     assert "adamson.zip" in lock and len(lock["adamson.zip"]) == 64
-    perf = pd.read_csv(workdir / "results/tables/adamson/lsft_performance.csv")
+    perf = pd.read_csv(workdir / "results/tables/default/adamson/lsft_performance.csv")
     assert set(perf["Baseline"]) == {"lpm_selftrained", "mean_response"} and set(perf["Top %"]) == {"10%"}
     assert planned_jobs(workdir) == {}

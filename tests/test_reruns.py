@@ -1,4 +1,4 @@
-"""Rerun only what a change invalidates, checked on the real Snakemake DAG (dry runs after one real run)."""
+"""Rerun only what a change invalidates, checked on the real Snakemake DAG (dry runs after the shared run)."""
 
 from __future__ import annotations
 
@@ -6,88 +6,110 @@ import copy
 
 import pytest
 
-from workflow_utils import copy_workflow, planned_jobs, snakemake, tiny_config, write_config
+from lsftbench.workflow_config import baselines_for
+from workflow_utils import planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
-AGGREGATION = {"dataset_tables": 3, "figures": 3, "combined_table": 1, "all": 1}
+#: The jobs after the per-(dataset, seed) work: tables, figures, combined table, run index, target.
+AGGREGATION = {"dataset_tables": 3, "figures": 3, "forest_figure": 1, "combined_table": 1, "run_index": 1, "all": 1}
 
 
-@pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    """A completed tiny run of a private copy of the workflow (so the test may edit its scripts)."""
-    root = copy_workflow(tmp_path_factory.mktemp("workflow"))
-    config = tiny_config()
-    write_config(root, config)
-    snakemake(root, "--cores", "2", root=root)
-    return root, config
-
-
-def plan_with(root, config, change):
-    new = copy.deepcopy(config)
+def plan_with(run, change, *targets):
+    new = copy.deepcopy(run.config)
     change(new)
-    write_config(root, new)
+    write_config(run.root, new)
     try:
-        return planned_jobs(root, root=root)
+        return planned_jobs(run.root, *targets, root=run.root)
     finally:
-        write_config(root, config)
+        write_config(run.root, run.config)
 
 
 def pairs(config):
-    from lsftbench.workflow_config import baselines_for
-
+    """(dataset, baseline) pairs of one split seed."""
     return sum(len(baselines_for(config, d)) for d in config["datasets"])
 
 
-def test_second_run_does_nothing(done):
-    root, _ = done
-    assert planned_jobs(root, root=root) == {}
+def n_seeds(config):
+    return len(config["split"]["seeds"])
 
 
-def test_ridge_penalty_reruns_fits_and_lsft_only(done):
-    root, config = done
-    jobs = plan_with(root, config, lambda c: c.update(ridge_penalty=0.5))
+def test_ridge_penalty_reruns_fits_and_lsft_only(shared_run):
+    config = shared_run.config
+    jobs = plan_with(shared_run, lambda c: c.update(ridge_penalty=0.5))
+    n = pairs(config) * n_seeds(config)
+    # the null and idealized ridge models of the progress bar use the same penalty
+    assert jobs == {"global_fit": n, "lsft": n * len(config["top_pcts"]), "progress_methods": 3 * n_seeds(config),
+                    **AGGREGATION}
+
+
+def test_one_baseline_setting_reruns_only_that_baseline(shared_run):
+    config = shared_run.config
+    jobs = plan_with(shared_run, lambda c: c["baselines"]["lpm_randomGeneEmb"]["gene"].update(seed=7))
+    n = 3 * n_seeds(config)
+    assert jobs == {"embedding": n, "global_fit": n, "lsft": n * len(config["top_pcts"]), **AGGREGATION}
+
+
+def test_new_k_adds_only_new_shards(shared_run):
+    config = shared_run.config
+    jobs = plan_with(shared_run, lambda c: c.update(top_pcts=[*c["top_pcts"], 20]))
+    assert jobs == {"lsft": pairs(config) * n_seeds(config), **AGGREGATION}
+
+
+def test_adding_a_seed_runs_only_its_jobs(shared_run):
+    """Issue 9: a new split seed adds its split, embeddings, fits, shards and progress methods; the
+    existing seeds' jobs stay; the noise ceiling (over every seed's test perturbations) and the
+    aggregation rerun."""
+    config = shared_run.config
+    jobs = plan_with(shared_run, lambda c: c["split"].update(seeds=[*c["split"]["seeds"], 3]))
     n = pairs(config)
-    assert jobs == {"global_fit": n, "lsft": n * len(config["top_pcts"]), **AGGREGATION}
+    assert jobs == {"split": 3, "embedding": n, "global_fit": n, "lsft": n * len(config["top_pcts"]),
+                    "progress_methods": 3, "noise_ceiling": 3, **AGGREGATION}
 
 
-def test_one_baseline_setting_reruns_only_that_baseline(done):
-    root, config = done
-    jobs = plan_with(root, config, lambda c: c["baselines"]["lpm_randomGeneEmb"]["gene"].update(seed=7))
-    assert jobs == {"embedding": 3, "global_fit": 3, "lsft": 3 * len(config["top_pcts"]), **AGGREGATION}
+def test_removing_a_seed_reruns_only_aggregation(shared_run):
+    jobs = plan_with(shared_run, lambda c: c["split"].update(seeds=c["split"]["seeds"][:1]))
+    assert jobs == {"noise_ceiling": 3, **AGGREGATION}
 
 
-def test_new_k_adds_only_new_shards(done):
-    root, config = done
-    jobs = plan_with(root, config, lambda c: c.update(top_pcts=[*c["top_pcts"], 20]))
-    assert jobs == {"lsft": pairs(config), **AGGREGATION}
+def test_n_resamples_reruns_only_aggregation(shared_run):
+    jobs = plan_with(shared_run, lambda c: c["statistics"].update(n_resamples=999))
+    assert jobs == AGGREGATION
 
 
-def test_memory_knob_reruns_nothing(done):
-    root, config = done
-    assert plan_with(root, config, lambda c: c["pseudobulk"].update(chunk_size=7)) == {}
+def test_memory_knobs_rerun_nothing(shared_run):
+    assert plan_with(shared_run, lambda c: c["pseudobulk"].update(chunk_size=7)) == {}
+    assert plan_with(shared_run, lambda c: c["progress_bar"].update(max_mb=64)) == {}
 
 
-def test_editing_a_script_reruns_only_its_rule(done):
-    root, _ = done
+def test_switching_protocol_reruns_nothing(shared_run):
+    """Issue 13: both protocols' outputs live side by side, so switching back and forth is free."""
+    assert plan_with(shared_run, lambda c: c.update(protocol="seed_compat")) == {}
+
+
+def test_editing_a_script_reruns_only_its_rule(shared_run):
+    root = shared_run.root
     script = root / "workflow" / "scripts" / "figures.py"
     original = script.read_text()
     script.write_text(original + "\n# edited\n")
     try:
-        assert planned_jobs(root, root=root) == {"figures": 3, "all": 1}
+        # the run index lists the figures, so it is refreshed too
+        assert planned_jobs(root, root=root) == {"figures": 3, "run_index": 1, "all": 1}
     finally:
         script.write_text(original)
-        snakemake(root, "--cores", "2", root=root)  # bring the results up to date for the next test
+        snakemake(root, "audit", "--cores", "2", root=root)  # bring the results up to date for the next test
 
 
-def test_deleted_shard_reruns_that_shard_and_aggregation(done):
-    root, config = done
-    shard = next((root / "results" / "adamson" / "lsft" / "lpm_selftrained" / "top5").glob("chunk*.parquet"))
+def test_deleted_shard_reruns_that_shard_and_aggregation(shared_run):
+    root = shared_run.root
+    lsft_dir = shared_run.results / "adamson" / "default" / "seed1" / "lsft" / "lpm_selftrained" / "top5"
+    shard = next(lsft_dir.glob("chunk*.parquet"))
     saved = shard.read_bytes()
     shard.unlink()
     try:
-        assert planned_jobs(root, root=root) == {"lsft": 1, "dataset_tables": 1, "figures": 1, "combined_table": 1, "all": 1}
+        assert planned_jobs(root, root=root) == {"lsft": 1, "dataset_tables": 1, "figures": 1, "forest_figure": 1,
+                                                 "combined_table": 1, "run_index": 1, "all": 1}
     finally:
         if not shard.exists():
             shard.write_bytes(saved)
-        snakemake(root, "--cores", "2", root=root)
+        snakemake(root, "audit", "--cores", "2", root=root)

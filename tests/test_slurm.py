@@ -205,7 +205,7 @@ def test_slurm_tables_equal_local_tables(runs):
     local_tables = sorted(p.relative_to(runs["local"]) for p in (runs["local"] / "results" / "tables").rglob("*.csv"))
     slurm_tables = sorted(p.relative_to(runs["slurm"]) for p in (runs["slurm"] / "results" / "tables").rglob("*.csv"))
     assert local_tables and local_tables == slurm_tables
-    assert Path("results/tables/combined.csv") in local_tables
+    assert Path("results/tables/default/combined.csv") in local_tables
     for rel in local_tables:
         a, b = pd.read_csv(runs["local"] / rel), pd.read_csv(runs["slurm"] / rel)
         assert len(a) > 0, rel

@@ -39,7 +39,7 @@ def write_config(workdir: Path, config: dict) -> None:
 def copy_workflow(dest: Path) -> Path:
     """Copy the workflow's own files (Snakefile, rules, scripts, schema, envs, package) to ``dest``."""
     shutil.copy(REPO / "Snakefile", dest / "Snakefile")
-    for name in ("rules", "workflow", "envs", "src"):
+    for name in ("rules", "workflow", "envs", "src", "report"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (dest / "config").mkdir(exist_ok=True)
     shutil.copy(REPO / "config" / "schema.yaml", dest / "config" / "schema.yaml")

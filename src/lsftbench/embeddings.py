@@ -21,6 +21,11 @@ type               source                                                       
 ``ctrl`` always has the zero perturbation embedding. Conditions without an embedding (double
 perturbations, target gene not measured or not in a table) are listed in ``Embedding.info`` as not
 predictable; they are never silently dropped.
+
+The training PCA is the same for every baseline of one (dataset, split): :func:`training_pca`
+computes it once, :meth:`TrainingPCA.save` / :meth:`TrainingPCA.load` keep it in a small file, and
+``build_embedding(..., training_scores=...)`` uses it instead of recomputing it. The pseudobulk may
+be an AnnData or a :class:`lsftbench.problem.MeanExpression` (read with h5py, no anndata import).
 """
 
 from __future__ import annotations
@@ -37,14 +42,20 @@ from .conditions import CTRL, single_gene
 from .io import write_npz
 from .pca import pca_scores
 
-if TYPE_CHECKING:  # anndata is slow to import; LSFT jobs never need it
+if TYPE_CHECKING:  # anndata is slow to import; embedding, fit and LSFT jobs never need it
     import anndata as ad
+
+    from .problem import MeanExpression
+
+    Pseudobulk = ad.AnnData | MeanExpression
 
 __all__ = [
     "Embedding",
     "REFIT_TYPES",
     "TABLE_TYPES",
+    "TrainingPCA",
     "build_embedding",
+    "training_pca",
     "training_pca_gene_scores",
     "pert_columns_from_rows",
 ]
@@ -129,6 +140,68 @@ def training_pca_gene_scores(expr: pd.DataFrame, train_conditions: list[str], di
     return pd.DataFrame(scores, index=expr.index, columns=[f"pc_{k}" for k in range(scores.shape[1])])
 
 
+@dataclass(frozen=True)
+class TrainingPCA:
+    """PCA gene scores of one dataset's training pseudobulk (SPEC 4), shared by all its baselines.
+
+    Attributes
+    ----------
+    scores
+        genes (all measured, in pseudobulk order) × k scores, ``k = min(dim, rank bound)``.
+    train
+        The training conditions the PCA was fitted on (``split["train"]``, in order).
+    dim
+        The requested dimension (``pca_dim``).
+    """
+
+    scores: pd.DataFrame
+    train: tuple[str, ...]
+    dim: int
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write to an uncompressed ``.npz`` (atomically)."""
+        write_npz(
+            path,
+            genes=np.asarray(self.scores.index, dtype=str),
+            scores=self.scores.to_numpy(dtype=np.float64),
+            train=np.asarray(self.train, dtype=str),
+            dim=np.asarray(self.dim),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TrainingPCA:
+        """Read a file written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            scores = z["scores"]
+            frame = pd.DataFrame(
+                scores, index=pd.Index(z["genes"].astype(str), name="gene"), columns=[f"pc_{k}" for k in range(scores.shape[1])]
+            )
+            return cls(scores=frame, train=tuple(z["train"].astype(str)), dim=int(z["dim"]))
+
+    def check(self, genes: pd.Index, split: dict[str, list[str]], dim: int) -> None:
+        """Raise ``ValueError`` unless this PCA was computed for these genes, training conditions and ``dim``."""
+        problems = []
+        if not self.scores.index.equals(pd.Index(genes)):
+            problems.append("its genes differ from the pseudobulk's")
+        if list(self.train) != list(split["train"]):
+            problems.append("it was fitted on other training conditions (another split)")
+        if self.dim != dim:
+            problems.append(f"its dimension is {self.dim}, not pca_dim = {dim}")
+        if problems:
+            raise ValueError("training_scores do not belong to this dataset and split: " + "; ".join(problems))
+
+
+def _expression(pb: Pseudobulk) -> pd.DataFrame:
+    """genes × conditions mean expression of a pseudobulk (AnnData or MeanExpression)."""
+    return pd.DataFrame(np.asarray(pb.X, dtype=np.float64).T, index=pb.var_names, columns=pb.obs_names)
+
+
+def training_pca(pb: Pseudobulk, split: dict[str, list[str]], dim: int) -> TrainingPCA:
+    """The training PCA of one (dataset, split): :func:`training_pca_gene_scores` on the training conditions."""
+    scores = training_pca_gene_scores(_expression(pb), list(split["train"]), dim)
+    return TrainingPCA(scores=scores, train=tuple(split["train"]), dim=int(dim))
+
+
 def pert_columns_from_rows(rows: pd.DataFrame, conditions: list[str]) -> tuple[list[str], np.ndarray, list[str]]:
     """Perturbation embedding from a table indexed by gene symbol.
 
@@ -152,11 +225,11 @@ def pert_columns_from_rows(rows: pd.DataFrame, conditions: list[str]) -> tuple[l
 
 
 def _dataset_pca_rows(
-    source: ad.AnnData, dim: int, restrict_to: list[str] | None
+    source: Pseudobulk, dim: int, restrict_to: list[str] | None
 ) -> pd.DataFrame:
     """PCA scores over the conditions of a source pseudobulk, indexed by target-gene symbol."""
     obs = source.obs_names if restrict_to is None else pd.Index(restrict_to)
-    x = np.asarray(source[obs].X, dtype=np.float64)
+    x = np.asarray(source.X, dtype=np.float64)[source.obs_names.get_indexer(obs)]
     scores = pca_scores(x, dim)  # conditions as observations, genes centred
     genes = [single_gene(c) for c in obs]
     keep = [i for i, g in enumerate(genes) if g is not None]
@@ -166,15 +239,16 @@ def _dataset_pca_rows(
 
 def build_embedding(
     spec: dict[str, Any],
-    pb: ad.AnnData,
+    pb: Pseudobulk,
     split: dict[str, list[str]],
     dim: int,
     *,
     dataset: str,
-    source_pseudobulk: ad.AnnData | None = None,
+    source_pseudobulk: Pseudobulk | None = None,
     source_dataset: str | None = None,
     gene_table: pd.DataFrame | None = None,
     pert_table: pd.DataFrame | None = None,
+    training_scores: TrainingPCA | None = None,
 ) -> Embedding:
     """Build the embeddings of one baseline (SPEC sections 4-5).
 
@@ -183,7 +257,8 @@ def build_embedding(
     spec
         Baseline spec with ``model``, ``gene`` and ``pert`` parts (see module docstring).
     pb
-        Pseudobulk of the dataset (conditions × genes mean expression).
+        Pseudobulk of the dataset (conditions × genes mean expression): an AnnData or a
+        :class:`lsftbench.problem.MeanExpression`.
     split
         ``{"train", "val", "test"}`` condition lists.
     dim
@@ -192,32 +267,41 @@ def build_embedding(
         For ``dataset_pca`` perturbation embeddings: the source dataset's pseudobulk and name.
     gene_table, pert_table
         For ``table`` embeddings: gene tables indexed by gene symbol.
+    training_scores
+        The dataset's :func:`training_pca` for this split and ``dim``, computed once and loaded;
+        used instead of recomputing it (same numbers). Checked against ``pb``, ``split`` and ``dim``.
     """
     model = spec.get("model", "ridge")
     gene_spec = spec.get("gene", {"type": "training_pca"})
     pert_spec = spec.get("pert", {"type": "training_pca"})
-    expr = pd.DataFrame(np.asarray(pb.X, dtype=np.float64).T, index=pb.var_names, columns=pb.obs_names)
+    n_vars = len(pb.var_names)
     all_conditions = [c for part in ("train", "val", "test") for c in split.get(part, [])]
-    info: dict[str, Any] = {"n_measured_genes": int(pb.n_vars)}
+    info: dict[str, Any] = {"n_measured_genes": int(n_vars)}
     uses_pca = "training_pca" in (gene_spec["type"] if model != "mean" else None, pert_spec["type"])
-    scores = training_pca_gene_scores(expr, split["train"], dim) if uses_pca else None
+    scores = None
+    if uses_pca:
+        if training_scores is None:
+            training_scores = training_pca(pb, split, dim)
+        else:
+            training_scores.check(pb.var_names, split, dim)
+        scores = training_scores.scores
 
     # Gene embedding A
     gtype = gene_spec["type"]
     if model == "mean":
-        genes, a = pb.var_names, np.zeros((pb.n_vars, 0))
+        genes, a = pb.var_names, np.zeros((n_vars, 0))
         gtype = "none"
     elif gtype == "training_pca":
         genes, a = scores.index, scores.to_numpy()
     elif gtype == "random":
         rng = np.random.default_rng(int(gene_spec.get("seed", 1)))
-        genes, a = pb.var_names, rng.standard_normal((pb.n_vars, int(gene_spec.get("dim", dim))))
+        genes, a = pb.var_names, rng.standard_normal((n_vars, int(gene_spec.get("dim", dim))))
     elif gtype in TABLE_TYPES:
         if gene_table is None:
             raise ValueError(f"gene embedding of type {gtype!r} needs a gene table")
         genes = pb.var_names[pb.var_names.isin(gene_table.index)]
         a = gene_table.loc[genes].to_numpy(dtype=np.float64)
-        info["genes_dropped_not_in_table"] = int(pb.n_vars - len(genes))
+        info["genes_dropped_not_in_table"] = int(n_vars - len(genes))
     else:
         raise ValueError(f"unknown gene embedding type {gtype!r}")
 

@@ -19,11 +19,11 @@ def global_predictions(problem: Problem, ridge: float) -> np.ndarray:
     """Predicted Δ for the predictable test conditions (genes × tests).
 
     Ridge baselines fit ``Y_train ≈ A K B_train`` with the row-mean centre; ``mean_response``
-    predicts the mean Δ of the training perturbations (``ctrl`` excluded).
+    predicts the mean Δ of all training perturbations (``ctrl`` excluded, :attr:`Problem.train_mean`;
+    load its problem with ``every_condition=True`` so that every test perturbation is predicted, SPEC 5).
     """
     emb = problem.embedding
     if emb.model == "mean":
-        mean = problem.y[:, problem.col(problem.train_perts)].mean(axis=1)
-        return np.repeat(mean[:, None], len(problem.test), axis=1)
+        return np.repeat(problem.train_mean[:, None], len(problem.test), axis=1)
     k, center = solve_y_axb(problem.y[:, problem.col(problem.train)], emb.A, problem.b(problem.train), ridge)
     return predict(emb.A, k, problem.b(problem.test), center)

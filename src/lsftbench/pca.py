@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse.linalg import svds
 
 __all__ = ["pca_scores", "fix_signs"]
 
@@ -23,6 +22,8 @@ def pca_scores(x: np.ndarray, dim: int) -> np.ndarray:
     centred = x - x.mean(axis=0, keepdims=True)
     k = max(0, min(dim, *centred.shape))
     if min(centred.shape) > _TRUNCATED_MIN_SIDE and 0 < k < min(centred.shape) // 10:
+        from scipy.sparse.linalg import svds  # noqa: PLC0415 - SciPy is imported only for large inputs
+
         v0 = np.random.default_rng(0).standard_normal(min(centred.shape))
         u, s, _ = svds(centred, k=k, tol=0, v0=v0, solver="arpack")
         order = np.argsort(-s, kind="stable")

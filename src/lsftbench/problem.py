@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from .conditions import CTRL, single_gene
-from .data import InputDataError
 from .embeddings import Embedding
 from .io import read_json
 from .metrics import top_expressed
@@ -47,6 +46,8 @@ def require_conditions(pb: ad.AnnData | MeanExpression, conditions: list[str], p
     """Every condition of a split must have cells in the pseudobulk."""
     missing = [c for c in conditions if c not in pb.obs_names]
     if missing:
+        from .data import InputDataError  # noqa: PLC0415 - lsftbench.data imports SciPy; fit jobs need it only here
+
         raise InputDataError(
             path, f"{len(missing)} split conditions have zero cells in the data (e.g. {', '.join(missing[:5])})"
         )
@@ -72,6 +73,7 @@ class Problem:
     gene_rows: np.ndarray  # row of each embedding gene in ``expr``
     target_rows: dict[str, int]  # row in ``expr`` of each condition's target gene (-1 if unmeasured)
     top_idx: np.ndarray  # indices into ``genes`` of the 1000 highest control-mean genes
+    train_mean: np.ndarray  # mean Δ (genes) of ALL training perturbations, ctrl excluded (SPEC 5 and 7)
 
     def col(self, conditions: list[str]) -> np.ndarray:
         """Column indices of ``conditions`` in ``y``."""
@@ -82,9 +84,20 @@ class Problem:
         return self.embedding.B[:, self.embedding.conditions.get_indexer(conditions)]
 
 
-def make_problem(pb: ad.AnnData | MeanExpression, split: dict[str, list[str]], emb: Embedding, top_n: int = 1000) -> Problem:
-    """Align a dataset's pseudobulk, its split and one baseline's embedding."""
-    has_emb = set(emb.conditions)
+def make_problem(
+    pb: ad.AnnData | MeanExpression,
+    split: dict[str, list[str]],
+    emb: Embedding,
+    top_n: int = 1000,
+    *,
+    every_condition: bool = False,
+) -> Problem:
+    """Align a dataset's pseudobulk, its split and one baseline's embedding.
+
+    Train and test conditions are those with a perturbation embedding, unless ``every_condition``
+    (the global fit of ``mean_response``, which needs no embedding to predict: SPEC 5).
+    """
+    has_emb = set(split["train"]) | set(split["test"]) if every_condition else set(emb.conditions)
     train = [c for c in split["train"] if c in has_emb]
     if CTRL in train:
         train = [CTRL] + [c for c in train if c != CTRL]
@@ -95,10 +108,15 @@ def make_problem(pb: ad.AnnData | MeanExpression, split: dict[str, list[str]], e
     x = np.asarray(pb.X, dtype=np.float64)  # conditions × measured genes
     gene_rows = pb.var_names.get_indexer(emb.genes)
     ctrl = x[pb.obs_names.get_loc(CTRL)]
-    cond_rows = pb.obs_names.get_indexer(conditions)
-    y = (x[cond_rows][:, gene_rows] - ctrl[gene_rows]).T
+    rows = x[pb.obs_names.get_indexer(conditions)]  # one copy; genes selected and ctrl subtracted in place
+    if not (len(gene_rows) == x.shape[1] and np.array_equal(gene_rows, np.arange(x.shape[1]))):
+        rows = rows[:, gene_rows]
+    rows -= ctrl[gene_rows]
+    y = rows.T
     expr = pd.DataFrame(x[pb.obs_names.get_indexer(train)].T, index=pb.var_names, columns=train)
     target_rows = {c: (pb.var_names.get_loc(g) if (g := single_gene(c)) in pb.var_names else -1) for c in conditions}
+    all_train_perts = [c for c in split["train"] if c != CTRL]
+    train_mean = x[pb.obs_names.get_indexer(all_train_perts)][:, gene_rows].mean(axis=0) - ctrl[gene_rows]
     return Problem(
         embedding=emb,
         genes=emb.genes,
@@ -112,12 +130,15 @@ def make_problem(pb: ad.AnnData | MeanExpression, split: dict[str, list[str]], e
         gene_rows=gene_rows,
         target_rows=target_rows,
         top_idx=top_expressed(ctrl[gene_rows], top_n),
+        train_mean=train_mean,
     )
 
 
-def load_problem(pseudobulk_path: str, split_path: str, embedding_path: str, top_n: int = 1000) -> Problem:
-    """Read a pseudobulk h5ad, a split JSON and an embedding ``.npz`` and align them."""
+def load_problem(
+    pseudobulk_path: str, split_path: str, embedding_path: str, top_n: int = 1000, *, every_condition: bool = False
+) -> Problem:
+    """Read a pseudobulk h5ad, a split JSON and an embedding ``.npz`` and align them (see :func:`make_problem`)."""
     pb = read_mean_expression(pseudobulk_path)
     split = read_json(split_path)
     require_conditions(pb, [c for part in split.values() for c in part], pseudobulk_path)
-    return make_problem(pb, split, Embedding.load(embedding_path), top_n)
+    return make_problem(pb, split, Embedding.load(embedding_path), top_n, every_condition=every_condition)

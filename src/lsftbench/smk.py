@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["setup_logging"]
+__all__ = ["setup_logging", "test_chunk"]
 
 
 def setup_logging(snakemake: Any) -> logging.Logger:
@@ -25,3 +26,17 @@ def setup_logging(snakemake: Any) -> logging.Logger:
     sys.excepthook = excepthook
     logger.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards))
     return logger
+
+
+def test_chunk(tests: Sequence[str], chunk: int, n_chunks: int) -> tuple[list[str], int]:
+    """The test perturbations of LSFT shard ``chunk`` of ``n_chunks``, and the number of chunks in use.
+
+    More chunks than test perturbations are capped to one perturbation per chunk: the shards past
+    the cap are empty (they exist so that the DAG, fixed before the split is known, stays complete).
+    """
+    used = max(1, min(n_chunks, len(tests)))
+    if chunk >= used:
+        return [], used
+    size, extra = divmod(len(tests), used)  # numpy.array_split's layout: the first `extra` chunks get one more
+    start = chunk * size + min(chunk, extra)
+    return list(tests[start : start + size + (chunk < extra)]), used

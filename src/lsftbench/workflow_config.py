@@ -5,9 +5,29 @@ Used by ``rules/common.smk``; kept here so it is importable and tested.
 
 from __future__ import annotations
 
+import copy
+import os
+from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "check_config", "benchmarked_datasets", "baselines_for", "skipped_baselines", "pct_label"]
+import numpy as np
+
+__all__ = [
+    "ConfigError",
+    "PROTOCOLS",
+    "check_config",
+    "benchmarked_datasets",
+    "baselines_for",
+    "skipped_baselines",
+    "pct_label",
+    "results_dir",
+    "split_seeds",
+    "seeded_spec",
+]
+
+#: The protocols a run can produce; each lives under its own path (``{results}/{dataset}/{protocol}/...``).
+PROTOCOLS = ("default", "seed_compat")
+DEFAULT_CONFIGFILE = Path("config") / "config.yaml"
 
 
 class ConfigError(ValueError):
@@ -17,6 +37,40 @@ class ConfigError(ValueError):
 def pct_label(pct: float) -> str:
     """File-name label of a top-K %: ``1``, ``5``, ``10``, ``0.5``."""
     return str(int(pct)) if float(pct).is_integer() else repr(float(pct))
+
+
+def results_dir(config: dict[str, Any], user_configfiles: list[str] | None = None) -> str:
+    """The run's output root.
+
+    ``results_dir`` when the config sets it; otherwise ``results`` for ``config/config.yaml`` and
+    ``results-<name>`` for a config passed as ``--configfile <name>.yaml``, so two configs never write
+    into the same tables.
+    """
+    if config.get("results_dir"):
+        return str(config["results_dir"])
+    user = [Path(f) for f in user_configfiles or []]
+    user = [f for f in user if os.path.abspath(f) != os.path.abspath(DEFAULT_CONFIGFILE)]
+    return f"results-{user[-1].stem}" if user else "results"
+
+
+def split_seeds(config: dict[str, Any]) -> list[int]:
+    """The split seeds of the run (``split.seeds``), in config order."""
+    return [int(s) for s in config["split"]["seeds"]]
+
+
+def seeded_spec(spec: dict[str, Any], split_seed: int) -> dict[str, Any]:
+    """A baseline spec whose random embeddings draw anew for each split seed.
+
+    A ``random`` part's seed becomes ``SeedSequence([seed, split_seed])``'s first word, so the draws
+    of split seed 1 and 2 are independent and each is reproducible from the config.
+    """
+    spec = copy.deepcopy(spec)
+    for side in ("gene", "pert"):
+        part = spec.get(side)
+        if part and part.get("type") == "random":
+            entropy = [int(part.get("seed", 1)), int(split_seed)]
+            part["seed"] = int(np.random.SeedSequence(entropy).generate_state(1)[0])
+    return spec
 
 
 def benchmarked_datasets(config: dict[str, Any]) -> list[str]:
@@ -29,14 +83,15 @@ def _pert_source(spec: dict[str, Any]) -> str | None:
     return pert.get("dataset") if pert.get("type") == "dataset_pca" else None
 
 
-def skipped_baselines(config: dict[str, Any], dataset: str) -> dict[str, str]:
+def skipped_baselines(config: dict[str, Any], dataset: str, protocol: str | None = None) -> dict[str, str]:
     """Baselines not run on ``dataset``, with the reason.
 
     A ``dataset_pca`` perturbation embedding whose source is the dataset itself is fitted on the
     training conditions only, so no test perturbation has a (non-leaking) embedding: the baseline
     has nothing to predict there and is listed as skipped instead.
     """
-    if config.get("protocol", "default") == "seed_compat":
+    protocol = protocol or config.get("protocol", "default")
+    if protocol == "seed_compat":
         return {
             name: "cross-dataset perturbation embeddings are not part of the seed_compat reproduction"
             for name, spec in config["baselines"].items()
@@ -49,15 +104,17 @@ def skipped_baselines(config: dict[str, Any], dataset: str) -> dict[str, str]:
     }
 
 
-def baselines_for(config: dict[str, Any], dataset: str) -> list[str]:
-    """Baselines run on ``dataset``, in config order."""
-    skipped = skipped_baselines(config, dataset)
+def baselines_for(config: dict[str, Any], dataset: str, protocol: str | None = None) -> list[str]:
+    """Baselines run on ``dataset`` under ``protocol`` (default: the config's), in config order."""
+    skipped = skipped_baselines(config, dataset, protocol)
     return [name for name in config["baselines"] if name not in skipped]
 
 
 def check_config(config: dict[str, Any]) -> None:
     """Raise :class:`ConfigError` for cross-key problems the schema cannot see."""
     problems = []
+    if "seed" in config.get("split", {}):
+        problems.append("split.seed: replaced by split.seeds, a list of split seeds (e.g. split: {seeds: [1, 2]})")
     datasets = config["datasets"]
     for name, ds in datasets.items():
         if ds["source"] == "local" and not ds.get("path"):

@@ -7,25 +7,32 @@ sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda env
 import anndata as ad
 
 from lsftbench.embeddings import build_embedding
-from lsftbench.gene_tables import read_gene_table
+from lsftbench.gene_tables import read_baseline_tables
 from lsftbench.io import read_json
-from lsftbench.seed_compat import build_seed_embedding
 from lsftbench.smk import setup_logging
 
 log = setup_logging(snakemake)  # noqa: F821
 inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
 spec = p.spec
-tables = {
-    f"{side}_table": read_gene_table(inp[f"{side}_table"], layout=spec[side].get("layout", "auto"))
-    for side in ("gene", "pert")
-    if f"{side}_table" in inp.keys()
-}
-if p.protocol == "seed_compat":
-    emb = build_seed_embedding(spec, ad.read_h5ad(inp.pseudobulk), read_json(inp.split), p.pca_dim, **tables)
+pseudobulk = ad.read_h5ad(inp.pseudobulk)
+# A table matching (almost) none of the dataset's names is an error here, not NA/0 rows in the tables.
+tables = read_baseline_tables(
+    spec,
+    {key: inp[key] for key in ("gene_table", "pert_table") if key in inp.keys()},
+    pseudobulk.var_names,
+    pseudobulk.obs_names,
+    min_genes=p.min_table_genes,
+    baseline=w.baseline,
+)
+if w.protocol == "seed_compat":
+    from lsftbench.seed_compat import build_seed_embedding  # scikit-learn: only this protocol pays its import
+
+    # The published code seeds its PCA and all random draws with the split seed.
+    emb = build_seed_embedding(spec, pseudobulk, read_json(inp.split), p.pca_dim, seed=int(w.seed), **tables)
 else:
     emb = build_embedding(
         spec,
-        ad.read_h5ad(inp.pseudobulk),
+        pseudobulk,
         read_json(inp.split),
         p.pca_dim,
         dataset=w.dataset,

@@ -11,7 +11,8 @@ from lsftbench.smk import setup_logging
 from lsftbench.split import gears_simulation_split, read_split_json, seed_compat_split, split_summary
 
 log = setup_logging(snakemake)  # noqa: F821
-p = snakemake.params  # noqa: F821
+p, w = snakemake.params, snakemake.wildcards  # noqa: F821
+seed = int(w.seed)
 adata = open_perturb_data(snakemake.input.data)  # noqa: F821
 conditions = list(cell_conditions(adata))
 adata.file.close()
@@ -24,11 +25,14 @@ if "gene2go" in snakemake.input.keys():  # noqa: F821
 if snakemake.input.split_file:  # noqa: F821
     split = read_split_json(snakemake.input.split_file, conditions)  # noqa: F821
     source = f"user file {snakemake.input.split_file}"  # noqa: F821
-elif p.protocol == "seed_compat":
-    split = seed_compat_split(conditions, seed=p.seed)
-    source = f"seed_compat 70/15/15 shuffle (seed {p.seed}); LEAKS TEST DATA downstream"
+elif w.protocol == "seed_compat":
+    from lsftbench.seed_compat import SPLIT_NOTE  # noqa: PLC0415 - scikit-learn: only under seed_compat
+
+    split = seed_compat_split(conditions, seed=seed)
+    source = f"seed_compat 70/15/15 shuffle (seed {seed}); LEAKS TEST DATA downstream"
+    log.warning("%s", SPLIT_NOTE)
 else:
-    split = gears_simulation_split(conditions, seed=p.seed, train_gene_set_size=p.train_gene_set_size)
-    source = f"GEARS simulation split (seed {p.seed}, train_gene_set_size {p.train_gene_set_size})"
+    split = gears_simulation_split(conditions, seed=seed, train_gene_set_size=p.train_gene_set_size)
+    source = f"GEARS simulation split (seed {seed}, train_gene_set_size {p.train_gene_set_size})"
 log.info("%s: %s", source, split_summary(split))
 write_json(split, snakemake.output[0])  # noqa: F821

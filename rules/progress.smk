@@ -1,0 +1,53 @@
+# The progress bar's bounds (SPEC 7, seed 003): null methods, the idealized baseline and the
+# sampling-noise ceiling.
+
+
+rule progress_methods:
+    """Null methods (train mean, no change, random perturbation embedding) and the idealized baseline
+    (USES TEST DATA, by design) scored on one split's test perturbations."""
+    input:
+        pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
+        split=f"{SPLIT_DIR}/split.json",
+    output:
+        f"{SPLIT_DIR}/progress_methods.parquet",
+    log:
+        f"{RESULTS}/logs/progress_methods/{{dataset}}/{{protocol}}/seed{{seed}}.log",
+    conda:
+        "../envs/model.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        pca_dim=config["pca_dim"],
+        ridge_penalty=config["ridge_penalty"],
+        top_genes=config["metrics"]["top_genes"],
+        random_seed=lambda w: random_pert_seed(int(w.seed)),
+        idealized_pert=config["progress_bar"]["idealized_pert"],
+    script:
+        "../workflow/scripts/progress_methods.py"
+
+
+rule noise_ceiling:
+    """Sampling-noise ceiling: each test perturbation's cells resampled with replacement, streamed once."""
+    input:
+        data=perturb_data,
+        pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
+        splits=lambda w: [f"{RESULTS}/{w.dataset}/{w.protocol}/seed{s}/split.json" for s in SEEDS],
+    output:
+        f"{RESULTS}/{{dataset}}/{{protocol}}/noise_ceiling.parquet",
+    log:
+        f"{RESULTS}/logs/noise_ceiling/{{dataset}}/{{protocol}}.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda w: config["progress_bar"]["max_mb"] + 1500,
+        runtime=60,
+    params:
+        seeds=SEEDS,
+        replicates=config["progress_bar"]["replicates"],
+        seed=config["progress_bar"]["seed"],
+        top_genes=config["metrics"]["top_genes"],
+    script:
+        "../workflow/scripts/noise_ceiling.py"

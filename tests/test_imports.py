@@ -1,0 +1,81 @@
+"""Fixed cost of a job: what the fit and LSFT jobs import (and run) must not load heavy libraries.
+
+Each check runs in a fresh interpreter, so modules other tests imported do not count. The job
+scripts' own module-level imports are read from ``workflow/scripts/*.py`` (``ast``), so the check
+follows the scripts as they change.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Never needed by a default-protocol fit or LSFT job (scikit-learn: only ``protocol: seed_compat``).
+HEAVY = ("sklearn", "anndata", "matplotlib", "torch")
+#: Not needed by the package's model core either (SciPy is imported on first use, for large inputs only).
+CORE_MODULES = ["lsftbench.problem", "lsftbench.embeddings", "lsftbench.global_fit", "lsftbench.lsft", "lsftbench.ridge",
+                "lsftbench.pca"]
+
+
+def _loaded_after(code: str) -> set[str]:
+    """Top-level packages in ``sys.modules`` after running ``code`` in a fresh interpreter."""
+    probe = code + "\nimport json, sys\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _module_level_imports(script: Path) -> str:
+    """The script's module-level ``import`` statements (those in functions or branches are not run)."""
+    tree = ast.parse(script.read_text())
+    return "\n".join(ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom))
+
+
+@pytest.mark.parametrize("script", ["lsft.py", "global_fit.py"])
+def test_job_script_imports_are_light(script):
+    code = _module_level_imports(ROOT / "workflow" / "scripts" / script)
+    assert "lsftbench" in code
+    loaded = _loaded_after(code)
+    assert not loaded & set(HEAVY), f"{script} imports {sorted(loaded & set(HEAVY))}"
+
+
+def test_model_core_needs_only_numpy_pandas_h5py():
+    loaded = _loaded_after("\n".join(f"import {m}" for m in CORE_MODULES))
+    assert not loaded & {*HEAVY, "scipy"}, sorted(loaded & {*HEAVY, "scipy"})
+    assert {"numpy", "pandas", "h5py"} <= loaded
+
+
+def test_fit_and_lsft_of_a_k562_sized_neighbourhood_run_without_scipy():
+    """Running a global fit and LSFT (neighbour sets ≤ 96, as on K562-sized data) loads no SciPy."""
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        import pandas as pd
+        from lsftbench.embeddings import build_embedding
+        from lsftbench.global_fit import global_predictions
+        from lsftbench.lsft import lsft
+        from lsftbench.problem import MeanExpression, make_problem
+
+        rng = np.random.default_rng(0)
+        genes = [f"G{i}" for i in range(40)]
+        conds = ["ctrl"] + [f"G{i}+ctrl" for i in range(30)]
+        pb = MeanExpression(X=rng.gamma(2.0, 1.0, size=(len(conds), len(genes))), obs_names=pd.Index(conds),
+                            var_names=pd.Index(genes))
+        split = {"train": conds[:21], "val": [], "test": conds[21:]}
+        p = make_problem(pb, split, build_embedding({}, pb, split, 4, dataset="d"))
+        assert np.isfinite(global_predictions(p, 0.1)).all()
+        res = lsft(p, 50, 0.1)
+        assert res.n_neighbours == 10 and np.isfinite(res.local).all()
+        """
+    )
+    loaded = _loaded_after(code)
+    assert not loaded & {*HEAVY, "scipy"}, sorted(loaded & {*HEAVY, "scipy"})
