@@ -54,12 +54,13 @@ def dataset_config(dataset):
     return config["datasets"][dataset]
 
 
-def split_dir(w):
-    """Outputs of one (dataset, protocol, split seed)."""
-    return f"{RESULTS}/{w.dataset}/{w.protocol}/seed{w.seed}"
-
-
+#: Outputs of one (dataset, protocol, split seed), as a wildcard pattern.
 SPLIT_DIR = f"{RESULTS}/{{dataset}}/{{protocol}}/seed{{seed}}"
+
+
+def split_dir(w):
+    """:data:`SPLIT_DIR` for the wildcards of a job (input functions return concrete paths)."""
+    return SPLIT_DIR.format(dataset=w.dataset, protocol=w.protocol, seed=w.seed)
 
 
 def perturb_data(wildcards):
@@ -116,6 +117,8 @@ def embedding_inputs(wildcards):
         "split": f"{split_dir(wildcards)}/split.json",
     }
     pert = spec.get("pert", {})
+    if wildcards.protocol != "seed_compat" and wc.uses_training_pca(spec):
+        inputs["training_pca"] = f"{split_dir(wildcards)}/training_pca.npz"
     if pert.get("type") == "dataset_pca":
         inputs["source_pseudobulk"] = f"{RESULTS}/{pert['dataset']}/pseudobulk.h5ad"
     for side in ("gene", "pert"):
@@ -131,6 +134,13 @@ def embedding_inputs(wildcards):
         elif kind == "go_graph":
             inputs[f"{side}_table"] = f"{RESULTS}/resources/gene_tables/{wildcards.baseline}.{side}.go_graph.tsv"
     return inputs
+
+
+def lsft_shared_matrices(wildcards):
+    """The products the global fit wrote for the K shards of this baseline (the default protocol's LSFT)."""
+    if wildcards.protocol == "seed_compat":
+        return []
+    return f"{split_dir(wildcards)}/lsft/{wildcards.baseline}/shared"
 
 
 def pretrained_inputs(wildcards):

@@ -21,3 +21,26 @@ rule embedding:
         min_table_genes=config["metrics"]["min_table_genes"],
     script:
         "../workflow/scripts/embedding.py"
+
+
+rule training_pca:
+    """PCA of the training pseudobulk of one (dataset, split seed): computed once, read by every baseline using it."""
+    input:
+        pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
+        split=f"{SPLIT_DIR}/split.json",
+    output:
+        f"{SPLIT_DIR}/training_pca.npz",
+    log:
+        f"{RESULTS}/logs/training_pca/{{dataset}}/{{protocol}}/seed{{seed}}.log",
+    wildcard_constraints:
+        protocol="default",  # seed_compat fits the published code's PCA inside each embedding job
+    conda:
+        "../envs/model.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        pca_dim=config["pca_dim"],
+    script:
+        "../workflow/scripts/training_pca.py"

@@ -10,6 +10,9 @@ rule global_fit:
     output:
         metrics=f"{SPLIT_DIR}/global/{{baseline}}.parquet",
         predictions=f"{SPLIT_DIR}/global/{{baseline}}.npz",
+        # The subset-independent LSFT products, computed once here and memory-mapped by every K shard.
+        # Kept (not temp): a new K or a rerun shard then reuses them instead of redoing this job.
+        lsft_shared=directory(f"{SPLIT_DIR}/lsft/{{baseline}}/shared"),
     log:
         f"{RESULTS}/logs/global_fit/{{dataset}}/{{protocol}}/seed{{seed}}/{{baseline}}.log",
     conda:

@@ -7,6 +7,7 @@ rule lsft:
         pseudobulk=protocol_pseudobulk,
         split=f"{SPLIT_DIR}/split.json",
         embedding=f"{SPLIT_DIR}/embeddings/{{baseline}}.npz",
+        shared=lsft_shared_matrices,
     output:
         metrics=f"{SPLIT_DIR}/lsft/{{baseline}}/top{{pct}}/chunk{{chunk}}-of-{{n_chunks}}.parquet",
         predictions=f"{SPLIT_DIR}/lsft/{{baseline}}/top{{pct}}/chunk{{chunk}}-of-{{n_chunks}}.npz",

@@ -806,6 +806,8 @@ def test_test_chunks_are_capped_at_the_number_of_tests():
     assert shards == [(["A+ctrl"], 3), (["B+ctrl"], 3), (["C+ctrl"], 3), ([], 3), ([], 3)]
     assert [chunk_of(tests, i, 2) for i in range(2)] == [(["A+ctrl", "B+ctrl"], 2), (["C+ctrl"], 2)]
     assert chunk_of([], 0, 4) == ([], 1)
+    with pytest.raises(ValueError, match=r"chunk1-of-1 does not exist: chunks are numbered 0 to 0"):
+        chunk_of(tests, 1, 1)  # a shard requested by hand past the last one is an error, not an empty table
 
 
 @pytest.mark.workflow

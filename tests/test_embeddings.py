@@ -150,3 +150,20 @@ def test_mean_expression_input_gives_the_anndata_embeddings(small_pb, small_spli
     np.testing.assert_array_equal(a.A, b.A)
     np.testing.assert_array_equal(a.B, b.B)
     assert a.info == b.info
+
+
+def test_tall_matrices_take_the_gram_shortcut_with_the_svd_scores():
+    """A genes × conditions-shaped input gets its scores from the small Gram matrix: the SVD's up to
+    rounding; with tied eigenvalues (ill-defined single components) it falls back to the SVD."""
+    from lsftbench import pca
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 6)) * np.linspace(6, 1, 6) @ rng.normal(size=(6, 40)) + 0.05 * rng.normal(size=(400, 40))
+    centred = x - x.mean(axis=0)
+    assert pca._gram_scores(centred, 5) is not None
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    np.testing.assert_allclose(pca_scores(x, 5), pca.fix_signs(u[:, :5] * s[:5]), rtol=0, atol=1e-10 * s[0])
+    tied = np.zeros((400, 40))
+    tied[np.arange(40), np.arange(40)] = 1.0  # every eigenvalue of CᵀC is the same
+    assert pca._gram_scores(tied - tied.mean(axis=0), 5) is None
+    assert pca_scores(tied, 5).shape == (400, 5)

@@ -74,13 +74,16 @@ def test_memory_mapped_shared_matrices_give_identical_predictions(small_pb, smal
     emb = build_embedding(SHARED_SPECS[name], small_pb, small_split, 5, dataset="d")
     written = save_shared(make_problem(small_pb, small_split, emb), tmp_path / "shared", refit_embeddings=refit)
     assert sorted(p.stem for p in (tmp_path / "shared").glob("*.npy")) == sorted(written)
+    # the N x N products of the refit sides; nothing for baselines that refit nothing
+    refits = refit and name not in ("fixed", "mean")
+    assert bool(written) == refits and (not refits or {"gram", "gram_targets"} & set(written))
     for center in CENTERS:
         for pct in (5, 25):
             in_process = lsft(make_problem(small_pb, small_split, emb), pct, 0.1, center=center, refit_embeddings=refit)
             shard = make_problem(small_pb, small_split, emb)
             mapped = lsft(shard, pct, 0.1, center=center, refit_embeddings=refit, tests=shard.test[1::2],
                           shared=tmp_path / "shared")
-            assert all(isinstance(a, np.memmap) for a in shard._lsft_shared._cache.values() if a.ndim == 2)
+            assert all(isinstance(shard._lsft_shared._cache[a], np.memmap) for a in written)
             np.testing.assert_array_equal(mapped.local, in_process.local[:, 1::2])
             np.testing.assert_array_equal(mapped.knn, in_process.knn[:, 1::2])
             assert mapped.neighbours == in_process.neighbours[1::2]
@@ -113,3 +116,14 @@ def test_subset_eigensolver_path_equals_loop(small_pb, small_split, monkeypatch,
     p = make_problem(small_pb, small_split, build_embedding(SELFTRAINED, small_pb, small_split, 5, dataset="d"))
     monkeypatch.setattr(lsft_module, "_NUMPY_EIGH_MAX_N", 0)
     _assert_same(lsft(p, 50, 0.1, center=center), lsft_reference(p, 50, 0.1, center=center))
+
+
+def test_nothing_shared_writes_only_the_meta_file(small_pb, small_split, tmp_path):
+    """seed_compat's global fit shares nothing: a directory with meta.json alone, which a shard accepts."""
+    emb = build_embedding(SELFTRAINED, small_pb, small_split, 5, dataset="d")
+    assert save_shared(make_problem(small_pb, small_split, emb), tmp_path / "shared", share=False) == []
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["meta.json"]
+    shard = make_problem(small_pb, small_split, emb)
+    assert load_shared(shard, tmp_path / "shared") == []
+    reference = lsft(make_problem(small_pb, small_split, emb), 10, 0.1)
+    np.testing.assert_array_equal(lsft(shard, 10, 0.1, shared=tmp_path / "shared").local, reference.local)

@@ -49,3 +49,13 @@ def test_lsft_problem_keeps_embedded_conditions_but_the_same_training_mean():
     assert problem.train_perts == ["A+ctrl", "B+ctrl"] and problem.test == ["D+ctrl"]
     assert problem.test_not_predictable == ["E+ctrl"]
     np.testing.assert_allclose(problem.train_mean, [1 / 3, 2 / 3, 2.0])
+
+
+def test_every_condition_applies_to_the_mean_model_only():
+    """A ridge baseline still predicts only the test conditions it has an embedding for."""
+    from dataclasses import replace
+
+    pb, split, emb = _data()
+    ridge = replace(emb, model="ridge", A=np.ones((3, 2)))
+    problem = make_problem(pb, split, ridge, every_condition=True)
+    assert problem.test == ["D+ctrl"] and problem.test_not_predictable == ["E+ctrl"]

@@ -63,7 +63,7 @@ def test_adding_a_seed_runs_only_its_jobs(shared_run):
     config = shared_run.config
     jobs = plan_with(shared_run, lambda c: c["split"].update(seeds=[*c["split"]["seeds"], 3]))
     n = pairs(config)
-    assert jobs == {"split": 3, "embedding": n, "global_fit": n, "lsft": n * len(config["top_pcts"]),
+    assert jobs == {"split": 3, "training_pca": 3, "embedding": n, "global_fit": n, "lsft": n * len(config["top_pcts"]),
                     "progress_methods": 3, "noise_ceiling": 3, **AGGREGATION}
 
 

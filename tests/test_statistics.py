@@ -1,6 +1,7 @@
 """Statistics of the LSFT tables (SPEC 7.1) against known answers and scipy reference calls."""
 
 import warnings
+from dataclasses import astuple
 
 import numpy as np
 import pandas as pd
@@ -8,6 +9,7 @@ import pytest
 from scipy import stats
 
 from lsftbench.statistics import (
+    FamilySpec,
     StatsSettings,
     bh_qvalues,
     bootstrap_ci,
@@ -21,6 +23,7 @@ from lsftbench.statistics import (
     pooled_mean,
     pooled_signed_rank_p,
     restrict_to_test_set,
+    row_statistics,
     signed_rank_p,
     stratified_bootstrap_ci,
     stratified_bootstrap_cis,
@@ -205,6 +208,30 @@ def test_undefined_metric_is_left_out_of_every_mean():
     assert s.means["local"].mean == pytest.approx(0.6) and s.means["global"].mean == pytest.approx(0.3)
     assert s.means["knn"].mean == pytest.approx(0.2)
     assert s.improvement["local"].mean == s.means["local"].mean - s.means["global"].mean
+
+
+def test_families_of_one_row_share_a_bootstrap_with_the_intervals_of_separate_calls():
+    """Families defined on the same perturbations are resampled together; one with another defined
+    set gets its own resampling; every number equals a separate family_statistics call."""
+    rng = np.random.default_rng(12)
+    frames = []
+    for seed, n in ((1, 25), (2, 31)):
+        frame = _row_frame(rng.uniform(0, 1, n), rng.uniform(0, 1, n), rng.uniform(0, 1, n), seed=seed)
+        frame["local_l2"], frame["global_l2"], frame["knn_l2"] = rng.uniform(1, 3, (3, n))
+        frame["local_rank"], frame["global_rank"] = rng.uniform(0, 0.5, (2, n))
+        frame.loc[frame.index[::4], "global_rank"] = np.nan  # this family has fewer defined perturbations
+        frames.append(frame)
+    rows = pd.concat(frames, ignore_index=True)
+    specs = [FamilySpec(R_COLUMNS, True), FamilySpec({m: f"{m}_l2" for m in ("local", "global", "knn")}, False),
+             FamilySpec({"local": "local_rank", "global": "global_rank"}, False)]
+    together = row_statistics(rows, specs, FAST)
+    for spec, joint in zip(specs, together):
+        alone = family_statistics(rows, spec.columns, spec.higher_is_better, FAST)
+        assert (joint.n_used, joint.n_undefined, joint.p, joint.fraction) == (alone.n_used, alone.n_undefined, alone.p, alone.fraction)
+        for name in ("means", "improvement"):
+            for method, est in getattr(alone, name).items():
+                np.testing.assert_allclose(np.array(astuple(getattr(joint, name)[method])), np.array(astuple(est)), rtol=1e-12)
+    assert together[2].n_used == rows["global_rank"].notna().sum() == 41 and together[0].n_used == 56
 
 
 def test_lower_is_better_family_sign():

@@ -4,6 +4,7 @@ report, lint and the dry-run job counts."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ EXPECTED_DEFAULT_JOBS = {
     "pretrained_gene_table": 2,
     "pseudobulk": 3,
     "split": 3 * len(SEEDS),
+    "training_pca": 3 * len(SEEDS),  # once per (dataset, seed), read by every baseline with a training_pca side
     "embedding": PAIRS * len(SEEDS),
     "global_fit": PAIRS * len(SEEDS),
     "lsft": PAIRS * len(SEEDS) * 3,  # x 3 K values
@@ -210,3 +212,22 @@ def test_audit_tables(shared_run):
 
 def test_no_partial_outputs_left(shared_run):
     assert not list(shared_run.results.rglob(".*.tmp*"))
+
+
+def test_lsft_shards_memory_map_the_products_of_the_global_fit(shared_run):
+    """Issue 12: the Gram products are computed once per (dataset, seed, baseline) by the global fit;
+    a baseline that refits both sides stores G with the target rows, one with fixed embeddings none,
+    and seed_compat (whose LSFT refits in each shard, as the published code) shares nothing."""
+    import json
+
+    seed_dir = shared_run.results / "adamson" / "{}" / "seed1" / "lsft"
+    pairs = [("default", "lpm_selftrained"), ("default", "lpm_randomPertEmb"), ("seed_compat", "lpm_selftrained")]
+    meta = {(protocol, b): json.loads((Path(str(seed_dir).format(protocol)) / b / "shared" / "meta.json").read_text())
+            for protocol, b in pairs}
+    assert "gram_targets" in meta["default", "lpm_selftrained"]["arrays"]
+    assert meta["default", "lpm_randomPertEmb"]["arrays"] == ["gram", "xt_ctrl"]  # gene side refit only
+    assert meta["seed_compat", "lpm_selftrained"]["arrays"] == []
+    shard = np.load(Path(str(seed_dir).format("default")) / "lpm_selftrained" / "shared" / "gram_targets.npy", mmap_mode="r")
+    n_train = pd.read_parquet(Path(str(seed_dir).format("default")) / "lpm_selftrained" / "top5" / "chunk0-of-1.parquet")[
+        "n_train_candidates"].iloc[0]
+    assert shard.shape == (n_train, n_train, 2)

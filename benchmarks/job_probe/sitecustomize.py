@@ -16,6 +16,7 @@ if os.environ.get("LSFTBENCH_JOB_LOG"):
     import json
     import resource
     import sys
+    import time
 
     def _cpu() -> float:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -42,6 +43,7 @@ if os.environ.get("LSFTBENCH_JOB_LOG"):
             "pid": os.getpid(),
             "cpu_s": _cpu(),
             "wall_s": _age(),
+            "end": time.time(),  # with wall_s: when the process ran (the benchmark's timeline of the DAG)
             "startup_cpu_s": _STARTUP_CPU,
             "modules": len(sys.modules),
             "heavy": sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "anndata", "matplotlib", "scipy", "torch"}),

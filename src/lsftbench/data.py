@@ -24,6 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .conditions import CTRL, invalid_conditions, perturbation_targets
+from .io import InputDataError
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -53,15 +54,6 @@ IMPLAUSIBLE_MAX = 1e10
 IMPLAUSIBLE_TINY = 1e-30
 _DAMAGED = "the file is corrupted (damaged bytes) or was written inconsistently; re-create or re-download it"
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
-
-
-class InputDataError(ValueError):
-    """An input file violates the expected format; the message names the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = str(path)
-        self.problem = problem
 
 
 def open_perturb_data(path: str | os.PathLike[str], backed: bool = True, *, check_targets: bool = True) -> ad.AnnData:

@@ -41,6 +41,7 @@ import pandas as pd
 from .conditions import CTRL, single_gene
 from .io import write_npz
 from .pca import pca_scores
+from .workflow_config import uses_training_pca
 
 if TYPE_CHECKING:  # anndata is slow to import; embedding, fit and LSFT jobs never need it
     import anndata as ad
@@ -277,9 +278,8 @@ def build_embedding(
     n_vars = len(pb.var_names)
     all_conditions = [c for part in ("train", "val", "test") for c in split.get(part, [])]
     info: dict[str, Any] = {"n_measured_genes": int(n_vars)}
-    uses_pca = "training_pca" in (gene_spec["type"] if model != "mean" else None, pert_spec["type"])
     scores = None
-    if uses_pca:
+    if uses_training_pca(spec):
         if training_scores is None:
             training_scores = training_pca(pb, split, dim)
         else:

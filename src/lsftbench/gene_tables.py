@@ -22,8 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .conditions import single_gene
-from .data import InputDataError
-from .io import atomic_path
+from .io import InputDataError, atomic_path
 
 __all__ = [
     "LAYOUTS",

@@ -31,6 +31,7 @@ import pandas as pd
 
 __all__ = [
     "DiskFullError",
+    "InputDataError",
     "atomic_path",
     "atomic_h5py_file",
     "write_json",
@@ -48,6 +49,19 @@ _FULL_TEXT = ("no space left on device", "disk quota exceeded")
 
 class DiskFullError(OSError):
     """The file system ran out of space (or quota) while an output was written."""
+
+
+class InputDataError(ValueError):
+    """An input file violates the expected format; the message names the file and the problem.
+
+    Defined here (not in :mod:`lsftbench.data`, which re-exports it) so that readers of small inputs
+    can raise it without importing SciPy.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
 
 
 def _temp_pattern(final: Path) -> re.Pattern[str]:

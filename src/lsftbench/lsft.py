@@ -38,6 +38,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -363,31 +364,39 @@ def _fingerprint(problem: Problem) -> str:
     return h.hexdigest()
 
 
-def save_shared(problem: Problem, path: str | os.PathLike[str], *, refit_embeddings: bool = True) -> list[str]:
-    """Compute the subset-independent LSFT matrices of ``problem`` and write them to directory ``path``.
+#: The arrays :func:`save_shared` writes: the N × N products (and ``Xᵀb``), whose cost grows with N² ·
+#: genes. ``y_t``, ``xt``, ``xgt`` and ``mu`` are copies or one pass over the pseudobulk, which every
+#: job reads anyway: rebuilding them is cheaper than writing and reading them.
+SAVED_ARRAYS = ("gram", "gram_targets", "gram_g", "cross", "xt_ctrl")
 
-    One ``<name>.npy`` per array (see :data:`SHARED_ARRAYS`; only those :func:`lsft` needs for this
-    baseline and ``refit_embeddings``, for either centre) and ``meta.json`` (written last) with
-    the flags and a fingerprint of the inputs. Every K shard of the same (dataset, split seed,
-    baseline) then memory-maps them (``lsft(..., shared=path)``) instead of recomputing them; the
-    predictions are bit-identical. Returns the names written.
+
+def save_shared(
+    problem: Problem, path: str | os.PathLike[str], *, refit_embeddings: bool = True, share: bool = True
+) -> list[str]:
+    """Compute the subset-independent LSFT products of ``problem`` and write them to directory ``path``.
+
+    One ``<name>.npy`` per array of :data:`SAVED_ARRAYS` that :func:`lsft` needs for this baseline and
+    ``refit_embeddings``, for either centre, and ``meta.json`` (written last) with the flags and a
+    fingerprint of the inputs. Every K shard of the same (dataset, split seed, baseline) then
+    memory-maps them (``lsft(..., shared=path)``) instead of recomputing them; the predictions are
+    bit-identical. Baselines that refit nothing (and ``share=False``) write only ``meta.json``, with
+    no arrays. Returns the names written.
     """
     shared = _shared(problem)
-    names = shared.needed(*_refit_sides(problem, refit_embeddings))
+    names = [n for n in shared.needed(*_refit_sides(problem, refit_embeddings)) if n in SAVED_ARRAYS] if share else []
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     (out / "meta.json").unlink(missing_ok=True)
     for name in names:
         with atomic_path(out / f"{name}.npy") as tmp:
             np.save(tmp, shared.get(name), allow_pickle=False)
-    meta = {
-        "format": 1,
-        "arrays": names,
-        "refit_embeddings": bool(refit_embeddings),
-        "y_is_expr_minus_ctrl": shared.y_is_expr_minus_ctrl,
-        "identity_rows": shared.identity_rows,
-        "fingerprint": _fingerprint(problem),
-    }
+    meta: dict[str, Any] = {"format": 1, "arrays": names, "refit_embeddings": bool(refit_embeddings)}
+    if names:
+        meta.update(
+            y_is_expr_minus_ctrl=shared.y_is_expr_minus_ctrl,
+            identity_rows=shared.identity_rows,
+            fingerprint=_fingerprint(problem),
+        )
     with atomic_path(out / "meta.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=1) + "\n")
     return names
@@ -408,6 +417,8 @@ def load_shared(problem: Problem, path: str | os.PathLike[str]) -> list[str]:
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != 1:
         raise ValueError(f"{folder}: unknown shared-matrix format {meta.get('format')!r}")
+    if not meta["arrays"]:
+        return []
     if meta["fingerprint"] != _fingerprint(problem):
         raise ValueError(
             f"{folder}: the shared LSFT matrices were computed from other inputs (pseudobulk, split or embedding "

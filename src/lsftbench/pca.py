@@ -9,6 +9,13 @@ __all__ = ["pca_scores", "fix_signs"]
 # Above this size (smaller side) a truncated Lanczos SVD replaces the full one when few components
 # are wanted; ARPACK is run to machine precision, so the scores agree to rounding error.
 _TRUNCATED_MIN_SIDE = 1000
+# A matrix at least this many times taller than wide (the training pseudobulk: genes × conditions)
+# takes its components from the eigenvectors of the small Gram matrix CᵀC instead of the SVD of C:
+# for 5,000 × 734 that is 0.15 s instead of 0.8 s. Forming CᵀC squares the condition number, so the
+# shortcut is taken only when every eigengap of the components is wide enough for each eigenvector
+# to be accurate to _GRAM_TOL (first-order bound ε·λ₁ / (λ_i − λ_{i+1})); otherwise the SVD is used.
+_GRAM_ASPECT = 4
+_GRAM_TOL = 1e-8
 
 
 def pca_scores(x: np.ndarray, dim: int) -> np.ndarray:
@@ -28,8 +35,23 @@ def pca_scores(x: np.ndarray, dim: int) -> np.ndarray:
         u, s, _ = svds(centred, k=k, tol=0, v0=v0, solver="arpack")
         order = np.argsort(-s, kind="stable")
         return fix_signs(u[:, order] * s[order])
+    if 0 < k < min(centred.shape) and centred.shape[0] >= _GRAM_ASPECT * centred.shape[1]:
+        scores = _gram_scores(centred, k)
+        if scores is not None:
+            return fix_signs(scores)
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
     return fix_signs(u[:, :k] * s[:k])
+
+
+def _gram_scores(centred: np.ndarray, k: int) -> np.ndarray | None:
+    """``U[:, :k] · S[:k]`` of a tall ``centred`` as ``C V`` (``V``: top-k eigenvectors of ``CᵀC``), or
+    ``None`` when an eigengap among the top ``k + 1`` eigenvalues is too small for it (see ``_GRAM_TOL``)."""
+    vals, vecs = np.linalg.eigh(centred.T @ centred)  # ascending
+    top = vals[::-1][: k + 1]
+    gaps = top[:-1] - top[1:]
+    if top[0] <= 0 or gaps.min() <= 0 or np.finfo(float).eps * top[0] / gaps.min() > _GRAM_TOL:
+        return None
+    return centred @ vecs[:, ::-1][:, :k]
 
 
 def fix_signs(scores: np.ndarray) -> np.ndarray:

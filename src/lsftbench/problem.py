@@ -12,7 +12,7 @@ import pandas as pd
 
 from .conditions import CTRL, single_gene
 from .embeddings import Embedding
-from .io import read_json
+from .io import InputDataError, read_json
 from .metrics import top_expressed
 
 if TYPE_CHECKING:
@@ -46,8 +46,6 @@ def require_conditions(pb: ad.AnnData | MeanExpression, conditions: list[str], p
     """Every condition of a split must have cells in the pseudobulk."""
     missing = [c for c in conditions if c not in pb.obs_names]
     if missing:
-        from .data import InputDataError  # noqa: PLC0415 - lsftbench.data imports SciPy; fit jobs need it only here
-
         raise InputDataError(
             path, f"{len(missing)} split conditions have zero cells in the data (e.g. {', '.join(missing[:5])})"
         )
@@ -95,9 +93,13 @@ def make_problem(
     """Align a dataset's pseudobulk, its split and one baseline's embedding.
 
     Train and test conditions are those with a perturbation embedding, unless ``every_condition``
-    (the global fit of ``mean_response``, which needs no embedding to predict: SPEC 5).
+    and the embedding is the mean-response model, which needs no embedding to predict (its global
+    fit predicts every test condition, SPEC 5; its LSFT neighbours still need ``B``).
     """
-    has_emb = set(split["train"]) | set(split["test"]) if every_condition else set(emb.conditions)
+    if every_condition and emb.model == "mean":
+        has_emb = set(split["train"]) | set(split["test"])
+    else:
+        has_emb = set(emb.conditions)
     train = [c for c in split["train"] if c in has_emb]
     if CTRL in train:
         train = [CTRL] + [c for c in train if c != CTRL]
@@ -115,8 +117,8 @@ def make_problem(
     y = rows.T
     expr = pd.DataFrame(x[pb.obs_names.get_indexer(train)].T, index=pb.var_names, columns=train)
     target_rows = {c: (pb.var_names.get_loc(g) if (g := single_gene(c)) in pb.var_names else -1) for c in conditions}
-    all_train_perts = [c for c in split["train"] if c != CTRL]
-    train_mean = x[pb.obs_names.get_indexer(all_train_perts)][:, gene_rows].mean(axis=0) - ctrl[gene_rows]
+    train_mean = _mean_row(x, pb.obs_names.get_indexer([c for c in split["train"] if c != CTRL]))[gene_rows]
+    train_mean -= ctrl[gene_rows]
     return Problem(
         embedding=emb,
         genes=emb.genes,
@@ -132,6 +134,15 @@ def make_problem(
         top_idx=top_expressed(ctrl[gene_rows], top_n),
         train_mean=train_mean,
     )
+
+
+def _mean_row(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Mean of ``x[rows]`` as one matrix-vector product, without copying the rows (NaN for no rows)."""
+    if not len(rows):
+        return np.full(x.shape[1], np.nan)
+    weights = np.zeros(x.shape[0])
+    weights[rows] = 1.0 / len(rows)  # split conditions are unique
+    return weights @ x
 
 
 def load_problem(

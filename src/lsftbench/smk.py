@@ -34,6 +34,8 @@ def test_chunk(tests: Sequence[str], chunk: int, n_chunks: int) -> tuple[list[st
     More chunks than test perturbations are capped to one perturbation per chunk: the shards past
     the cap are empty (they exist so that the DAG, fixed before the split is known, stays complete).
     """
+    if not 0 <= chunk < n_chunks:
+        raise ValueError(f"LSFT shard chunk{chunk}-of-{n_chunks} does not exist: chunks are numbered 0 to {n_chunks - 1}")
     used = max(1, min(n_chunks, len(tests)))
     if chunk >= used:
         return [], used

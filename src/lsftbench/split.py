@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from .conditions import CTRL
-from .data import InputDataError
-from .io import read_json
+from .io import InputDataError, read_json
 
 __all__ = ["SETS", "gears_simulation_split", "seed_compat_split", "read_split_json", "split_summary"]
 

@@ -20,6 +20,7 @@ One seed is the special case of all of this with a single stratum.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -48,7 +49,9 @@ __all__ = [
     "wilson_ci",
     "fraction_improved",
     "defined_mask",
+    "FamilySpec",
     "family_statistics",
+    "row_statistics",
     "common_test_set",
     "restrict_to_test_set",
     "not_predictable_list",
@@ -285,14 +288,18 @@ def paired_estimate(
 # Tests
 
 
-def _per_perturbation_mean(seeds: ArrayLike, conditions: ArrayLike, values: ArrayLike) -> pd.Series:
-    """Each perturbation's value averaged over the seeds in which it is a test perturbation."""
-    frame = pd.DataFrame({"seed": np.asarray(seeds), "condition": np.asarray(conditions), "v": np.asarray(values, dtype=np.float64)})
-    if frame.duplicated(["seed", "condition"]).any():
+def _per_perturbation_mean(seeds: ArrayLike, conditions: ArrayLike, values: ArrayLike) -> np.ndarray:
+    """Each perturbation's value averaged over the seeds in which it is a test perturbation
+    (perturbations in sorted order)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    codes, uniques = pd.factorize(np.asarray(conditions).ravel(), sort=True)
+    seed_codes = pd.factorize(np.asarray(seeds).ravel())[0]
+    if len(np.unique(seed_codes.astype(np.int64) * max(len(uniques), 1) + codes)) < len(codes):
         raise ValueError("a (seed, condition) pair appears more than once")
-    if frame["v"].isna().any():
+    if np.isnan(v).any():
         raise ValueError("values contain NaN; drop undefined values first")
-    return frame.groupby("condition", sort=True)["v"].mean()
+    counts = np.bincount(codes, minlength=len(uniques))
+    return np.bincount(codes, weights=v, minlength=len(uniques)) / counts
 
 
 def signed_rank_p(differences: ArrayLike) -> float:
@@ -320,7 +327,7 @@ def pooled_signed_rank_p(seeds: ArrayLike, conditions: ArrayLike, differences: A
 
     ``seeds`` is accepted to check that each (seed, condition) pair appears once.
     """
-    return signed_rank_p(_per_perturbation_mean(seeds, conditions, differences).to_numpy())
+    return signed_rank_p(_per_perturbation_mean(seeds, conditions, differences))
 
 
 def bh_qvalues(p: ArrayLike) -> np.ndarray:
@@ -336,6 +343,7 @@ def bh_qvalues(p: ArrayLike) -> np.ndarray:
     return q
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of integers; the tables ask for the same (k, n) often
 def wilson_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for ``k`` successes of ``n`` (``binomtest(k, n).proportion_ci``); NaN for n = 0."""
     if n == 0:
@@ -391,6 +399,78 @@ def _sd(values: Sequence[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
 
 
+@dataclass(frozen=True)
+class FamilySpec:
+    """One metric family of a table row: method → metric column (``local`` and ``global`` required,
+    ``knn`` optional), the direction of a gain, and whether to run paired tests and fractions."""
+
+    columns: Mapping[str, str]
+    higher_is_better: bool
+    tests: bool = True
+
+    def __post_init__(self) -> None:
+        if "local" not in self.columns or "global" not in self.columns:
+            raise ValueError("a metric family needs 'local' and 'global' columns")
+
+    @property
+    def gains(self) -> list[str]:
+        return [m for m in ("local", "knn") if m in self.columns]
+
+
+def _family_strata(values: Mapping[str, np.ndarray], seed_rows: list[np.ndarray], spec: FamilySpec) -> list[np.ndarray]:
+    """Per seed a (values, perturbations) array: each method's metric, then each gain over global."""
+    sign = 1.0 if spec.higher_is_better else -1.0
+    base = values[spec.columns["global"]]
+    return [
+        np.vstack([values[c][idx] for c in spec.columns.values()]
+                  + [sign * (values[spec.columns[m]][idx] - base[idx]) for m in spec.gains])
+        for idx in seed_rows
+    ]
+
+
+def row_statistics(
+    rows: pd.DataFrame,
+    specs: Sequence[FamilySpec],
+    settings: StatsSettings = StatsSettings(),
+    intervals: bool = True,
+    p_values: bool = True,
+    fractions: bool = True,
+) -> list[FamilyStats]:
+    """:func:`family_statistics` of several metric families of one table row.
+
+    Families defined on the same perturbations (the usual case: every metric is defined wherever
+    a prediction exists) share one bootstrap: their value rows are stacked and resampled together,
+    so a row costs one resampling of its perturbations instead of one per family. Each interval is
+    that of a separate call with the same seed (the same resampled perturbations). ``p_values`` and
+    ``fractions`` restrict the tests of families with ``tests`` to what a table shows.
+    """
+    values = {c: rows[c].to_numpy(np.float64) for spec in specs for c in spec.columns.values()}
+    seeds, conditions = rows["seed"].to_numpy(), rows["condition"].to_numpy()
+    masks = [np.logical_and.reduce([~np.isnan(values[c]) for c in spec.columns.values()]) for spec in specs]
+    groups: dict[bytes, list[int]] = {}
+    for i, mask in enumerate(masks):
+        groups.setdefault(mask.tobytes(), []).append(i)
+    cis: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    seed_rows_of: dict[int, list[np.ndarray]] = {}
+    for members in groups.values():
+        used = np.flatnonzero(masks[members[0]])
+        seed_rows = [used[seeds[used] == seed] for seed in np.unique(seeds[used])]  # per seed, in row order
+        parts = [_family_strata(values, seed_rows, specs[i]) for i in members]
+        sizes = [len(specs[i].columns) + len(specs[i].gains) for i in members]
+        if intervals and seed_rows:
+            low, high = stratified_bootstrap_cis([np.vstack(per_seed) for per_seed in zip(*parts)], settings)
+        else:
+            low = high = np.full(sum(sizes), math.nan)
+        for i, a, b in zip(members, np.cumsum([0, *sizes[:-1]]), np.cumsum(sizes)):
+            cis[i], seed_rows_of[i] = (low[a:b], high[a:b]), seed_rows
+    out = []
+    for i, spec in enumerate(specs):
+        used = masks[i]
+        tests = (p_values and spec.tests, fractions and spec.tests)
+        out.append(_family_stats(values, seeds, conditions, used, seed_rows_of[i], spec, *cis[i], tests, settings))
+    return out
+
+
 def family_statistics(
     rows: pd.DataFrame,
     columns: Mapping[str, str],
@@ -419,40 +499,44 @@ def family_statistics(
         Compute bootstrap intervals (False: the estimates carry NaN intervals; for tables that only
         need fractions and counts).
     """
-    if "local" not in columns or "global" not in columns:
-        raise ValueError("a metric family needs 'local' and 'global' columns")
-    ok = defined_mask(rows, list(columns.values()))
-    used = rows.loc[ok]
-    seeds = [g for _, g in used.groupby("seed", sort=True)]
-    gains = [m for m in ("local", "knn") if m in columns]
+    return row_statistics(rows, [FamilySpec(dict(columns), higher_is_better, tests)], settings, intervals)[0]
+
+
+def _family_stats(
+    values: Mapping[str, np.ndarray],
+    seeds: np.ndarray,
+    conditions: np.ndarray,
+    used: np.ndarray,
+    seed_rows: list[np.ndarray],
+    spec: FamilySpec,
+    low: np.ndarray,
+    high: np.ndarray,
+    tests: tuple[bool, bool],
+    settings: StatsSettings,
+) -> FamilyStats:
+    """One family's estimates from its defined rows (mask ``used``; ``seed_rows`` per seed) and intervals."""
+    columns, higher_is_better = spec.columns, spec.higher_is_better
     sign = 1.0 if higher_is_better else -1.0
-    # Per seed a (values, perturbations) array: each method's metric, then each gain over global.
-    strata = [
-        np.vstack([g[c].to_numpy(np.float64) for c in columns.values()]
-                  + [sign * (g[columns[m]].to_numpy(np.float64) - g[columns["global"]].to_numpy(np.float64)) for m in gains])
-        for g in seeds
-    ]
-    k = len(columns) + len(gains)
-    low, high = stratified_bootstrap_cis(strata, settings) if intervals and strata else (np.full(k, math.nan),) * 2
-    seed_means = {m: [g[c].mean() for g in seeds] for m, c in columns.items()}
+    seed_means = {m: [values[c][idx].mean() for idx in seed_rows] for m, c in columns.items()}
     means = {
-        m: Estimate(pooled_mean([g[c] for g in seeds]), float(low[i]), float(high[i]), _sd(seed_means[m]))
+        m: Estimate(float(np.mean(seed_means[m])) if seed_rows else math.nan, float(low[i]), float(high[i]), _sd(seed_means[m]))
         for i, (m, c) in enumerate(columns.items())
     }
     improvement, p, fraction = {}, {}, {}
-    for i, method in enumerate(gains, start=len(columns)):
+    with_p, with_fraction = tests
+    for i, method in enumerate(spec.gains, start=len(columns)):
         # The point value is the difference of the two reported means, bit for bit.
         m, g = means[method].mean, means["global"].mean
         per_seed = [sign * (a - b) for a, b in zip(seed_means[method], seed_means["global"])]
         improvement[method] = Estimate(m - g if higher_is_better else g - m, float(low[i]), float(high[i]), _sd(per_seed))
-        if tests:
-            d = sign * (used[columns[method]] - used[columns["global"]])
-            fraction[method] = fraction_improved(used["seed"], used["condition"], d, settings.confidence)
-    if tests:
+        if with_fraction:
+            d = sign * (values[columns[method]][used] - values[columns["global"]][used])
+            fraction[method] = fraction_improved(seeds[used], conditions[used], d, settings.confidence)
+    if with_p:
         for other in (m for m in ("global", "knn") if m in columns):
-            d = used[columns["local"]] - used[columns[other]]
-            p[other] = pooled_signed_rank_p(used["seed"], used["condition"], d)
-    return FamilyStats(int(ok.sum()), int((~ok).sum()), means, improvement, p, fraction)
+            d = values[columns["local"]][used] - values[columns[other]][used]
+            p[other] = pooled_signed_rank_p(seeds[used], conditions[used], d)
+    return FamilyStats(int(used.sum()), int((~used).sum()), means, improvement, p, fraction)
 
 
 # ---------------------------------------------------------------------------------------------------

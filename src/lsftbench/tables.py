@@ -23,14 +23,15 @@ import numpy as np
 import pandas as pd
 
 from .statistics import (
+    FamilySpec,
     FamilyStats,
     StatsSettings,
     bh_qvalues,
     common_test_set,
-    family_statistics,
     not_predictable_list,
     pooled_mean,
     restrict_to_test_set,
+    row_statistics,
 )
 
 __all__ = [
@@ -189,9 +190,10 @@ def _row(
         "Mean Similarity": pooled_mean([g["mean_similarity"].dropna() for g in per_seed]),
         "Test Perturbations": len(rows),
     }
-    for f in families:
-        cols = {m: c for m, c in _columns(f).items() if c in rows.columns}
-        fam = family_statistics(rows, cols, f.higher_is_better, settings, f.tests)
+    specs = [FamilySpec({m: c for m, c in _columns(f).items() if c in rows.columns}, f.higher_is_better, f.tests)
+             for f in families]
+    # one bootstrap for all families' rows; the fractions improved are fraction_improved_table's
+    for f, fam in zip(families, row_statistics(rows, specs, settings, fractions=False)):
         out.update(_family_columns(f, fam, top_genes, pooled))
     if pooled:
         out["Seeds"] = len(per_seed)
@@ -364,9 +366,8 @@ def fraction_improved_table(
     records = []
     for (baseline, pct), grp in rows.groupby(["baseline", "top_pct"], sort=True):
         rec: dict[str, object] = {"Baseline": baseline, "Top %": _pct(pct)}
-        for f in families:
-            cols = {m: c for m, c in _columns(f).items() if c in grp.columns}
-            s = family_statistics(grp, cols, f.higher_is_better, settings, tests=True, intervals=False)
+        specs = [FamilySpec({m: c for m, c in _columns(f).items() if c in grp.columns}, f.higher_is_better) for f in families]
+        for f, s in zip(families, row_statistics(grp, specs, settings, intervals=False, p_values=False)):
             for method, (frac, low, high, _, n) in s.fraction.items():
                 label = f"{_FRACTION[method]} ({f.name})"
                 rec[label], rec[label + _CI[0]], rec[label + _CI[1]] = frac, low, high

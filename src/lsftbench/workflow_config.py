@@ -23,6 +23,7 @@ __all__ = [
     "results_dir",
     "split_seeds",
     "seeded_spec",
+    "uses_training_pca",
 ]
 
 #: The protocols a run can produce; each lives under its own path (``{results}/{dataset}/{protocol}/...``).
@@ -71,6 +72,13 @@ def seeded_spec(spec: dict[str, Any], split_seed: int) -> dict[str, Any]:
             entropy = [int(part.get("seed", 1)), int(split_seed)]
             part["seed"] = int(np.random.SeedSequence(entropy).generate_state(1)[0])
     return spec
+
+
+def uses_training_pca(spec: dict[str, Any]) -> bool:
+    """Whether a baseline's embeddings take the training PCA (SPEC 4): a ``training_pca`` gene side
+    (unless the model is ``mean``, which has no gene side) or perturbation side; both are the default."""
+    gene = spec.get("gene", {}).get("type", "training_pca") if spec.get("model", "ridge") != "mean" else None
+    return "training_pca" in (gene, spec.get("pert", {}).get("type", "training_pca"))
 
 
 def benchmarked_datasets(config: dict[str, Any]) -> list[str]:

@@ -4,17 +4,22 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
 
-import anndata as ad
-
-from lsftbench.embeddings import build_embedding
+from lsftbench.embeddings import TrainingPCA, build_embedding
 from lsftbench.gene_tables import read_baseline_tables
 from lsftbench.io import read_json
+from lsftbench.problem import read_mean_expression
 from lsftbench.smk import setup_logging
 
 log = setup_logging(snakemake)  # noqa: F821
 inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
 spec = p.spec
-pseudobulk = ad.read_h5ad(inp.pseudobulk)
+if w.protocol == "seed_compat":
+    import anndata as ad  # the published pseudobulk carries its protocol in .uns
+
+    pseudobulk = ad.read_h5ad(inp.pseudobulk)
+else:
+    # The pseudobulk's means and names, read with h5py: importing anndata would cost more than the job's work.
+    pseudobulk = read_mean_expression(inp.pseudobulk)
 # A table matching (almost) none of the dataset's names is an error here, not NA/0 rows in the tables.
 tables = read_baseline_tables(
     spec,
@@ -36,8 +41,10 @@ else:
         read_json(inp.split),
         p.pca_dim,
         dataset=w.dataset,
-        source_pseudobulk=ad.read_h5ad(inp.source_pseudobulk) if "source_pseudobulk" in inp.keys() else None,
+        source_pseudobulk=read_mean_expression(inp.source_pseudobulk) if "source_pseudobulk" in inp.keys() else None,
         source_dataset=spec.get("pert", {}).get("dataset"),
+        # the rule training_pca's file: one PCA per (dataset, split seed), not one per baseline
+        training_scores=TrainingPCA.load(inp.training_pca) if "training_pca" in inp.keys() else None,
         **tables,
     )
 log.info(

@@ -5,13 +5,14 @@ import sys
 sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
 
 import json
+import time
 
 import numpy as np
 
 from lsftbench.coverage import unpredictable_reasons
-from lsftbench.embeddings import Embedding
 from lsftbench.global_fit import global_predictions
 from lsftbench.io import write_npz, write_parquet
+from lsftbench.lsft import save_shared
 from lsftbench.metrics import perturbation_metrics
 from lsftbench.problem import load_problem
 from lsftbench.smk import setup_logging
@@ -20,7 +21,7 @@ log = setup_logging(snakemake)  # noqa: F821
 inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
 # mean_response predicts every test perturbation from the mean of all training perturbations (SPEC 5);
 # its pert embedding only chooses LSFT neighbours. seed_compat keeps the published code's conditions.
-every_condition = w.protocol != "seed_compat" and Embedding.load(inp.embedding).model == "mean"
+every_condition = w.protocol != "seed_compat"
 problem = load_problem(inp.pseudobulk, inp.split, inp.embedding, p.top_genes, every_condition=every_condition)
 n_test = len(problem.test) + len(problem.test_not_predictable)
 if len(problem.test) < p.min_predictable_tests:
@@ -60,3 +61,8 @@ write_npz(
         json.dumps(unpredictable_reasons(problem.test_not_predictable, problem.expr.index, problem.embedding))
     ),
 )
+# The LSFT products of the training set, for this baseline's K shards (seed_compat's LSFT refits per shard).
+started = time.perf_counter()
+shared = save_shared(problem, snakemake.output.lsft_shared, share=w.protocol != "seed_compat")  # noqa: F821
+log.info("LSFT products shared with the K shards: %s (%.2f s)", ", ".join(shared) or "none (nothing is refitted)",
+         time.perf_counter() - started)

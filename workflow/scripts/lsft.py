@@ -39,7 +39,10 @@ elif w.protocol == "seed_compat":
 
     result = seed_lsft(problem, top_pct, p.ridge_penalty, version=p.published_version, tests=chunk)
 else:
-    result = lsft(problem, top_pct, p.ridge_penalty, center=p.center, refit_embeddings=p.refit_embeddings, tests=chunk)
+    result = lsft(
+        problem, top_pct, p.ridge_penalty, center=p.center, refit_embeddings=p.refit_embeddings, tests=chunk,
+        shared=inp.shared,  # memory-mapped products written once by the global fit
+    )
 obs = problem.y[:, problem.col(chunk)]
 train_mean = problem.train_mean  # for the centred Pearson r: all training perturbations (SPEC 7)
 local = perturbation_metrics(result.local, obs, problem.top_idx, train_mean).add_prefix("local_")
