@@ -23,7 +23,7 @@ def _assert_same(fast, ref):
 def test_svd_fallback_equals_loop(small_pb, small_split, monkeypatch, center):
     """With a zero tolerance every local PCA takes the SVD fallback instead of the Gram eigenproblem."""
     p = make_problem(small_pb, small_split, build_embedding(SELFTRAINED, small_pb, small_split, 5, dataset="d"))
-    monkeypatch.setattr(lsft_module, "_GRAM_TOL", 0.0)
+    monkeypatch.setattr(lsft_module, "GRAM_TOL", 0.0)
     _assert_same(lsft(p, 50, 0.1, center=center), lsft_reference(p, 50, 0.1, center=center))
 
 

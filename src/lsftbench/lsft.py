@@ -45,7 +45,7 @@ import numpy as np
 from .conditions import CTRL
 from .global_fit import training_center
 from .io import atomic_path
-from .pca import pca_scores
+from .pca import GRAM_TOL, pca_scores
 from .problem import Problem
 from .ridge import predict, solve_y_axb
 
@@ -112,13 +112,6 @@ def top_neighbours(sims: np.ndarray, n: int) -> np.ndarray:
     return np.take_along_axis(cols, within, axis=1)
 
 
-#: Largest tolerated ``ε·λ₁ / (λ_k − λ_{k+1})`` of a local Gram matrix (first-order bound on the
-#: rounding error of its top-k eigenspace); above it the local PCA falls back to the SVD. The bound
-#: is pessimistic for the predictions: on K562-sized and genome-wide synthetic data the prediction
-#: differences to the loop's SVD stayed ≤ 3e-13 (relative) for bounds up to 1.4e-10, well inside
-#: the 1e-10 tolerance of the parity tests.
-_GRAM_TOL = 1e-8
-
 #: Up to this many neighbours NumPy's full symmetric eigensolver (LAPACK ``syevd``) is as fast as
 #: SciPy's subset solver (``syevr``); above it the subset solver wins (2.5× at n = 539) and SciPy is
 #: imported. Both are exact dense solvers.
@@ -149,7 +142,7 @@ def _local_basis(gram_s: np.ndarray, xt: np.ndarray, sel: np.ndarray, dim: int) 
     top-k eigenvectors of the n × n Gram matrix give the predictions of the SVD of the genes × n
     matrix at a fraction of the cost. ``None`` means all components are kept (``n ≤ dim``): then
     ``X_s`` itself spans the same space. Forming the Gram matrix squares the condition number, so if
-    the eigengap is too small for its eigenvectors to be accurate to ``_GRAM_TOL`` (first-order
+    the eigengap is too small for its eigenvectors to be accurate to ``GRAM_TOL`` (first-order
     bound ``ε·λ₁ / (λ_k − λ_{k+1})``) the SVD of ``X_s`` is used instead.
     """
     n = len(sel)
@@ -158,7 +151,7 @@ def _local_basis(gram_s: np.ndarray, xt: np.ndarray, sel: np.ndarray, dim: int) 
         return None
     vals, vecs = _top_eigh(gram_s, k)
     gap = vals[1] - vals[0]
-    if gap > 0 and np.finfo(float).eps * max(vals[-1], 0.0) / gap <= _GRAM_TOL:
+    if gap > 0 and np.finfo(float).eps * max(vals[-1], 0.0) / gap <= GRAM_TOL:
         return vecs[:, :0:-1], vals[:0:-1]
     u, s, _ = np.linalg.svd(xt[sel], full_matrices=False)  # xt[sel] = X_sᵀ: its U is X_s's V
     return u[:, :k], s[:k] ** 2
@@ -248,9 +241,13 @@ class _Shared:
         values_t = expr.to_numpy(dtype=np.float64).T
         ctrl = values_t[expr.columns.get_loc(CTRL)]
         rows = expr.columns.get_indexer(self.problem.train_perts)
-        y_t = self.get("y_t")
+        # Δ rows of the training perturbations: y_t if a shard built it, else gathered per block from y,
+        # so that the global fit (which only writes this flag) builds no N × genes copy.
+        y_t = self._cache.get("y_t")
+        y_cols = self.problem.col(self.problem.train_perts)
         for a in range(0, len(rows), 256):  # blockwise: no N × genes temporary
-            if not np.array_equal(y_t[a : a + 256], values_t[rows[a : a + 256]] - ctrl):
+            y_block = y_t[a : a + 256] if y_t is not None else self.problem.y.T[y_cols[a : a + 256]]
+            if not np.array_equal(y_block, values_t[rows[a : a + 256]] - ctrl):
                 return False
         return True
 

@@ -48,7 +48,6 @@ __all__ = [
     "bh_qvalues",
     "wilson_ci",
     "fraction_improved",
-    "defined_mask",
     "FamilySpec",
     "family_statistics",
     "row_statistics",
@@ -387,11 +386,6 @@ class FamilyStats:
     improvement: dict[str, Estimate] = field(default_factory=dict)
     p: dict[str, float] = field(default_factory=dict)
     fraction: dict[str, tuple[float, float, float, int, int]] = field(default_factory=dict)
-
-
-def defined_mask(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
-    """True where every column in ``columns`` is defined (not NaN)."""
-    return frame[list(columns)].notna().all(axis=1)
 
 
 def _sd(values: Sequence[float]) -> float:

@@ -160,6 +160,11 @@ def _columns(f: Family) -> dict[str, str]:
     return {m: f"{m}_{f.metric}" for m in _METHODS}
 
 
+def _spec(f: Family, rows: pd.DataFrame) -> FamilySpec:
+    """The statistics' view of family ``f``: its method columns present in ``rows``."""
+    return FamilySpec({m: c for m, c in _columns(f).items() if c in rows.columns}, f.higher_is_better, f.tests)
+
+
 def _put(out: dict[str, object], label: str, est, pooled: bool) -> None:
     out[label] = est.mean
     out[label + _CI[0]], out[label + _CI[1]] = est.low, est.high
@@ -190,10 +195,8 @@ def _row(
         "Mean Similarity": pooled_mean([g["mean_similarity"].dropna() for g in per_seed]),
         "Test Perturbations": len(rows),
     }
-    specs = [FamilySpec({m: c for m, c in _columns(f).items() if c in rows.columns}, f.higher_is_better, f.tests)
-             for f in families]
     # one bootstrap for all families' rows; the fractions improved are fraction_improved_table's
-    for f, fam in zip(families, row_statistics(rows, specs, settings, fractions=False)):
+    for f, fam in zip(families, row_statistics(rows, [_spec(f, rows) for f in families], settings, fractions=False)):
         out.update(_family_columns(f, fam, top_genes, pooled))
     if pooled:
         out["Seeds"] = len(per_seed)
@@ -366,7 +369,7 @@ def fraction_improved_table(
     records = []
     for (baseline, pct), grp in rows.groupby(["baseline", "top_pct"], sort=True):
         rec: dict[str, object] = {"Baseline": baseline, "Top %": _pct(pct)}
-        specs = [FamilySpec({m: c for m, c in _columns(f).items() if c in grp.columns}, f.higher_is_better) for f in families]
+        specs = [_spec(f, grp) for f in families]  # families with tests only
         for f, s in zip(families, row_statistics(grp, specs, settings, intervals=False, p_values=False)):
             for method, (frac, low, high, _, n) in s.fraction.items():
                 label = f"{_FRACTION[method]} ({f.name})"
