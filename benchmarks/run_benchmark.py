@@ -500,8 +500,8 @@ def render_workflow(w: dict) -> list[str]:
                 r = jobs[rule]
                 mean = r["cpu_s"] / r["jobs"]
                 lines.append(f"| `{rule}` job CPU (fixed cost on the default config's small inputs) ≤ {JOB_CPU_TARGET_S:g} s | "
-                             f"{mean:.2f} s mean over {r['jobs']} jobs, no scikit-learn/anndata/matplotlib loaded: "
-                             f"{'yes' if not set(r['heavy']) & {'sklearn', 'anndata', 'matplotlib'} else 'no'} | "
+                             f"{mean:.2f} s mean over {r['jobs']} jobs, no scikit-learn/anndata/matplotlib/pandas loaded: "
+                             f"{'yes' if not set(r['heavy']) & {'sklearn', 'anndata', 'matplotlib', 'pandas'} else 'no'} | "
                              f"{'PASS' if mean <= JOB_CPU_TARGET_S else 'FAIL'} |")
         lines.append("")
     return lines

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Never needed by a default-protocol fit or LSFT job (scikit-learn: only ``protocol: seed_compat``).
-HEAVY = ("sklearn", "anndata", "matplotlib", "torch")
+#: Never needed by a default-protocol fit or LSFT job (scikit-learn: only ``protocol: seed_compat``;
+#: pandas: 0.22 s of CPU per job, replaced by ``lsftbench.labels`` and pyarrow for the Parquet output).
+HEAVY = ("sklearn", "anndata", "matplotlib", "torch", "pandas")
 #: Not needed by the package's model core either (SciPy is imported on first use, for large inputs only).
 CORE_MODULES = ["lsftbench.problem", "lsftbench.embeddings", "lsftbench.global_fit", "lsftbench.lsft", "lsftbench.ridge",
-                "lsftbench.pca"]
+                "lsftbench.pca", "lsftbench.metrics", "lsftbench.io", "lsftbench.coverage", "lsftbench.smk"]
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -48,34 +49,54 @@ def test_job_script_imports_are_light(script):
     assert not loaded & set(HEAVY), f"{script} imports {sorted(loaded & set(HEAVY))}"
 
 
-def test_model_core_needs_only_numpy_pandas_h5py():
+def test_model_core_needs_only_numpy_h5py():
     loaded = _loaded_after("\n".join(f"import {m}" for m in CORE_MODULES))
-    assert not loaded & {*HEAVY, "scipy"}, sorted(loaded & {*HEAVY, "scipy"})
-    assert {"numpy", "pandas", "h5py"} <= loaded
+    assert not loaded & {*HEAVY, "scipy", "pyarrow"}, sorted(loaded & {*HEAVY, "scipy", "pyarrow"})
+    assert {"numpy", "h5py"} <= loaded
 
 
-def test_fit_and_lsft_of_a_k562_sized_neighbourhood_run_without_scipy():
-    """Running a global fit and LSFT (neighbour sets ≤ 96, as on K562-sized data) loads no SciPy."""
+def test_fit_and_lsft_of_a_k562_sized_neighbourhood_run_without_scipy_or_pandas(tmp_path):
+    """A saved embedding, a global fit, LSFT (neighbour sets ≤ 96, as on K562-sized data), the metrics and
+    the Parquet table, as the fit and LSFT jobs run them, load neither SciPy nor pandas."""
+    import numpy as np
+    import pandas as pd
+
+    from lsftbench.embeddings import build_embedding
+    from lsftbench.problem import MeanExpression
+
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(40)]
+    conds = ["ctrl"] + [f"G{i}+ctrl" for i in range(30)]
+    pb = MeanExpression(X=rng.gamma(2.0, 1.0, size=(len(conds), len(genes))), obs_names=pd.Index(conds),
+                        var_names=pd.Index(genes))
+    split = {"train": conds[:21], "val": [], "test": conds[21:]}
+    build_embedding({}, pb, split, 4, dataset="d").save(tmp_path / "emb.npz")
     code = textwrap.dedent(
-        """
+        f"""
         import numpy as np
-        import pandas as pd
-        from lsftbench.embeddings import build_embedding
+        from lsftbench.embeddings import Embedding
         from lsftbench.global_fit import global_predictions
+        from lsftbench.io import write_parquet
+        from lsftbench.labels import Labels
         from lsftbench.lsft import lsft
+        from lsftbench.metrics import metric_columns
         from lsftbench.problem import MeanExpression, make_problem
 
         rng = np.random.default_rng(0)
-        genes = [f"G{i}" for i in range(40)]
-        conds = ["ctrl"] + [f"G{i}+ctrl" for i in range(30)]
-        pb = MeanExpression(X=rng.gamma(2.0, 1.0, size=(len(conds), len(genes))), obs_names=pd.Index(conds),
-                            var_names=pd.Index(genes))
-        split = {"train": conds[:21], "val": [], "test": conds[21:]}
-        p = make_problem(pb, split, build_embedding({}, pb, split, 4, dataset="d"))
+        genes = [f"G{{i}}" for i in range(40)]
+        conds = ["ctrl"] + [f"G{{i}}+ctrl" for i in range(30)]
+        pb = MeanExpression(X=rng.gamma(2.0, 1.0, size=(len(conds), len(genes))), obs_names=Labels(conds),
+                            var_names=Labels(genes))
+        split = {{"train": conds[:21], "val": [], "test": conds[21:]}}
+        p = make_problem(pb, split, Embedding.load({str(tmp_path / "emb.npz")!r}))
         assert np.isfinite(global_predictions(p, 0.1)).all()
         res = lsft(p, 50, 0.1)
         assert res.n_neighbours == 10 and np.isfinite(res.local).all()
+        cols = metric_columns(res.local, p.y[:, p.col(res.conditions)], p.top_idx, p.train_mean)
+        write_parquet({{"condition": np.asarray(res.conditions), **cols}}, {str(tmp_path / "t.parquet")!r})
         """
     )
     loaded = _loaded_after(code)
     assert not loaded & {*HEAVY, "scipy"}, sorted(loaded & {*HEAVY, "scipy"})
+    table = pd.read_parquet(tmp_path / "t.parquet")
+    assert table["condition"].tolist() == conds[21:] and table.shape == (10, 6)

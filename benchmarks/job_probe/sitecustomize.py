@@ -46,7 +46,7 @@ if os.environ.get("LSFTBENCH_JOB_LOG"):
             "end": time.time(),  # with wall_s: when the process ran (the benchmark's timeline of the DAG)
             "startup_cpu_s": _STARTUP_CPU,
             "modules": len(sys.modules),
-            "heavy": sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "anndata", "matplotlib", "scipy", "torch"}),
+            "heavy": sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "anndata", "matplotlib", "scipy", "torch", "pandas"}),
         }
         with open(os.environ["LSFTBENCH_JOB_LOG"], "a") as f:
             f.write(json.dumps(entry, default=str) + "\n")

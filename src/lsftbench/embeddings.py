@@ -33,18 +33,20 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .conditions import CTRL, single_gene
 from .io import write_npz
+from .labels import Labels
 from .pca import pca_scores
 from .workflow_config import uses_training_pca
 
-if TYPE_CHECKING:  # anndata is slow to import; embedding, fit and LSFT jobs never need it
+if TYPE_CHECKING:  # anndata and pandas are slow to import; fit and LSFT jobs never need them
     import anndata as ad
+    import pandas as pd
 
     from .problem import MeanExpression
 
@@ -88,9 +90,9 @@ class Embedding:
         Coverage and provenance (not predictable conditions, dropped genes, synthetic flags).
     """
 
-    genes: pd.Index
+    genes: Labels
     A: np.ndarray
-    conditions: pd.Index
+    conditions: Labels
     B: np.ndarray
     gene_type: str
     pert_type: str
@@ -116,9 +118,9 @@ class Embedding:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             return cls(
-                genes=pd.Index(z["genes"].astype(str), name="gene"),
+                genes=Labels(z["genes"].tolist(), name="gene"),
                 A=z["A"],
-                conditions=pd.Index(z["conditions"].astype(str), name="condition"),
+                conditions=Labels(z["conditions"].tolist(), name="condition"),
                 B=z["B"],
                 gene_type=meta["gene_type"],
                 pert_type=meta["pert_type"],
@@ -137,6 +139,8 @@ def training_pca_gene_scores(expr: pd.DataFrame, train_conditions: list[str], di
     ``expr`` is genes × conditions of mean expression ``x̄``; the PCA runs on the training columns
     (``ctrl`` included), each column centred over genes. Returns genes × d scores.
     """
+    import pandas as pd  # noqa: PLC0415 - the fit and LSFT jobs import this module without pandas
+
     scores = pca_scores(expr[train_conditions].to_numpy(), dim)
     return pd.DataFrame(scores, index=expr.index, columns=[f"pc_{k}" for k in range(scores.shape[1])])
 
@@ -172,6 +176,8 @@ class TrainingPCA:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrainingPCA:
         """Read a file written by :meth:`save`."""
+        import pandas as pd  # noqa: PLC0415 - see training_pca_gene_scores
+
         with np.load(path, allow_pickle=False) as z:
             scores = z["scores"]
             frame = pd.DataFrame(
@@ -179,10 +185,10 @@ class TrainingPCA:
             )
             return cls(scores=frame, train=tuple(z["train"].astype(str)), dim=int(z["dim"]))
 
-    def check(self, genes: pd.Index, split: dict[str, list[str]], dim: int) -> None:
+    def check(self, genes: Sequence[str], split: dict[str, list[str]], dim: int) -> None:
         """Raise ``ValueError`` unless this PCA was computed for these genes, training conditions and ``dim``."""
         problems = []
-        if not self.scores.index.equals(pd.Index(genes)):
+        if list(self.scores.index) != list(genes):
             problems.append("its genes differ from the pseudobulk's")
         if list(self.train) != list(split["train"]):
             problems.append("it was fitted on other training conditions (another split)")
@@ -194,7 +200,9 @@ class TrainingPCA:
 
 def _expression(pb: Pseudobulk) -> pd.DataFrame:
     """genes × conditions mean expression of a pseudobulk (AnnData or MeanExpression)."""
-    return pd.DataFrame(np.asarray(pb.X, dtype=np.float64).T, index=pb.var_names, columns=pb.obs_names)
+    import pandas as pd  # noqa: PLC0415 - see training_pca_gene_scores
+
+    return pd.DataFrame(np.asarray(pb.X, dtype=np.float64).T, index=pd.Index(pb.var_names), columns=pd.Index(pb.obs_names))
 
 
 def training_pca(pb: Pseudobulk, split: dict[str, list[str]], dim: int) -> TrainingPCA:
@@ -229,7 +237,9 @@ def _dataset_pca_rows(
     source: Pseudobulk, dim: int, restrict_to: list[str] | None
 ) -> pd.DataFrame:
     """PCA scores over the conditions of a source pseudobulk, indexed by target-gene symbol."""
-    obs = source.obs_names if restrict_to is None else pd.Index(restrict_to)
+    import pandas as pd  # noqa: PLC0415 - see training_pca_gene_scores
+
+    obs = list(source.obs_names) if restrict_to is None else list(restrict_to)
     x = np.asarray(source.X, dtype=np.float64)[source.obs_names.get_indexer(obs)]
     scores = pca_scores(x, dim)  # conditions as observations, genes centred
     genes = [single_gene(c) for c in obs]
@@ -272,6 +282,8 @@ def build_embedding(
         The dataset's :func:`training_pca` for this split and ``dim``, computed once and loaded;
         used instead of recomputing it (same numbers). Checked against ``pb``, ``split`` and ``dim``.
     """
+    import pandas as pd  # noqa: PLC0415 - see training_pca_gene_scores
+
     model = spec.get("model", "ridge")
     gene_spec = spec.get("gene", {"type": "training_pca"})
     pert_spec = spec.get("pert", {"type": "training_pca"})
@@ -341,9 +353,9 @@ def build_embedding(
     info["n_test"] = len(split["test"])
     info["n_genes"] = len(genes)
     return Embedding(
-        genes=pd.Index(genes, name="gene"),
+        genes=Labels(genes, name="gene"),
         A=np.asarray(a, dtype=np.float64),
-        conditions=pd.Index(conds, name="condition"),
+        conditions=Labels(conds, name="condition"),
         B=np.asarray(b, dtype=np.float64),
         gene_type=gtype,
         pert_type=ptype,

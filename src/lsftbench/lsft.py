@@ -132,10 +132,10 @@ def _top_eigh(gram_s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return scipy.linalg.eigh(gram_s, subset_by_index=[n - k - 1, n - 1], driver="evr", check_finite=False)
 
 
-def _local_basis(gram_s: np.ndarray, xt: np.ndarray, sel: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _local_basis(gram_s: np.ndarray, cache: _Shared, sel: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Top right singular vectors ``V`` (n × k) of the local centred expression ``X_s`` and ``Θ = S²``.
 
-    ``X_s`` = columns ``sel`` of the centred training expression (``xt`` holds its transpose) and
+    ``X_s`` = columns ``sel`` of the centred training expression (``cache``'s ``xt`` holds its transpose) and
     ``gram_s = X_sᵀX_s``, so ``gram_s V = V diag(Θ)``; the local PCA scores are ``X_s V``. The ridge
     predictions depend on the scores only through the subspace they span (``A(AᵀA + λI)⁻¹Aᵀ`` and
     ``Bᵀ(BBᵀ + λI)⁻¹b`` are invariant under ``A → AR``, ``B → RᵀB`` with ``R`` orthogonal), so the
@@ -146,14 +146,14 @@ def _local_basis(gram_s: np.ndarray, xt: np.ndarray, sel: np.ndarray, dim: int) 
     bound ``ε·λ₁ / (λ_k − λ_{k+1})``) the SVD of ``X_s`` is used instead.
     """
     n = len(sel)
-    k = min(dim, xt.shape[1], n)
+    k = min(dim, len(cache.problem.measured_genes), n)
     if k == n:
         return None
     vals, vecs = _top_eigh(gram_s, k)
     gap = vals[1] - vals[0]
     if gap > 0 and np.finfo(float).eps * max(vals[-1], 0.0) / gap <= GRAM_TOL:
         return vecs[:, :0:-1], vals[:0:-1]
-    u, s, _ = np.linalg.svd(xt[sel], full_matrices=False)  # xt[sel] = X_sᵀ: its U is X_s's V
+    u, s, _ = np.linalg.svd(cache.get("xt")[sel], full_matrices=False)  # xt[sel] = X_sᵀ: its U is X_s's V
     return u[:, :k], s[:k] ** 2
 
 
@@ -201,7 +201,7 @@ class _Shared:
         """The embedding's genes are the measured genes, in the same order (``X_g = X``)."""
         if "identity_rows" not in self._flags:
             rows = self.problem.gene_rows
-            self._flags["identity_rows"] = len(rows) == len(self.problem.expr.index) and bool(
+            self._flags["identity_rows"] = len(rows) == len(self.problem.measured_genes) and bool(
                 np.all(rows == np.arange(len(rows)))
             )
         return self._flags["identity_rows"]
@@ -221,46 +221,39 @@ class _Shared:
         """``X[gene_row, sel]`` (centred expression of one gene over the training perturbations ``sel``).
 
         Computed from the raw expression and ``μ`` exactly as :meth:`_make_xt` computes ``xt``
-        (``fl(raw − μ)``), so it equals ``xt[sel, gene_row]`` bit for bit without touching ``xt``.
+        (``fl(raw − μ)``), so it equals ``xt[sel, gene_row]`` bit for bit without building ``xt``.
         """
-        if "train_cols" not in self._cache:
-            self._cache["train_cols"] = self.problem.expr.columns.get_indexer(self.problem.train_perts)
-        values = self.problem.expr.to_numpy(dtype=np.float64)  # genes × conditions, a view
-        return values[gene_row, self._cache["train_cols"][sel]] - self.get("mu")[sel]
-
-    def _raw_train(self) -> np.ndarray:
-        """Raw training expression, transposed: N × measured genes (a view where possible)."""
-        expr = self.problem.expr
-        values_t = expr.to_numpy(dtype=np.float64).T  # conditions × genes (a view for pandas' layout)
-        return values_t[expr.columns.get_indexer(self.problem.train_perts)]
+        return self.problem.expr_t[sel, gene_row] - self.get("mu")[sel]
 
     def _check_y_is_expr_minus_ctrl(self) -> bool:
-        expr = self.problem.expr
-        if CTRL not in expr.columns or not self.identity_rows:
+        if not self.identity_rows:
             return False
-        values_t = expr.to_numpy(dtype=np.float64).T
-        ctrl = values_t[expr.columns.get_loc(CTRL)]
-        rows = expr.columns.get_indexer(self.problem.train_perts)
-        # Δ rows of the training perturbations: y_t if a shard built it, else gathered per block from y,
-        # so that the global fit (which only writes this flag) builds no N × genes copy.
-        y_t = self._cache.get("y_t")
-        y_cols = self.problem.col(self.problem.train_perts)
-        for a in range(0, len(rows), 256):  # blockwise: no N × genes temporary
-            y_block = y_t[a : a + 256] if y_t is not None else self.problem.y.T[y_cols[a : a + 256]]
-            if not np.array_equal(y_block, values_t[rows[a : a + 256]] - ctrl):
+        raw, ctrl = self.problem.expr_t, self.problem.ctrl_expr
+        y_t = self._y_t_view()
+        for a in range(0, len(raw), 256):  # blockwise: no N × genes temporary
+            if not np.array_equal(y_t[a : a + 256], raw[a : a + 256] - ctrl):
                 return False
         return True
 
-    def _make_y_t(self) -> np.ndarray:  # N × genes, C-contiguous
-        return np.ascontiguousarray(self.problem.y.T[self.problem.col(self.problem.train_perts)])
+    def _y_t_view(self) -> np.ndarray:
+        """Δ rows of the training perturbations: a view of ``y``'s rows if they are consecutive
+        (as :func:`make_problem` lays them out), else gathered."""
+        if "y_t" in self._cache:
+            return self._cache["y_t"]
+        cols = self.problem.col(self.problem.train_perts)
+        rows = self.problem.y.T
+        if len(cols) and np.array_equal(cols, np.arange(cols[0], cols[0] + len(cols))):
+            return rows[cols[0] : cols[0] + len(cols)]
+        return rows[cols]
+
+    def _make_y_t(self) -> np.ndarray:  # N × genes, C-contiguous (a view when make_problem built y)
+        return np.ascontiguousarray(self._y_t_view())
 
     def _make_mu(self) -> np.ndarray:
-        return self._raw_train().mean(axis=1)
+        return self.problem.expr_t.mean(axis=1)
 
     def _make_xt(self) -> np.ndarray:  # Xᵀ: N × measured genes, C-contiguous
-        xt = np.array(self._raw_train(), dtype=np.float64, order="C")
-        xt -= self.get("mu")[:, None]  # column centring does not depend on the subset
-        return xt
+        return self.problem.expr_t - self.get("mu")[:, None]  # column centring does not depend on the subset
 
     def _make_xgt(self) -> np.ndarray:  # X_gᵀ: N × embedding genes
         return self.get("xt") if self.identity_rows else np.ascontiguousarray(self.get("xt")[:, self.problem.gene_rows])
@@ -297,7 +290,7 @@ class _Shared:
         return self.get("xgt") @ self.get("y_t").T
 
     def _make_xt_ctrl(self) -> np.ndarray:  # Xᵀb (b: control mean)
-        return self.get("xt") @ self.problem.expr[CTRL].to_numpy(dtype=np.float64)
+        return self.get("xt") @ self.problem.ctrl_expr
 
     def cross_sub(self, sel: np.ndarray) -> np.ndarray:
         """``C_s = X_g,sᵀY_s``.
@@ -351,12 +344,13 @@ def _fingerprint(problem: Problem) -> str:
     """Hash of what the shared matrices are computed from: names, shapes and the exact values
     (through column sums of the training expression and of Δ; one pass over each)."""
     h = hashlib.sha256()
-    for part in (problem.train_perts, list(problem.genes), list(problem.expr.index)):
+    for part in (problem.train_perts, list(problem.genes), list(problem.measured_genes)):
         h.update("\x1f".join(map(str, part)).encode())
         h.update(b"\x1e")
     h.update(np.ascontiguousarray(problem.gene_rows, dtype=np.int64).tobytes())
     h.update(np.asarray([problem.target_rows.get(c, -1) for c in problem.train_perts], dtype=np.int64).tobytes())
-    h.update(problem.expr.to_numpy(dtype=np.float64).sum(axis=0).tobytes())
+    h.update(problem.expr_t.sum(axis=1).tobytes())
+    h.update(problem.ctrl_expr.tobytes())
     h.update(problem.y[:, problem.col(problem.train_perts)].sum(axis=0).tobytes())
     return h.hexdigest()
 
@@ -447,25 +441,33 @@ def _check(problem: Problem, center: str, tests: list[str] | None) -> list[str]:
     return tests
 
 
-def _neighbour_sums(order: np.ndarray, weights: np.ndarray, mat: np.ndarray) -> np.ndarray:
-    """``out[i, r] = Σ_j weights[i, r, j] · mat[order[i, j]]`` (tests × r × columns of ``mat``).
+def _neighbour_sums(
+    order: np.ndarray, weights: np.ndarray, mat: np.ndarray, extra: np.ndarray | None = None
+) -> np.ndarray:
+    """``out[r, i] = Σ_j weights[i, r, j] · mat[order[i, j]] (+ Σ_m weights[i, r, n + m] · extra[m])``.
 
-    Column blocks of ``mat`` are copied once; per test its neighbours' rows of the block are gathered
-    into a small buffer and combined by one matrix product. A test's numbers depend only on its own
-    neighbours and weights, never on the other tests of the call.
+    ``order`` is tests × n, ``weights`` tests × r × (n [+ rows of ``extra``]); the result is r × tests ×
+    columns of ``mat``, so that ``out[r].T`` is a Fortran-ordered genes × tests matrix. ``extra`` holds
+    rows shared by every test (e.g. the control expression and ones, for affine terms), combined in
+    the same product. Column blocks of ``mat`` are copied once; per test its neighbours' rows of the
+    block are gathered into a small buffer and combined by one matrix product. A test's numbers
+    depend only on its own neighbours and weights, never on the other tests of the call.
     """
     n_tests, n = order.shape
-    out = np.empty((n_tests, weights.shape[1], mat.shape[1]))
+    n_extra = 0 if extra is None else extra.shape[0]
+    out = np.empty((weights.shape[1], n_tests, mat.shape[1]))
     if n_tests == 0:
         return out
-    step = max(64, _GATHER_BYTES // (8 * max(n, 1)))
-    buf = np.empty((n, min(step, mat.shape[1])))
+    step = max(64, _GATHER_BYTES // (8 * max(n + n_extra, 1)))
+    buf = np.empty((n + n_extra, min(step, mat.shape[1])))
     for a in range(0, mat.shape[1], step):
         block = np.ascontiguousarray(mat[:, a : a + step])
         gathered = buf[:, : block.shape[1]]
+        if n_extra:
+            gathered[n:] = extra[:, a : a + step]
         for i in range(n_tests):
-            np.take(block, order[i], axis=0, out=gathered, mode="clip")  # indices are valid; "raise" buffers
-            out[i, :, a : a + block.shape[1]] = weights[i] @ gathered
+            np.take(block, order[i], axis=0, out=gathered[:n], mode="clip")  # indices are valid; "raise" buffers
+            out[:, i, a : a + block.shape[1]] = weights[i] @ gathered
     return out
 
 
@@ -499,9 +501,8 @@ def lsft(
     order = top_neighbours(sims, n)
     n_tests = len(tests)
     if emb.model == "mean":
-        sums = _neighbour_sums(order, np.full((n_tests, 1, n), 1.0 / n), cache.get("y_t"))
-        knn = sums[:, 0].T
-        local = knn.copy()
+        knn = _neighbour_sums(order, np.full((n_tests, 1, n), 1.0 / n), cache.get("y_t"))[0].T
+        local = knn.copy(order="F")
     else:
         knn, local = _ridge_lsft(problem, cache, tests, order, b_train, b_tests, ridge, center, refit_embeddings)
     return LsftResult(
@@ -538,7 +539,6 @@ def _ridge_lsft(
     # X[:, j] = Y[:, j] + b − μ_j 1, so kNN and local predictions come from one pass over the Δ rows.
     fused = refit_gene and cache.identity_rows and cache.y_is_expr_minus_ctrl
     if refit_gene or refit_pert:
-        xt = cache.get("xt")
         gram = cache.get("gram_targets") if refit_pert else cache.get("gram")
         dim = dim_a if refit_gene else dim_b
     if refit_gene:
@@ -562,10 +562,10 @@ def _ridge_lsft(
             if refit_pert:
                 gram_s, target_s = gram_s[..., 0], gram_s[..., 1]
             if ordered:
-                u, _, _ = np.linalg.svd(xt[sel], full_matrices=False)  # xt[sel] = X_sᵀ
+                u, _, _ = np.linalg.svd(cache.get("xt")[sel], full_matrices=False)  # xt[sel] = X_sᵀ
                 v_a, v_b = u[:, : min(dim_a, u.shape[1])], u[:, : min(dim_b, u.shape[1])]
             else:
-                basis = _local_basis(gram_s, xt, sel, dim)
+                basis = _local_basis(gram_s, cache, sel, dim)
                 v_a = v_b = None if basis is None else basis[0]
         if refit_gene:
             if basis is not None and fused:
@@ -620,27 +620,33 @@ def _combine(
     center: str,
     center_global: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The genes-sized products: kNN means and local predictions (genes × tests each)."""
+    """The genes-sized products: kNN means and local predictions (genes × tests each, Fortran order)."""
     n_tests, n = order.shape
     y_t = cache.get("y_t")
     mean_w = np.full((n_tests, 1, n), 1.0 / n)
     if u_gene is not None and fused:
-        # X_s u = Σ_j u_j Y_j + (Σ_j u_j) b − (Σ_j u_j μ_j) 1 (b: control mean, μ_j: mean of raw column j)
-        weights = np.concatenate([mean_w, u_gene[:, None, :]], axis=1)
-        sums = _neighbour_sums(order, weights, y_t)
-        knn, refit = sums[:, 0].T, sums[:, 1].T
-        ctrl = problem.expr[CTRL].to_numpy(dtype=np.float64)
-        mu_sel = np.take(cache.get("mu"), order)
-        refit = refit + ctrl[:, None] * u_gene.sum(axis=1) - (u_gene * mu_sel).sum(axis=1)
+        # X_s u = Σ_j u_j Y_j + (Σ_j u_j) b − (Σ_j u_j μ_j) 1 (b: control mean, μ_j: mean of raw column j),
+        # so local = Σ_j (u_j [+ 1/n]) Y_j + (Σ u) b − (Σ u μ) 1 [+ c]: one product with the kNN mean.
+        extra = [problem.ctrl_expr, np.ones(len(problem.ctrl_expr))]
+        affine = [u_gene.sum(axis=1), -(u_gene * np.take(cache.get("mu"), order)).sum(axis=1)]
+        local_w = u_gene + 1.0 / n if center == "local" else u_gene
+        if center == "global":
+            extra.append(center_global)
+            affine.append(np.ones(n_tests))
+        weights = np.zeros((n_tests, 2, n + len(extra)))
+        weights[:, 0, :n] = 1.0 / n
+        weights[:, 1, :n] = local_w
+        weights[:, 1, n:] = np.column_stack(affine)
+        sums = _neighbour_sums(order, weights, y_t, np.vstack(extra))
+        return sums[0].T, sums[1].T
+    knn = _neighbour_sums(order, mean_w, y_t)[0].T
+    if u_gene is not None:
+        refit = _neighbour_sums(order, u_gene[:, None, :], cache.get("xgt"))[0].T
     else:
-        knn = _neighbour_sums(order, mean_w, y_t)[:, 0].T
-        if u_gene is not None:
-            refit = _neighbour_sums(order, u_gene[:, None, :], cache.get("xgt"))[:, 0].T
-        elif n_tests:
-            a = problem.embedding.A
-            refit = np.column_stack([a @ z_fixed[:, i] for i in range(n_tests)])
-        else:
-            refit = np.zeros((len(problem.genes), 0))
+        a = problem.embedding.A
+        refit = np.empty((a.shape[0], n_tests), order="F")
+        for i in range(n_tests):  # one product per test: its numbers do not depend on the other tests
+            refit[:, i] = a @ z_fixed[:, i]
     local = refit + (knn if center == "local" else center_global[:, None])
     return knn, local
 
@@ -678,7 +684,8 @@ def lsft_reference(
             continue
         a, b_sel = emb.A, problem.b(names)
         if refit_embeddings and "training_pca" in (emb.gene_type, emb.pert_type):
-            scores = pca_scores(problem.expr[names].to_numpy(), max(dim_a, dim_b))
+            rows = [problem.train_perts.index(c) for c in names]
+            scores = pca_scores(problem.expr_t[rows].T, max(dim_a, dim_b))
             if emb.gene_type == "training_pca":
                 a = scores[problem.gene_rows][:, : min(dim_a, scores.shape[1])]
             if emb.pert_type == "training_pca":

@@ -1,4 +1,8 @@
-"""The matrices one baseline is fitted on: Δ, expression and embeddings aligned on one dataset."""
+"""The matrices one baseline is fitted on: Δ, expression and embeddings aligned on one dataset.
+
+Names are :class:`lsftbench.labels.Labels` and matrices NumPy arrays: the fit and LSFT jobs that use
+this module import neither pandas nor anndata (an AnnData pseudobulk is accepted all the same).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
-import pandas as pd
 
 from .conditions import CTRL, single_gene
 from .embeddings import Embedding
 from .io import InputDataError, read_json
+from .labels import Labels
 from .metrics import top_expressed
 
 if TYPE_CHECKING:
@@ -26,8 +30,8 @@ class MeanExpression:
     """The parts of a pseudobulk AnnData that fits need: conditions × genes means and their names."""
 
     X: np.ndarray
-    obs_names: pd.Index
-    var_names: pd.Index
+    obs_names: Labels
+    var_names: Labels
 
 
 def read_mean_expression(path: str | os.PathLike[str]) -> MeanExpression:
@@ -38,7 +42,7 @@ def read_mean_expression(path: str | os.PathLike[str]) -> MeanExpression:
     short, and importing anndata would be a sizeable part of each one.
     """
     with h5py.File(path, "r") as f:
-        names = [pd.Index(f[g][f[g].attrs["_index"]].asstr()[...]) for g in ("obs", "var")]
+        names = [Labels(f[g][f[g].attrs["_index"]].asstr()[...].tolist(), name=g) for g in ("obs", "var")]
         return MeanExpression(X=np.asarray(f["X"][...], dtype=np.float64), obs_names=names[0], var_names=names[1])
 
 
@@ -55,21 +59,23 @@ def require_conditions(pb: ad.AnnData | MeanExpression, conditions: list[str], p
 class Problem:
     """Everything a global fit or an LSFT shard needs, aligned and in float64.
 
-    ``y`` holds Δ for the embedding's genes over ``conditions`` (train first, then test); ``expr`` the
-    mean expression of *all measured* genes over the training conditions (for PCA refits).
+    ``y`` holds Δ for the embedding's genes over ``conditions`` (train first, then test); ``expr_t``
+    the mean expression of *all measured* genes over the training perturbations (for PCA refits).
     """
 
     embedding: Embedding
-    genes: pd.Index  # rows of y (the embedding's genes)
-    conditions: pd.Index  # columns of y: train (ctrl first) then test
+    genes: Labels  # rows of y (the embedding's genes)
+    conditions: Labels  # columns of y: train (ctrl first) then test
     y: np.ndarray
     train: list[str]  # training conditions with an embedding, ctrl included
     train_perts: list[str]  # the same without ctrl (LSFT neighbour candidates)
     test: list[str]  # test conditions with an embedding
     test_not_predictable: list[str]
-    expr: pd.DataFrame  # measured genes × train conditions, mean expression
-    gene_rows: np.ndarray  # row of each embedding gene in ``expr``
-    target_rows: dict[str, int]  # row in ``expr`` of each condition's target gene (-1 if unmeasured)
+    measured_genes: Labels  # all genes of the pseudobulk
+    expr_t: np.ndarray  # train_perts × measured genes, mean expression (C order)
+    ctrl_expr: np.ndarray  # measured genes: mean expression of ctrl
+    gene_rows: np.ndarray  # position of each embedding gene in ``measured_genes``
+    target_rows: dict[str, int]  # position in ``measured_genes`` of each condition's target gene (-1 if unmeasured)
     top_idx: np.ndarray  # indices into ``genes`` of the 1000 highest control-mean genes
     train_mean: np.ndarray  # mean Δ (genes) of ALL training perturbations, ctrl excluded (SPEC 5 and 7)
 
@@ -106,7 +112,7 @@ def make_problem(
     train_perts = [c for c in train if c != CTRL]
     test = [c for c in split["test"] if c in has_emb]
     not_pred = [c for c in split["test"] if c not in has_emb]
-    conditions = pd.Index(train + test)
+    conditions = Labels(train + test, name="condition")
     x = np.asarray(pb.X, dtype=np.float64)  # conditions × measured genes
     gene_rows = pb.var_names.get_indexer(emb.genes)
     ctrl = x[pb.obs_names.get_loc(CTRL)]
@@ -115,7 +121,7 @@ def make_problem(
         rows = rows[:, gene_rows]
     rows -= ctrl[gene_rows]
     y = rows.T
-    expr = pd.DataFrame(x[pb.obs_names.get_indexer(train)].T, index=pb.var_names, columns=train)
+    expr_t = x[pb.obs_names.get_indexer(train_perts)]
     target_rows = {c: (pb.var_names.get_loc(g) if (g := single_gene(c)) in pb.var_names else -1) for c in conditions}
     train_mean = _mean_row(x, pb.obs_names.get_indexer([c for c in split["train"] if c != CTRL]))[gene_rows]
     train_mean -= ctrl[gene_rows]
@@ -128,7 +134,9 @@ def make_problem(
         train_perts=train_perts,
         test=test,
         test_not_predictable=not_pred,
-        expr=expr,
+        measured_genes=Labels(pb.var_names, name="gene"),
+        expr_t=expr_t,
+        ctrl_expr=ctrl.copy(),
         gene_rows=gene_rows,
         target_rows=target_rows,
         top_idx=top_expressed(ctrl[gene_rows], top_n),

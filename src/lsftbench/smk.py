@@ -7,7 +7,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["setup_logging", "test_chunk"]
+import numpy as np
+
+__all__ = ["setup_logging", "test_chunk", "column"]
 
 
 def setup_logging(snakemake: Any) -> logging.Logger:
@@ -42,3 +44,8 @@ def test_chunk(tests: Sequence[str], chunk: int, n_chunks: int) -> tuple[list[st
     size, extra = divmod(len(tests), used)  # numpy.array_split's layout: the first `extra` chunks get one more
     start = chunk * size + min(chunk, extra)
     return list(tests[start : start + size + (chunk < extra)]), used
+
+
+def column(n_rows: int, value: Any, dtype: Any = None) -> np.ndarray:
+    """A table column holding ``value`` in each of ``n_rows`` rows (for :func:`lsftbench.io.write_parquet`)."""
+    return np.repeat(np.asarray(value, dtype=dtype), n_rows)  # np.full(..., dtype=str) would truncate to 1 character

@@ -13,9 +13,9 @@ from lsftbench.coverage import unpredictable_reasons
 from lsftbench.global_fit import global_predictions
 from lsftbench.io import write_npz, write_parquet
 from lsftbench.lsft import save_shared
-from lsftbench.metrics import perturbation_metrics
+from lsftbench.metrics import metric_columns
 from lsftbench.problem import load_problem
-from lsftbench.smk import setup_logging
+from lsftbench.smk import column, setup_logging
 
 log = setup_logging(snakemake)  # noqa: F821
 inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
@@ -37,18 +37,22 @@ if w.protocol == "seed_compat":
 else:
     pred = global_predictions(problem, p.ridge_penalty)
 obs = problem.y[:, problem.col(problem.test)]
-rows = perturbation_metrics(pred, obs, problem.top_idx, problem.train_mean)  # centred r: m over all train perts (SPEC 7)  # ranks: in aggregation, over the common test set
-rows.insert(0, "condition", problem.test)
-rows.insert(0, "baseline", w.baseline)
-rows.insert(0, "seed", int(w.seed))
-rows.insert(0, "protocol", w.protocol)
-rows.insert(0, "dataset", w.dataset)
-rows["n_genes"] = len(problem.genes)
-rows["n_test"] = n_test
-rows["n_test_predictable"] = len(problem.test)
-rows["synthetic_stand_in"] = ",".join(problem.embedding.info.get("synthetic_parts", []))
+metrics = metric_columns(pred, obs, problem.top_idx, problem.train_mean)  # centred r: m over all train perts (SPEC 7); ranks: in aggregation, over the common test set
+n_rows = len(problem.test)
+rows = {
+    "dataset": column(n_rows, w.dataset, str),
+    "protocol": column(n_rows, w.protocol, str),
+    "seed": column(n_rows, int(w.seed), np.int64),
+    "baseline": column(n_rows, w.baseline, str),
+    "condition": np.asarray(problem.test, dtype=str),
+    **metrics,
+    "n_genes": column(n_rows, len(problem.genes), np.int64),
+    "n_test": column(n_rows, n_test, np.int64),
+    "n_test_predictable": column(n_rows, len(problem.test), np.int64),
+    "synthetic_stand_in": column(n_rows, ",".join(problem.embedding.info.get("synthetic_parts", [])), str),
+}
 log.info("%s on %s (%s, seed %s): mean Pearson r %.4f, mean L2 %.4f over %d test perturbations (%d not predictable)",
-         w.baseline, w.dataset, w.protocol, w.seed, rows.pearson_r.mean(), rows.l2.mean(), len(problem.test), len(problem.test_not_predictable))
+         w.baseline, w.dataset, w.protocol, w.seed, metrics["pearson_r"].mean(), metrics["l2"].mean(), n_rows, len(problem.test_not_predictable))
 write_parquet(rows, snakemake.output.metrics)  # noqa: F821
 # Predicted and observed Δ (genes × tests) for the rank metrics; why the other tests are not predictable.
 write_npz(
@@ -58,7 +62,7 @@ write_npz(
     predicted=pred,
     observed=obs,
     not_predictable=np.asarray(
-        json.dumps(unpredictable_reasons(problem.test_not_predictable, problem.expr.index, problem.embedding))
+        json.dumps(unpredictable_reasons(problem.test_not_predictable, problem.measured_genes, problem.embedding))
     ),
 )
 # The LSFT products of the training set, for this baseline's K shards (seed_compat's LSFT refits per shard).

@@ -9,10 +9,9 @@ import numpy as np
 
 from lsftbench.io import write_npz, write_parquet
 from lsftbench.lsft import LsftResult, lsft, n_neighbours
-from lsftbench.metrics import perturbation_metrics
+from lsftbench.metrics import metric_columns
 from lsftbench.problem import load_problem
-from lsftbench.smk import setup_logging, test_chunk
-
+from lsftbench.smk import column, setup_logging, test_chunk
 
 
 def empty_result(problem, top_pct):
@@ -45,33 +44,37 @@ else:
     )
 obs = problem.y[:, problem.col(chunk)]
 train_mean = problem.train_mean  # for the centred Pearson r: all training perturbations (SPEC 7)
-local = perturbation_metrics(result.local, obs, problem.top_idx, train_mean).add_prefix("local_")
-knn = perturbation_metrics(result.knn, obs, problem.top_idx, train_mean).add_prefix("knn_")
-rows = local.join(knn)
-rows.insert(0, "condition", chunk)
-rows.insert(0, "top_pct", top_pct)
-rows.insert(0, "baseline", w.baseline)
-rows.insert(0, "seed", int(w.seed))
-rows.insert(0, "protocol", w.protocol)
-rows.insert(0, "dataset", w.dataset)
-rows["train_size"] = result.n_neighbours
-rows["n_train_candidates"] = len(problem.train if w.protocol == "seed_compat" else problem.train_perts)
-rows["mean_similarity"] = result.mean_similarity
-rows["neighbours"] = [";".join(n) for n in result.neighbours]
+local = metric_columns(result.local, obs, problem.top_idx, train_mean)
+knn = metric_columns(result.knn, obs, problem.top_idx, train_mean)
+n_rows = len(chunk)
+rows = {
+    "dataset": column(n_rows, w.dataset, str),
+    "protocol": column(n_rows, w.protocol, str),
+    "seed": column(n_rows, int(w.seed), np.int64),
+    "baseline": column(n_rows, w.baseline, str),
+    "top_pct": column(n_rows, top_pct, np.float64),
+    "condition": np.asarray(chunk, dtype=str),
+    **{f"local_{name}": values for name, values in local.items()},
+    **{f"knn_{name}": values for name, values in knn.items()},
+    "train_size": column(n_rows, result.n_neighbours, np.int64),
+    "n_train_candidates": column(n_rows, len(problem.train if w.protocol == "seed_compat" else problem.train_perts), np.int64),
+    "mean_similarity": np.asarray(result.mean_similarity, dtype=np.float64),
+    "neighbours": np.asarray([";".join(n) for n in result.neighbours], dtype=str),
+}
 if w.protocol == "seed_compat":
     from lsftbench.seed_compat import published_center
 
-    rows["center"] = published_center(p.published_version)
-    rows["published_version"] = p.published_version
+    rows["center"] = column(n_rows, published_center(p.published_version), str)
+    rows["published_version"] = column(n_rows, p.published_version, str)
 else:
-    rows["center"] = p.center
-rows["refit_embeddings"] = p.refit_embeddings
-rows["n_genes"] = len(problem.genes)
+    rows["center"] = column(n_rows, p.center, str)
+rows["refit_embeddings"] = column(n_rows, bool(p.refit_embeddings), bool)
+rows["n_genes"] = column(n_rows, len(problem.genes), np.int64)
 log.info(
     "%s on %s (%s, seed %s), top %s%%: %d perturbations, %d neighbours each, mean local r %.4f, mean kNN r %.4f",
-    w.baseline, w.dataset, w.protocol, w.seed, w.pct, len(chunk), result.n_neighbours,
-    rows.local_pearson_r.mean() if len(rows) else float("nan"),
-    rows.knn_pearson_r.mean() if len(rows) else float("nan"),
+    w.baseline, w.dataset, w.protocol, w.seed, w.pct, n_rows, result.n_neighbours,
+    local["pearson_r"].mean() if n_rows else float("nan"),
+    knn["pearson_r"].mean() if n_rows else float("nan"),
 )
 write_parquet(rows, snakemake.output.metrics)  # noqa: F821
 # Predicted Δ (genes × tests) for the rank metrics, which compare every test perturbation with all others.
