@@ -670,21 +670,25 @@ DESIGN_NOTES = [
     "sampled test perturbations 0 converged at n = 270 and 6 at n = 539, at 5.3 and 37 ms per matrix against "
     "3.4 and 13.5 ms for LAPACK's dense subset solver (`syevr`). An exact top-k subspace with such gaps "
     "needs the dense tridiagonal reduction (4/3 n³ flops per test perturbation).",
-    "- **Where the genome-wide LSFT time goes** (`cProfile` of K = 10 %, n = 539, on 201 of the 2,010 test "
-    "perturbations, load 0.6): LAPACK's dense subset eigensolver 11.7 ms per test perturbation (54 %), gathering "
-    "the neighbour submatrix of the shared Gram matrix 3.4 ms, the genes-sized neighbour sums (kNN mean and "
-    "refit prediction) 3.4 ms, the rest ~3 ms; the subset-independent matrices (`G = XᵀX` of 5,388 training "
-    "perturbations × 8,000 genes and the target rows) 5.5 s once per process. The eigensolver alone is "
-    "≈ 23.5 s for K = 10 % and 2010 test perturbations, so 3 K in ≤ 30 s is out of reach with an exact "
-    "local PCA on one core. The shared matrices are now computed once per (dataset, seed, baseline) by the "
-    "global fit and memory-mapped by the K shards (`lsftbench.lsft.save_shared`/`load_shared`). Walking the "
-    "neighbours in ascending row order (the fits do not depend on their order) was tried and not kept: "
-    "20.8 against 20.5 ms per test perturbation at K = 10 % (300 tests, the same input, interleaved).",
-    "- **Where a genome-wide LSFT shard's fixed cost goes** (the workflow runs below): reading the 0.64 GB "
-    "pseudobulk and aligning it (`load_problem`, 3–5 s: float64 copies of the Δ rows and of the training "
-    "expression) and rebuilding the N × genes matrices `Yᵀ` and `Xᵀ` (~2 s) in every shard, so more "
-    "shards buy parallelism at ~7 s CPU each. Not done: storing `Yᵀ`/`Xᵀ` with the shared products "
-    "(0.7 GB more per baseline and seed) and reading only the pseudobulk rows a shard needs.",
+    "- **Where the genome-wide LSFT time goes** (`cProfile` of K = 10 %, n = 539, on 400 of the 2,010 test "
+    "perturbations, one process, load 0.9, 2026-11-23): LAPACK's dense subset eigensolver (`syevr`) 10.8 ms per "
+    "test perturbation (53 %), gathering the neighbour submatrix of the shared Gram matrix 3.3 ms (random "
+    "16-byte reads from a 0.46 GB matrix), the genes-sized neighbour pass (kNN mean and local prediction in "
+    "one product per column block) 3.5 ms, the rest ~1.5 ms: ≈ 20 ms, i.e. ≈ 39 s of CPU for K = 10 % and "
+    "≈ 60 s for 3 K. On 2 cores that is ≥ 30 s of wall time for the shards alone, before the shared "
+    "products (`G = XᵀX` of 5,388 training perturbations × 8,000 genes, ~7 s in the global fit), so the "
+    "≤ 30 s target is out of reach with an exact local PCA at BLAS 1 thread: the eigensolver alone is "
+    "≈ 22 s at K = 10 %. Walking the neighbours in ascending row order (the fits do not depend on their "
+    "order) was tried and not kept: 20.8 against 20.5 ms per test perturbation at K = 10 % (300 tests, the "
+    "same input, interleaved); neither did copying the memory-mapped Gram matrix into anonymous memory "
+    "first (3.19 against 3.19 ms per gather).",
+    "- **A genome-wide LSFT shard's fixed cost**: the shard reads the 0.64 GB pseudobulk once (float64 Δ "
+    "rows of train and test conditions, and the raw training rows), memory-maps the shared products, and "
+    "uses the Δ rows of the training perturbations in place (a view, no `Yᵀ` copy); the centred expression "
+    "`Xᵀ` is built only when a refit needs it (the SVD fallback, or A and B refit with different "
+    "dimensions), never under the default baselines. Before, every shard paid 5–7 s for these copies; "
+    "now a K = 1 % shard of 1,005 test perturbations runs in 2.8–3.5 s in all, and splitting the 3 K "
+    "into 6 shards costs ~11 s more CPU than 3 shards (69 against 58 s) for better balance on 2 cores.",
     "- **Reused buffers in the pseudobulk scatter-add** (no per-sub-block allocation of the float64 values): "
     "9.1–9.8 against 6.9–12.5 ns per nonzero CPU, within noise.",
     "",

@@ -117,7 +117,8 @@ def test_training_pca_computed_once_gives_the_same_embeddings(small_pb, small_sp
     shared = training_pca(small_pb, small_split, 5)
     shared.save(tmp_path / "training_pca.npz")
     loaded = TrainingPCA.load(tmp_path / "training_pca.npz")
-    pd.testing.assert_frame_equal(loaded.scores, shared.scores)
+    np.testing.assert_array_equal(loaded.scores, shared.scores)
+    assert loaded.genes.equals(shared.genes) and shared.genes.equals(small_pb.var_names)
     assert loaded.train == tuple(small_split["train"]) and loaded.dim == 5
     for spec in (SELF, {"gene": {"type": "training_pca"}, "pert": {"type": "random", "seed": 1}},
                  {"gene": {"type": "random", "seed": 1}, "pert": {"type": "training_pca"}}):

@@ -41,7 +41,7 @@ def _module_level_imports(script: Path) -> str:
     return "\n".join(ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom))
 
 
-@pytest.mark.parametrize("script", ["lsft.py", "global_fit.py"])
+@pytest.mark.parametrize("script", ["lsft.py", "global_fit.py", "embedding.py", "training_pca.py"])
 def test_job_script_imports_are_light(script):
     code = _module_level_imports(ROOT / "workflow" / "scripts" / script)
     assert "lsftbench" in code

@@ -151,15 +151,18 @@ class TrainingPCA:
 
     Attributes
     ----------
+    genes
+        All measured genes, in pseudobulk order (the rows of ``scores``).
     scores
-        genes (all measured, in pseudobulk order) × k scores, ``k = min(dim, rank bound)``.
+        genes × k scores, ``k = min(dim, rank bound)``.
     train
         The training conditions the PCA was fitted on (``split["train"]``, in order).
     dim
         The requested dimension (``pca_dim``).
     """
 
-    scores: pd.DataFrame
+    genes: Labels
+    scores: np.ndarray
     train: tuple[str, ...]
     dim: int
 
@@ -167,8 +170,8 @@ class TrainingPCA:
         """Write to an uncompressed ``.npz`` (atomically)."""
         write_npz(
             path,
-            genes=np.asarray(self.scores.index, dtype=str),
-            scores=self.scores.to_numpy(dtype=np.float64),
+            genes=np.asarray(self.genes, dtype=str),
+            scores=np.asarray(self.scores, dtype=np.float64),
             train=np.asarray(self.train, dtype=str),
             dim=np.asarray(self.dim),
         )
@@ -176,19 +179,14 @@ class TrainingPCA:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrainingPCA:
         """Read a file written by :meth:`save`."""
-        import pandas as pd  # noqa: PLC0415 - see training_pca_gene_scores
-
         with np.load(path, allow_pickle=False) as z:
-            scores = z["scores"]
-            frame = pd.DataFrame(
-                scores, index=pd.Index(z["genes"].astype(str), name="gene"), columns=[f"pc_{k}" for k in range(scores.shape[1])]
-            )
-            return cls(scores=frame, train=tuple(z["train"].astype(str)), dim=int(z["dim"]))
+            return cls(genes=Labels(z["genes"].tolist(), name="gene"), scores=z["scores"],
+                       train=tuple(z["train"].tolist()), dim=int(z["dim"]))
 
     def check(self, genes: Sequence[str], split: dict[str, list[str]], dim: int) -> None:
         """Raise ``ValueError`` unless this PCA was computed for these genes, training conditions and ``dim``."""
         problems = []
-        if list(self.scores.index) != list(genes):
+        if not self.genes.equals(genes):
             problems.append("its genes differ from the pseudobulk's")
         if list(self.train) != list(split["train"]):
             problems.append("it was fitted on other training conditions (another split)")
@@ -198,17 +196,17 @@ class TrainingPCA:
             raise ValueError("training_scores do not belong to this dataset and split: " + "; ".join(problems))
 
 
-def _expression(pb: Pseudobulk) -> pd.DataFrame:
-    """genes × conditions mean expression of a pseudobulk (AnnData or MeanExpression)."""
-    import pandas as pd  # noqa: PLC0415 - see training_pca_gene_scores
-
-    return pd.DataFrame(np.asarray(pb.X, dtype=np.float64).T, index=pd.Index(pb.var_names), columns=pd.Index(pb.obs_names))
-
-
 def training_pca(pb: Pseudobulk, split: dict[str, list[str]], dim: int) -> TrainingPCA:
-    """The training PCA of one (dataset, split): :func:`training_pca_gene_scores` on the training conditions."""
-    scores = training_pca_gene_scores(_expression(pb), list(split["train"]), dim)
-    return TrainingPCA(scores=scores, train=tuple(split["train"]), dim=int(dim))
+    """The training PCA of one (dataset, split): PCA gene scores of the training conditions' mean expression.
+
+    The same numbers as :func:`training_pca_gene_scores` on the genes × conditions expression.
+    """
+    train = list(split["train"])
+    rows = pb.obs_names.get_indexer(train)
+    if (rows < 0).any():
+        raise KeyError(f"training conditions not in the pseudobulk: {[c for c, r in zip(train, rows) if r < 0][:5]}")
+    scores = pca_scores(np.asarray(pb.X, dtype=np.float64)[rows].T, dim)  # genes × train conditions
+    return TrainingPCA(genes=Labels(pb.var_names, name="gene"), scores=scores, train=tuple(train), dim=int(dim))
 
 
 def pert_columns_from_rows(rows: pd.DataFrame, conditions: list[str]) -> tuple[list[str], np.ndarray, list[str]]:
@@ -217,35 +215,38 @@ def pert_columns_from_rows(rows: pd.DataFrame, conditions: list[str]) -> tuple[l
     Each single perturbation takes the row of its target gene, ``ctrl`` the zero vector. Returns
     ``(conditions with an embedding, B, conditions without one)``.
     """
+    return _pert_columns(rows.index, rows.to_numpy(dtype=np.float64), conditions)
+
+
+def _pert_columns(names: Any, values: np.ndarray, conditions: list[str]) -> tuple[list[str], np.ndarray, list[str]]:
+    """:func:`pert_columns_from_rows` on row names (a :class:`Labels` or pandas index) and their values."""
     kept, cols, missing = [], [], []
-    zero = np.zeros(rows.shape[1])
+    zero = np.zeros(values.shape[1])
     for cond in conditions:
         gene = single_gene(cond)
         if cond == CTRL:
             kept.append(cond)
             cols.append(zero)
-        elif gene is not None and gene in rows.index:
+        elif gene is not None and gene in names:
             kept.append(cond)
-            cols.append(rows.loc[gene].to_numpy(dtype=np.float64))
+            cols.append(values[names.get_loc(gene)])
         else:
             missing.append(cond)
-    b = np.column_stack(cols) if cols else np.zeros((rows.shape[1], 0))
+    b = np.column_stack(cols) if cols else np.zeros((values.shape[1], 0))
     return kept, b, missing
 
 
-def _dataset_pca_rows(
-    source: Pseudobulk, dim: int, restrict_to: list[str] | None
-) -> pd.DataFrame:
-    """PCA scores over the conditions of a source pseudobulk, indexed by target-gene symbol."""
-    import pandas as pd  # noqa: PLC0415 - see training_pca_gene_scores
-
+def _dataset_pca_rows(source: Pseudobulk, dim: int, restrict_to: list[str] | None) -> tuple[Labels, np.ndarray]:
+    """PCA scores over the conditions of a source pseudobulk, one row per target-gene symbol (its first condition)."""
     obs = list(source.obs_names) if restrict_to is None else list(restrict_to)
     x = np.asarray(source.X, dtype=np.float64)[source.obs_names.get_indexer(obs)]
     scores = pca_scores(x, dim)  # conditions as observations, genes centred
-    genes = [single_gene(c) for c in obs]
-    keep = [i for i, g in enumerate(genes) if g is not None]
-    frame = pd.DataFrame(scores[keep], index=pd.Index([genes[i] for i in keep], name="gene"))
-    return frame[~frame.index.duplicated(keep="first")]
+    first: dict[str, int] = {}
+    for i, cond in enumerate(obs):
+        gene = single_gene(cond)
+        if gene is not None and gene not in first:
+            first[gene] = i
+    return Labels(first, name="gene"), scores[list(first.values())]
 
 
 def build_embedding(
@@ -282,21 +283,17 @@ def build_embedding(
         The dataset's :func:`training_pca` for this split and ``dim``, computed once and loaded;
         used instead of recomputing it (same numbers). Checked against ``pb``, ``split`` and ``dim``.
     """
-    import pandas as pd  # noqa: PLC0415 - see training_pca_gene_scores
-
     model = spec.get("model", "ridge")
     gene_spec = spec.get("gene", {"type": "training_pca"})
     pert_spec = spec.get("pert", {"type": "training_pca"})
     n_vars = len(pb.var_names)
     all_conditions = [c for part in ("train", "val", "test") for c in split.get(part, [])]
     info: dict[str, Any] = {"n_measured_genes": int(n_vars)}
-    scores = None
     if uses_training_pca(spec):
         if training_scores is None:
             training_scores = training_pca(pb, split, dim)
         else:
             training_scores.check(pb.var_names, split, dim)
-        scores = training_scores.scores
 
     # Gene embedding A
     gtype = gene_spec["type"]
@@ -304,7 +301,7 @@ def build_embedding(
         genes, a = pb.var_names, np.zeros((n_vars, 0))
         gtype = "none"
     elif gtype == "training_pca":
-        genes, a = scores.index, scores.to_numpy()
+        genes, a = training_scores.genes, training_scores.scores
     elif gtype == "random":
         rng = np.random.default_rng(int(gene_spec.get("seed", 1)))
         genes, a = pb.var_names, rng.standard_normal((n_vars, int(gene_spec.get("dim", dim))))
@@ -320,23 +317,24 @@ def build_embedding(
     # Perturbation embedding B
     ptype = pert_spec["type"]
     if ptype == "training_pca":
-        conds, b, missing = pert_columns_from_rows(scores, all_conditions)
+        conds, b, missing = _pert_columns(training_scores.genes, training_scores.scores, all_conditions)
     elif ptype == "random":
         rng = np.random.default_rng(int(pert_spec.get("seed", 1)))
         pdim = int(pert_spec.get("dim", dim))
-        draws = pd.DataFrame(rng.standard_normal((len(all_conditions), pdim)), index=all_conditions)
+        draws = rng.standard_normal((len(all_conditions), pdim))  # row i: all_conditions[i] (split conditions are unique)
+        row = {c: i for i, c in enumerate(all_conditions)}
         conds = [c for c in all_conditions if c == CTRL or single_gene(c) is not None]
         missing = [c for c in all_conditions if c not in set(conds)]
-        b = np.column_stack([np.zeros(pdim) if c == CTRL else draws.loc[c].to_numpy() for c in conds])
+        b = np.column_stack([np.zeros(pdim) if c == CTRL else draws[row[c]] for c in conds])
     elif ptype == "dataset_pca":
         if source_pseudobulk is None:
             raise ValueError("perturbation embedding of type 'dataset_pca' needs the source pseudobulk")
         same = source_dataset == dataset
-        rows = _dataset_pca_rows(source_pseudobulk, dim, split["train"] if same else None)
+        names, rows = _dataset_pca_rows(source_pseudobulk, dim, split["train"] if same else None)
         if same:
             # Fitted on training conditions only (above): test/val conditions get no (leaking) embedding.
             info["source_is_target"] = True
-        conds, b, missing = pert_columns_from_rows(rows, all_conditions)
+        conds, b, missing = _pert_columns(names, rows, all_conditions)
     elif ptype in TABLE_TYPES:
         if pert_table is None:
             raise ValueError(f"perturbation embedding of type {ptype!r} needs a gene table")

@@ -27,6 +27,7 @@ import pandas as pd
 from .conditions import CTRL
 from .embeddings import Embedding, build_embedding, pert_columns_from_rows, training_pca_gene_scores
 from .global_fit import global_predictions
+from .labels import Labels
 from .metrics import perturbation_metrics, top_expressed
 from .pca import pca_scores
 from .problem import make_problem
@@ -137,9 +138,9 @@ def idealized_embedding(
     else:
         raise ValueError(f"pert must be 'response' or 'gene_rows', got {pert!r}")
     return Embedding(
-        genes=pd.Index(pb.var_names, name="gene"),
+        genes=Labels(pb.var_names, name="gene"),
         A=scores.to_numpy(),
-        conditions=pd.Index(conds, name="condition"),
+        conditions=Labels(conds, name="condition"),
         B=np.asarray(b, dtype=np.float64),
         gene_type="idealized_pca",
         pert_type=f"idealized_{pert}",

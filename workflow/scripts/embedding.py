@@ -5,7 +5,6 @@ import sys
 sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
 
 from lsftbench.embeddings import TrainingPCA, build_embedding
-from lsftbench.gene_tables import read_baseline_tables
 from lsftbench.io import read_json
 from lsftbench.problem import read_mean_expression
 from lsftbench.smk import setup_logging
@@ -20,15 +19,15 @@ if w.protocol == "seed_compat":
 else:
     # The pseudobulk's means and names, read with h5py: importing anndata would cost more than the job's work.
     pseudobulk = read_mean_expression(inp.pseudobulk)
-# A table matching (almost) none of the dataset's names is an error here, not NA/0 rows in the tables.
-tables = read_baseline_tables(
-    spec,
-    {key: inp[key] for key in ("gene_table", "pert_table") if key in inp.keys()},
-    pseudobulk.var_names,
-    pseudobulk.obs_names,
-    min_genes=p.min_table_genes,
-    baseline=w.baseline,
-)
+table_paths = {key: inp[key] for key in ("gene_table", "pert_table") if key in inp.keys()}
+tables = {}
+if table_paths:
+    from lsftbench.gene_tables import read_baseline_tables  # pandas: only baselines with a gene table pay its import
+
+    # A table matching (almost) none of the dataset's names is an error here, not NA/0 rows in the tables.
+    tables = read_baseline_tables(
+        spec, table_paths, pseudobulk.var_names, pseudobulk.obs_names, min_genes=p.min_table_genes, baseline=w.baseline
+    )
 if w.protocol == "seed_compat":
     from lsftbench.seed_compat import build_seed_embedding  # scikit-learn: only this protocol pays its import
 
