@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 
-from .conditions import CTRL
 from .global_fit import training_center
 from .io import atomic_path
 from .pca import GRAM_TOL, pca_scores
