@@ -11,6 +11,7 @@ functions that accept labels also accept a pandas index (an AnnData's ``obs_name
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
@@ -43,8 +44,7 @@ class Labels(Sequence[str]):
         if self._positions is None:
             positions = {n: i for i, n in enumerate(self._names)}
             if len(positions) != len(self._names):
-                seen: set[str] = set()
-                dupes = [n for n in self._names if n in seen or seen.add(n)]  # type: ignore[func-returns-value]
+                dupes = [n for n, count in Counter(self._names).items() if count > 1]
                 raise ValueError(f"{len(dupes)} duplicate {self.name or 'name'}s, e.g. {', '.join(dupes[:5])}")
             self._positions = positions
         return self._positions

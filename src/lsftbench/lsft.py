@@ -622,7 +622,6 @@ def _combine(
     """The genes-sized products: kNN means and local predictions (genes × tests each, Fortran order)."""
     n_tests, n = order.shape
     y_t = cache.get("y_t")
-    mean_w = np.full((n_tests, 1, n), 1.0 / n)
     if u_gene is not None and fused:
         # X_s u = Σ_j u_j Y_j + (Σ_j u_j) b − (Σ_j u_j μ_j) 1 (b: control mean, μ_j: mean of raw column j),
         # so local = Σ_j (u_j [+ 1/n]) Y_j + (Σ u) b − (Σ u μ) 1 [+ c]: one product with the kNN mean.
@@ -638,7 +637,7 @@ def _combine(
         weights[:, 1, n:] = np.column_stack(affine)
         sums = _neighbour_sums(order, weights, y_t, np.vstack(extra))
         return sums[0].T, sums[1].T
-    knn = _neighbour_sums(order, mean_w, y_t)[0].T
+    knn = _neighbour_sums(order, np.full((n_tests, 1, n), 1.0 / n), y_t)[0].T
     if u_gene is not None:
         refit = _neighbour_sums(order, u_gene[:, None, :], cache.get("xgt"))[0].T
     else:

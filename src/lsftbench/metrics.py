@@ -9,6 +9,7 @@ only where a function returns a data frame (the fit and LSFT jobs use :func:`met
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -49,9 +50,24 @@ def _row_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, b)
 
 
-def _blocks(n_rows: int, row_bytes: int) -> list[slice]:
-    step = max(1, _METRIC_BLOCK_BYTES // max(row_bytes, 1))
-    return [slice(a, min(a + step, n_rows)) for a in range(0, n_rows, step)]
+def _column_blocks(pred: np.ndarray, obs: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """Blocks of matching columns of ``pred`` and ``obs``, each transposed to C order (perturbations × genes)."""
+    pred, obs = np.asarray(pred, dtype=np.float64), np.asarray(obs, dtype=np.float64)
+    if pred.shape != obs.shape:
+        raise ValueError(f"pred {pred.shape} and obs {obs.shape} differ in shape")
+    n_cols = pred.shape[1]
+    step = max(1, _METRIC_BLOCK_BYTES // max(8 * pred.shape[0], 1))
+    for a in range(0, n_cols, step):
+        s = slice(a, min(a + step, n_cols))
+        yield s, np.ascontiguousarray(pred[:, s].T), np.ascontiguousarray(obs[:, s].T)
+
+
+def _training_mean(m: np.ndarray, n_genes: int) -> np.ndarray:
+    """``m`` as a float64 vector of ``n_genes`` values (ValueError otherwise)."""
+    m = np.asarray(m, dtype=np.float64).ravel()
+    if m.shape[0] != n_genes:
+        raise ValueError(f"training mean has {m.shape[0]} genes, predictions {n_genes}")
+    return m
 
 
 def _pearson_rows(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
@@ -68,14 +84,11 @@ def _l2_rows(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
     return np.sqrt(_row_dots(diff, diff))
 
 
-def _by_blocks(func, pred: np.ndarray, obs: np.ndarray) -> np.ndarray:  # noqa: ANN001
-    """``func`` on blocks of columns, each block transposed to C order (perturbations × genes)."""
-    pred, obs = np.asarray(pred, dtype=np.float64), np.asarray(obs, dtype=np.float64)
-    if pred.shape != obs.shape:
-        raise ValueError(f"pred {pred.shape} and obs {obs.shape} differ in shape")
-    out = np.empty(pred.shape[1])
-    for s in _blocks(pred.shape[1], 8 * pred.shape[0]):
-        out[s] = func(np.ascontiguousarray(pred[:, s].T), np.ascontiguousarray(obs[:, s].T))
+def _by_blocks(func: Callable[[np.ndarray, np.ndarray], np.ndarray], pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """``func`` on the :func:`_column_blocks` of ``pred`` and ``obs``, one value per column."""
+    out = np.empty(np.shape(pred)[1])
+    for s, pb, ob in _column_blocks(pred, obs):
+        out[s] = func(pb, ob)
     return out
 
 
@@ -99,9 +112,7 @@ def centered_pearson_columns(pred: np.ndarray, obs: np.ndarray, m: np.ndarray) -
     numpy.ndarray
         One r per column; NaN where either centred column is constant (e.g. the train-mean prediction).
     """
-    m = np.asarray(m, dtype=np.float64).ravel()
-    if m.shape[0] != pred.shape[0]:
-        raise ValueError(f"training mean has {m.shape[0]} genes, predictions {pred.shape[0]}")
+    m = _training_mean(m, np.shape(pred)[0])
     return _by_blocks(lambda p, o: _pearson_rows(p - m, o - m), pred, obs)
 
 
@@ -125,19 +136,13 @@ def metric_columns(
     (:func:`centered_pearson_columns`). The same numbers as the single-metric functions, in one pass
     over the inputs.
     """
-    pred, obs = np.asarray(pred, dtype=np.float64), np.asarray(obs, dtype=np.float64)
-    if pred.shape != obs.shape:
-        raise ValueError(f"pred {pred.shape} and obs {obs.shape} differ in shape")
-    p = pred.shape[1]
+    n_genes, p = np.shape(pred)
     names = ["pearson_r", "l2", "pearson_delta_top1000", "l2_top1000"] + (["centered_pearson_r"] if m is not None else [])
     out = {name: np.empty(p) for name in names}
     if m is not None:
-        m = np.asarray(m, dtype=np.float64).ravel()
-        if m.shape[0] != pred.shape[0]:
-            raise ValueError(f"training mean has {m.shape[0]} genes, predictions {pred.shape[0]}")
+        m = _training_mean(m, n_genes)
     top_idx = np.asarray(top_idx)
-    for s in _blocks(p, 8 * pred.shape[0]):
-        pb, ob = np.ascontiguousarray(pred[:, s].T), np.ascontiguousarray(obs[:, s].T)
+    for s, pb, ob in _column_blocks(pred, obs):
         out["pearson_r"][s] = _pearson_rows(pb, ob)
         out["l2"][s] = _l2_rows(pb, ob)
         pt, ot = pb[:, top_idx], ob[:, top_idx]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["setup_logging", "test_chunk", "column"]
+__all__ = ["setup_logging", "test_chunk", "column", "key_columns"]
 
 
 def setup_logging(snakemake: Any) -> logging.Logger:
@@ -49,3 +49,13 @@ def test_chunk(tests: Sequence[str], chunk: int, n_chunks: int) -> tuple[list[st
 def column(n_rows: int, value: Any, dtype: Any = None) -> np.ndarray:
     """A table column holding ``value`` in each of ``n_rows`` rows (for :func:`lsftbench.io.write_parquet`)."""
     return np.repeat(np.asarray(value, dtype=dtype), n_rows)  # np.full(..., dtype=str) would truncate to 1 character
+
+
+def key_columns(wildcards: Any, n_rows: int) -> dict[str, np.ndarray]:
+    """The columns that name a fit or LSFT job's rows: its dataset, protocol, split seed and baseline."""
+    return {
+        "dataset": column(n_rows, wildcards.dataset, str),
+        "protocol": column(n_rows, wildcards.protocol, str),
+        "seed": column(n_rows, int(wildcards.seed), np.int64),
+        "baseline": column(n_rows, wildcards.baseline, str),
+    }

@@ -15,7 +15,7 @@ from lsftbench.io import write_npz, write_parquet
 from lsftbench.lsft import save_shared
 from lsftbench.metrics import metric_columns
 from lsftbench.problem import load_problem
-from lsftbench.smk import column, setup_logging
+from lsftbench.smk import column, key_columns, setup_logging
 
 log = setup_logging(snakemake)  # noqa: F821
 inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
@@ -40,10 +40,7 @@ obs = problem.y[:, problem.col(problem.test)]
 metrics = metric_columns(pred, obs, problem.top_idx, problem.train_mean)  # centred r: m over all train perts (SPEC 7); ranks: in aggregation, over the common test set
 n_rows = len(problem.test)
 rows = {
-    "dataset": column(n_rows, w.dataset, str),
-    "protocol": column(n_rows, w.protocol, str),
-    "seed": column(n_rows, int(w.seed), np.int64),
-    "baseline": column(n_rows, w.baseline, str),
+    **key_columns(w, n_rows),
     "condition": np.asarray(problem.test, dtype=str),
     **metrics,
     "n_genes": column(n_rows, len(problem.genes), np.int64),

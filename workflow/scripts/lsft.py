@@ -11,7 +11,7 @@ from lsftbench.io import write_npz, write_parquet
 from lsftbench.lsft import LsftResult, lsft, n_neighbours
 from lsftbench.metrics import metric_columns
 from lsftbench.problem import load_problem
-from lsftbench.smk import column, setup_logging, test_chunk
+from lsftbench.smk import column, key_columns, setup_logging, test_chunk
 
 
 def empty_result(problem, top_pct):
@@ -48,10 +48,7 @@ local = metric_columns(result.local, obs, problem.top_idx, train_mean)
 knn = metric_columns(result.knn, obs, problem.top_idx, train_mean)
 n_rows = len(chunk)
 rows = {
-    "dataset": column(n_rows, w.dataset, str),
-    "protocol": column(n_rows, w.protocol, str),
-    "seed": column(n_rows, int(w.seed), np.int64),
-    "baseline": column(n_rows, w.baseline, str),
+    **key_columns(w, n_rows),
     "top_pct": column(n_rows, top_pct, np.float64),
     "condition": np.asarray(chunk, dtype=str),
     **{f"local_{name}": values for name, values in local.items()},
