@@ -9,8 +9,8 @@ configured resamples (``statistics.n_resamples``, default 2000) and with one res
 difference is the bootstrap's cost; the Wilcoxon/BH/Wilson part is in both. Beside them, the other
 work of a ``dataset_tables`` job at this size: the rank metrics of every (seed, baseline, K, method).
 
-**Noise ceiling** (``--noise-ceiling``): ``lsftbench.noise_ceiling.noise_ceiling`` on the K562-sized
-h5ad of ``lsftbench.synthetic_large`` (35,610 cells x 5,000 genes, 1,087 perturbations; generated
+**Noise ceiling** (``--noise-ceiling``): ``lsftbench.evaluation.noise_ceiling.noise_ceiling`` on the K562-sized
+h5ad of ``lsftbench.data.synthetic.large`` (35,610 cells x 5,000 genes, 1,087 perturbations; generated
 into ``--workdir`` unless present), every perturbation, 20 replicates: wall, CPU and the peak RSS of
 this process.
 
@@ -31,9 +31,9 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from lsftbench.aggregate import add_mode_collapse  # noqa: E402
-from lsftbench.statistics import StatsSettings  # noqa: E402
-from lsftbench.tables import fraction_improved_table, per_perturbation, performance_table  # noqa: E402
+from lsftbench.evaluation.statistics import StatsSettings  # noqa: E402
+from lsftbench.report.aggregate import add_mode_collapse  # noqa: E402
+from lsftbench.report.tables import fraction_improved_table, per_perturbation, performance_table  # noqa: E402
 
 METRICS = ("pearson_r", "l2", "pearson_delta_top1000", "l2_top1000", "centered_pearson_r", "rank", "rank_transposed")
 
@@ -78,7 +78,7 @@ def timed(df: pd.DataFrame, stats: StatsSettings) -> tuple[float, float]:
 
 def rank_cost(n_genes: int = 5000, n_test: int = 272, n_sets: int = 9 * 3 * 2 * 2 + 9 * 2) -> tuple[float, float]:
     """Rank metrics of every (seed, baseline, K, LSFT/kNN) and (seed, baseline, global) prediction set."""
-    from lsftbench.metrics import rank_metrics
+    from lsftbench.evaluation.metrics import rank_metrics
 
     rng = np.random.default_rng(1)
     pred, obs = rng.normal(size=(n_genes, n_test)), rng.normal(size=(n_genes, n_test))
@@ -93,9 +93,9 @@ def noise_ceiling_cost(workdir: str, replicates: int = 20) -> str:
     import resource
     from pathlib import Path
 
-    from lsftbench.noise_ceiling import noise_ceiling
-    from lsftbench.pseudobulk import pseudobulk
-    from lsftbench.synthetic_large import K562_SIZED, write_large_dataset
+    from lsftbench.data.pseudobulk import pseudobulk
+    from lsftbench.data.synthetic.large import K562_SIZED, write_large_dataset
+    from lsftbench.evaluation.noise_ceiling import noise_ceiling
 
     path = Path(workdir) / "k562_sized.h5ad"
     if not path.exists():

@@ -5,14 +5,14 @@
     python benchmarks/run_benchmark.py --workflow default|tiny --cores 2 --workdir /tmp/lsftbench-bench --out /tmp/wf.md
     python benchmarks/run_benchmark.py --workflow k562|genome [--test-chunks N] --reuse-input --workdir ... --out ...
 
-For each scale the inputs are generated (:mod:`lsftbench.synthetic_large`) and every stage runs in its
+For each scale the inputs are generated (:mod:`lsftbench.data.synthetic.large`) and every stage runs in its
 own Python process, started the way Snakemake starts a ``threads: 1`` rule (BLAS/OpenMP thread
 variables set to 1), so that the wall time includes interpreter start-up, imports and reading the
 stage's inputs, and the peak resident memory (``wait4`` rusage of that process) is the stage's own.
 
 Stages: input generation, pseudobulk, plain read of ``X`` (the same row chunks, nothing computed),
 split, embedding, global fit, LSFT fast path (one baseline, three K, metrics included) and the
-straightforward per-perturbation loop (:func:`lsftbench.lsft.lsft_reference`) for the same baseline
+straightforward per-perturbation loop (:func:`lsftbench.model.lsft.lsft_reference`) for the same baseline
 and K. At genome scale the loop runs on an evenly spaced subset of the test perturbations and its
 time is extrapolated (stated in the table). The pseudobulk and the plain read are measured twice:
 with the data file evicted from the page cache ("from disk") and right after (page cache warm).
@@ -74,14 +74,14 @@ THREAD_VARS = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "M
 def _spec(scale: str, n_cells: int | None = None):
     from dataclasses import replace
 
-    from lsftbench.synthetic_large import GENOME_WIDE, K562_SIZED
+    from lsftbench.data.synthetic.large import GENOME_WIDE, K562_SIZED
 
     spec = {"k562": K562_SIZED, "genome": GENOME_WIDE}[scale]
     return replace(spec, n_cells=n_cells) if n_cells else spec
 
 
 def stage_generate(wd: Path, a: dict) -> dict:
-    from lsftbench.synthetic_large import write_large_dataset
+    from lsftbench.data.synthetic.large import write_large_dataset
 
     return write_large_dataset(wd / "data.h5ad", _spec(a["scale"], a.get("n_cells")))
 
@@ -101,8 +101,8 @@ def stage_describe(wd: Path, a: dict) -> dict:
 
 
 def stage_pseudobulk(wd: Path, a: dict) -> dict:
+    from lsftbench.data.pseudobulk import pseudobulk
     from lsftbench.io import write_h5ad
-    from lsftbench.pseudobulk import pseudobulk
 
     t0, c0 = time.perf_counter(), time.process_time()
     pb = pseudobulk(wd / "data.h5ad", chunk_size=a["chunk_size"])
@@ -138,9 +138,9 @@ def stage_plain_read(wd: Path, a: dict) -> dict:
 
 
 def stage_split(wd: Path, a: dict) -> dict:
-    from lsftbench.data import cell_conditions, open_perturb_data
+    from lsftbench.data.h5ad import cell_conditions, open_perturb_data
+    from lsftbench.data.split import gears_simulation_split, split_summary
     from lsftbench.io import write_json
-    from lsftbench.split import gears_simulation_split, split_summary
 
     adata = open_perturb_data(wd / "data.h5ad")
     conditions = list(cell_conditions(adata))
@@ -153,7 +153,7 @@ def stage_split(wd: Path, a: dict) -> dict:
 def stage_embedding(wd: Path, a: dict) -> dict:
     import anndata as ad
 
-    from lsftbench.embeddings import build_embedding
+    from lsftbench.embeddings.build import build_embedding
     from lsftbench.io import read_json
 
     emb = build_embedding(BASELINES[a["baseline"]], ad.read_h5ad(wd / "pseudobulk.h5ad"), read_json(wd / "split.json"),
@@ -163,9 +163,9 @@ def stage_embedding(wd: Path, a: dict) -> dict:
 
 
 def stage_global_fit(wd: Path, a: dict) -> dict:
-    from lsftbench.global_fit import global_predictions
-    from lsftbench.metrics import perturbation_metrics
-    from lsftbench.problem import load_problem
+    from lsftbench.evaluation.metrics import perturbation_metrics
+    from lsftbench.model.global_fit import global_predictions
+    from lsftbench.model.problem import load_problem
 
     p = load_problem(str(wd / "pseudobulk.h5ad"), str(wd / "split.json"), str(wd / f"emb_{a['baseline']}.npz"))
     pred = global_predictions(p, RIDGE)
@@ -178,9 +178,9 @@ def stage_lsft(wd: Path, a: dict) -> dict:
     t0 = time.perf_counter()
     import numpy as np
 
-    from lsftbench.lsft import lsft, lsft_reference
-    from lsftbench.metrics import perturbation_metrics
-    from lsftbench.problem import load_problem
+    from lsftbench.evaluation.metrics import perturbation_metrics
+    from lsftbench.model.lsft import lsft, lsft_reference
+    from lsftbench.model.problem import load_problem
 
     t1 = time.perf_counter()
     p = load_problem(str(wd / "pseudobulk.h5ad"), str(wd / "split.json"), str(wd / f"emb_{a['baseline']}.npz"))
@@ -546,7 +546,7 @@ def render(results: list[dict], command: str, started: str) -> str:
         "peak memory is that process's maximum resident set size (`wait4` rusage); CPU = user + system time of that process.",
         "- The machine is shared: the 1-minute load average when each stage started is listed (2 CPUs; "
         "load > 2 means other processes competed for the CPUs and the times are pessimistic).",
-        "- Data: synthetic GEARS-format h5ad written by `lsftbench.synthetic_large` (CSR float32, log1p-normalised, "
+        "- Data: synthetic GEARS-format h5ad written by `lsftbench.data.synthetic.large` (CSR float32, log1p-normalised, "
         "~10 % nonzero, low-rank perturbation effects). LSFT: refit of both embeddings, local centre, ridge 0.1, "
         "PCA dimension 10, K = 1, 5, 10 %, GEARS simulation split (seed 1).",
         "",

@@ -1,15 +1,15 @@
 # Config loading and validation, input functions and target lists shared by all rules.
+# The lsftbench package is installed with the workflow: `pip install -e .` for plain and Slurm runs (jobs run
+# the same interpreter); with --sdm conda each env's post-deploy script installs it from LSFTBENCH_ROOT.
 import copy
 import os
-import sys
 from pathlib import Path
 
-SRC = str(Path(workflow.basedir) / "src")
-if SRC not in sys.path:
-    sys.path.insert(0, SRC)
+os.environ.setdefault("LSFTBENCH_ROOT", str(workflow.basedir))
 
-from lsftbench import preflight  # noqa: E402
-from lsftbench import workflow_config as wc  # noqa: E402
+from lsftbench.formats import SCGPT_FILES
+from lsftbench.pipeline import config as wc
+from lsftbench.pipeline import preflight
 
 # A config of one's own: `--configfile my.yaml` runs exactly what my.yaml declares (plus schema
 # defaults), instead of being merged into config/config.yaml's datasets and baselines.
@@ -149,7 +149,7 @@ def pretrained_inputs(wildcards):
     synthetic = part["checkpoint"] == "synthetic"
     if part["type"] == "scgpt":
         root = f"{RESULTS}/resources/synthetic/scgpt" if synthetic else part["checkpoint"]
-        return {name: f"{root}/{name}" for name in ("best_model.pt", "vocab.json", "args.json")}
+        return {name: f"{root}/{name}" for name in SCGPT_FILES}
     if synthetic:
         root = f"{RESULTS}/resources/synthetic/scfoundation"
         return {"checkpoint": f"{root}/models.ckpt", "gene_list": f"{root}/gene_list.tsv"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lsftbench.data.pseudobulk import pseudobulk
+from lsftbench.data.synthetic.datasets import make_dataset
 from lsftbench.io import write_h5ad
-from lsftbench.pseudobulk import pseudobulk
-from lsftbench.synthetic import make_dataset
 
 SMALL = dict(n_genes=120, n_perts=60, n_unmeasured=2, cells_per_pert=12, n_ctrl=150)
 
@@ -48,7 +48,6 @@ def shared_run(tmp_path_factory):
     from types import SimpleNamespace
 
     import pandas as pd
-
     from workflow_utils import REPO, copy_workflow, snakemake, tiny_config, write_config
 
     reuse = os.environ.get("LSFT_TEST_SHARED_RUN")  # developers: an earlier shared run's directory

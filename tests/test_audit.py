@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsftbench.audit import AUDIT_VALUES, audit_markdown, audit_table
+from lsftbench.report.audit import AUDIT_VALUES, audit_markdown, audit_table
 
 
 def _perf(values: dict[tuple[str, str], float], offset: float = 0.0) -> pd.DataFrame:

@@ -16,15 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsftbench.audit import audit_table
-from lsftbench.embeddings import build_embedding
-from lsftbench.global_fit import global_predictions
+from lsftbench.data.pseudobulk import pseudobulk
+from lsftbench.data.split import seed_compat_split
+from lsftbench.embeddings.build import build_embedding
+from lsftbench.evaluation.metrics import perturbation_metrics
 from lsftbench.io import write_h5ad
-from lsftbench.metrics import perturbation_metrics
-from lsftbench.problem import make_problem
-from lsftbench.pseudobulk import pseudobulk
-from lsftbench.seed_compat import build_seed_embedding, published_pseudobulk, seed_global_predictions
-from lsftbench.split import seed_compat_split
+from lsftbench.model.global_fit import global_predictions
+from lsftbench.model.problem import make_problem
+from lsftbench.model.seed_compat import build_seed_embedding, published_pseudobulk, seed_global_predictions
+from lsftbench.report.audit import audit_table
 
 SELF = {"gene": {"type": "training_pca"}, "pert": {"type": "training_pca"}}
 N_GENES, CELLS = 60, 3

@@ -22,18 +22,18 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import yaml
-
-from lsftbench.conditions import condition_problem, perturbation_targets
-from lsftbench.data import LOG_MAX, InputDataError, open_perturb_data
-from lsftbench.gene_tables import check_baseline_tables, check_table_coverage, read_gene_table
-from lsftbench.io import write_h5ad
-from lsftbench.preflight import check_names, check_paths, configured_paths, validate_config
-from lsftbench.smk import test_chunk as chunk_of  # not test_*: pytest would collect it
-from lsftbench.pseudobulk import pseudobulk
-from lsftbench.split import read_split_json
-from lsftbench.synthetic import make_dataset
-from lsftbench.workflow_config import ConfigError
 from workflow_utils import REPO, TINY, default_config, snakemake, tiny_config, write_config
+
+from lsftbench.data.conditions import condition_problem, perturbation_targets
+from lsftbench.data.h5ad import LOG_MAX, InputDataError, open_perturb_data
+from lsftbench.data.pseudobulk import pseudobulk
+from lsftbench.data.split import read_split_json
+from lsftbench.data.synthetic.datasets import make_dataset
+from lsftbench.embeddings.gene_tables import check_baseline_tables, check_table_coverage, read_gene_table
+from lsftbench.io import write_h5ad
+from lsftbench.model.lsft import shard_tests as chunk_of
+from lsftbench.pipeline.config import ConfigError
+from lsftbench.pipeline.preflight import check_names, check_paths, configured_paths, validate_config
 
 SCHEMA = REPO / "config" / "schema.yaml"
 GENES = ["A", "B", "C", "D", "E"]
@@ -172,7 +172,7 @@ def test_allow_raw_counts_warns_and_averages(tmp_path, caplog):
     x = np.random.default_rng(1).poisson(3.0, size=(len(CONDITIONS), len(GENES))).astype(float)
     x[5, 2] = 120.0  # also far above log range
     path = _write(tmp_path / "counts.h5ad", x=x)
-    with caplog.at_level(logging.WARNING, logger="lsftbench.data"):
+    with caplog.at_level(logging.WARNING, logger="lsftbench.data.h5ad"):
         pb = pseudobulk(path, chunk_size=4, allow_raw_counts=True)
     expected = _dense_means(x, CONDITIONS)
     np.testing.assert_allclose(pb.X, expected.loc[list(pb.obs_names)].to_numpy())

@@ -2,9 +2,9 @@
 
 import pytest
 from snakemake.utils import validate
-
-from lsftbench.workflow_config import ConfigError, baselines_for, check_config, pct_label, skipped_baselines
 from workflow_utils import REPO, default_config, snakemake, write_config
+
+from lsftbench.pipeline.config import ConfigError, baselines_for, check_config, pct_label, skipped_baselines
 
 SCHEMA = str(REPO / "config" / "schema.yaml")
 

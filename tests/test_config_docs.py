@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 import yaml
-
-from lsftbench.config_docs import NAME, document, load_schema, main, render_markdown, undocumented_keys
 from workflow_utils import REPO
+
+from lsftbench.pipeline.config_docs import NAME, document, load_schema, main, render_markdown, undocumented_keys
 
 SCHEMA = REPO / "config" / "schema.yaml"
 README = REPO / "config" / "README.md"
-REGENERATE = ".venv/bin/python -m lsftbench.config_docs --output config/README.md"
+REGENERATE = ".venv/bin/python -m lsftbench.pipeline.config_docs --output config/README.md"
 
 
 def documented_keys(schema: dict[str, Any]) -> tuple[set[str], set[str]]:

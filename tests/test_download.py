@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from lsftbench import download as dl
-from lsftbench.data import InputDataError, open_perturb_data
+from lsftbench.data import download as dl
+from lsftbench.data.h5ad import InputDataError, open_perturb_data
 
 FAST = {"retries": 3, "backoff": 0.01, "timeout": 5.0}
 

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 
-from lsftbench.embeddings import Embedding, TrainingPCA, build_embedding, training_pca
-from lsftbench.global_fit import global_predictions
-from lsftbench.pca import pca_scores
-from lsftbench.problem import make_problem
+from lsftbench.embeddings.build import Embedding, TrainingPCA, build_embedding, training_pca
+from lsftbench.embeddings.pca import pca_scores
+from lsftbench.model.global_fit import global_predictions
+from lsftbench.model.problem import make_problem
 
 SELF = {"gene": {"type": "training_pca"}, "pert": {"type": "training_pca"}}
 
@@ -140,8 +140,8 @@ def test_training_pca_of_another_split_or_dimension_is_refused(small_pb, small_s
 
 def test_mean_expression_input_gives_the_anndata_embeddings(small_pb, small_split, tmp_path):
     """Embedding jobs may read the pseudobulk with h5py (no anndata import): identical embeddings."""
+    from lsftbench.data.mean_expression import read_mean_expression
     from lsftbench.io import write_h5ad
-    from lsftbench.problem import read_mean_expression
 
     write_h5ad(small_pb, tmp_path / "pb.h5ad")
     means = read_mean_expression(tmp_path / "pb.h5ad")
@@ -156,7 +156,7 @@ def test_mean_expression_input_gives_the_anndata_embeddings(small_pb, small_spli
 def test_tall_matrices_take_the_gram_shortcut_with_the_svd_scores():
     """A genes × conditions-shaped input gets its scores from the small Gram matrix: the SVD's up to
     rounding; with tied eigenvalues (ill-defined single components) it falls back to the SVD."""
-    from lsftbench import pca
+    from lsftbench.embeddings import pca
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(400, 6)) * np.linspace(6, 1, 6) @ rng.normal(size=(6, 40)) + 0.05 * rng.normal(size=(400, 40))

@@ -24,11 +24,20 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-
-from lsftbench.gene_tables import write_gene_table
-from lsftbench.io import DiskFullError, atomic_path, write_csv, write_h5ad, write_json, write_npz, write_parquet, write_text
-from lsftbench.synthetic import make_dataset
 from workflow_utils import REPO, SNAKEMAKE, TINY, planned_jobs, snakemake, tiny_config, write_config
+
+from lsftbench.data.synthetic.datasets import make_dataset
+from lsftbench.embeddings.gene_tables import write_gene_table
+from lsftbench.io import (
+    DiskFullError,
+    atomic_path,
+    write_csv,
+    write_h5ad,
+    write_json,
+    write_npz,
+    write_parquet,
+    write_text,
+)
 
 #: What the README (and profiles/default/config.yaml) tell users to run after a kill -9: release the
 #: lock once, then rerun the same command; ``rerun-incomplete: true`` in the workflow's default

@@ -10,9 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from lsftbench import gene_tables as gt
-from lsftbench import go_graph as go
-from lsftbench import pretrained as pt
+from lsftbench.data.synthetic.checkpoints import (
+    write_synthetic_scfoundation_checkpoint,
+    write_synthetic_scgpt_checkpoint,
+)
+from lsftbench.data.synthetic.go_graph import write_synthetic_go_graph
+from lsftbench.embeddings import gene_tables as gt
+from lsftbench.embeddings import go_graph as go
+from lsftbench.embeddings import pretrained as pt
 
 # ------------------------------------------------------------------------------------------
 # helpers
@@ -76,7 +81,7 @@ def test_scgpt_rows_are_layer_normed_embedding_rows(tmp_path: Path) -> None:
 
 def test_scgpt_matches_torch_layer_norm(tmp_path: Path) -> None:
     genes = [f"G{k}" for k in range(20)]
-    pt.write_synthetic_scgpt_checkpoint(tmp_path / "s", genes, dim=16, seed=2)
+    write_synthetic_scgpt_checkpoint(tmp_path / "s", genes, dim=16, seed=2)
     vocab = json.loads((tmp_path / "s" / "vocab.json").read_text())
     assert {"<pad>", "<cls>", "<eoc>"} <= set(vocab)
     assert json.loads((tmp_path / "s" / "args.json").read_text())["synthetic"] is True
@@ -134,7 +139,7 @@ def test_scfoundation_drops_three_special_rows(tmp_path: Path, listing: str) -> 
 
 def test_scfoundation_synthetic_and_shape_mismatch(tmp_path: Path) -> None:
     genes = [f"G{k}" for k in range(12)]
-    pt.write_synthetic_scfoundation_checkpoint(tmp_path / "m.ckpt", tmp_path / "g.tsv", genes, dim=8)
+    write_synthetic_scfoundation_checkpoint(tmp_path / "m.ckpt", tmp_path / "g.tsv", genes, dim=8)
     assert pt.extract_scfoundation(tmp_path / "m.ckpt", tmp_path / "g.tsv").shape == (12, 8)
     (tmp_path / "short.txt").write_text("\n".join(genes[:-1]) + "\n")
     with pytest.raises(ValueError, match=str(tmp_path / "m.ckpt")) as err:
@@ -227,7 +232,7 @@ def test_go_dense_fallback_and_errors(tmp_path: Path) -> None:
 def test_synthetic_go_graph_is_symmetric_with_signal(tmp_path: Path) -> None:
     genes = [f"G{k}" for k in range(120)]
     signal = pd.DataFrame(np.random.default_rng(1).normal(size=(100, 3)), index=genes[:100])
-    go.write_synthetic_go_graph(tmp_path / "go.csv", genes, seed=4, mean_degree=8, signal=signal)
+    write_synthetic_go_graph(tmp_path / "go.csv", genes, seed=4, mean_degree=8, signal=signal)
     edges = pd.read_csv(tmp_path / "go.csv")
     assert list(edges.columns) == ["source", "target", "importance"]
     forward = set(zip(edges.source, edges.target, edges.importance, strict=True))

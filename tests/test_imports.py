@@ -21,8 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 #: pandas: 0.22 s of CPU per job, replaced by ``lsftbench.labels`` and pyarrow for the Parquet output).
 HEAVY = ("sklearn", "anndata", "matplotlib", "torch", "pandas")
 #: Not needed by the package's model core either (SciPy is imported on first use, for large inputs only).
-CORE_MODULES = ["lsftbench.problem", "lsftbench.embeddings", "lsftbench.global_fit", "lsftbench.lsft", "lsftbench.ridge",
-                "lsftbench.pca", "lsftbench.metrics", "lsftbench.io", "lsftbench.coverage", "lsftbench.smk"]
+CORE_MODULES = [
+    "lsftbench.data.mean_expression", "lsftbench.embeddings.build", "lsftbench.embeddings.pca", "lsftbench.model.problem",
+    "lsftbench.model.global_fit", "lsftbench.model.lsft", "lsftbench.model.ridge", "lsftbench.model.protocol",
+    "lsftbench.evaluation.metrics", "lsftbench.evaluation.coverage", "lsftbench.evaluation.scoring", "lsftbench.io",
+    "lsftbench.pipeline.job",
+]
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -61,8 +65,8 @@ def test_fit_and_lsft_of_a_k562_sized_neighbourhood_run_without_scipy_or_pandas(
     import numpy as np
     import pandas as pd
 
-    from lsftbench.embeddings import build_embedding
-    from lsftbench.problem import MeanExpression
+    from lsftbench.data.mean_expression import MeanExpression
+    from lsftbench.embeddings.build import build_embedding
 
     rng = np.random.default_rng(0)
     genes = [f"G{i}" for i in range(40)]
@@ -74,13 +78,14 @@ def test_fit_and_lsft_of_a_k562_sized_neighbourhood_run_without_scipy_or_pandas(
     code = textwrap.dedent(
         f"""
         import numpy as np
-        from lsftbench.embeddings import Embedding
-        from lsftbench.global_fit import global_predictions
+        from lsftbench.embeddings.build import Embedding
+        from lsftbench.model.global_fit import global_predictions
         from lsftbench.io import write_parquet
         from lsftbench.labels import Labels
-        from lsftbench.lsft import lsft
-        from lsftbench.metrics import metric_columns
-        from lsftbench.problem import MeanExpression, make_problem
+        from lsftbench.model.lsft import lsft
+        from lsftbench.evaluation.metrics import metric_columns
+        from lsftbench.data.mean_expression import MeanExpression
+        from lsftbench.model.problem import make_problem
 
         rng = np.random.default_rng(0)
         genes = [f"G{{i}}" for i in range(40)]

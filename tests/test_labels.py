@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lsftbench.io import constant_column as column
 from lsftbench.io import write_parquet
 from lsftbench.labels import Labels
-from lsftbench.smk import column
 
 
 def test_labels_look_up_like_a_pandas_index():

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from lsftbench.embeddings import build_embedding
-from lsftbench.lsft import cosine_similarity, lsft, lsft_reference, n_neighbours
-from lsftbench.problem import make_problem
+from lsftbench.embeddings.build import build_embedding
+from lsftbench.model.lsft import cosine_similarity, lsft, lsft_reference, n_neighbours
+from lsftbench.model.problem import make_problem
 
 SPECS = {
     "lpm_selftrained": {"gene": {"type": "training_pca"}, "pert": {"type": "training_pca"}},

@@ -5,10 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-import lsftbench.lsft as lsft_module
-from lsftbench.embeddings import build_embedding
-from lsftbench.lsft import CENTERS, load_shared, lsft, lsft_reference, save_shared, top_neighbours
-from lsftbench.problem import make_problem
+import lsftbench.model.lsft as lsft_module
+from lsftbench.embeddings.build import build_embedding
+from lsftbench.model.lsft import CENTERS, load_shared, lsft, lsft_reference, save_shared, top_neighbours
+from lsftbench.model.problem import make_problem
 
 SELFTRAINED = {"gene": {"type": "training_pca"}, "pert": {"type": "training_pca"}}
 

@@ -6,9 +6,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from lsftbench.embeddings import Embedding
-from lsftbench.global_fit import global_predictions
-from lsftbench.problem import make_problem
+from lsftbench.embeddings.build import Embedding
+from lsftbench.model.global_fit import global_predictions
+from lsftbench.model.problem import make_problem
 
 
 def _data() -> tuple[ad.AnnData, dict[str, list[str]], Embedding]:

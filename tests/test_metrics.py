@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr
 
-from lsftbench.metrics import (
+from lsftbench.evaluation.metrics import (
     centered_pearson_columns,
     mode_collapse,
     pearson_columns,
@@ -136,7 +136,7 @@ def test_mode_collapse_column_flags_constant_predictions_in_the_table():
     """A constant prediction for every perturbation: transposed rank ≈ 0.5, flagged; perfect: not flagged."""
     import pandas as pd
 
-    from lsftbench.aggregate import add_mode_collapse
+    from lsftbench.report.aggregate import add_mode_collapse
 
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(50, 30))

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from workflow_utils import REPO, default_config, tiny_config, write_config
 
 REPORT_DIR = REPO / "report"

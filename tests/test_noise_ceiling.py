@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from lsftbench.data import InputDataError
-from lsftbench.noise_ceiling import bootstrap_weights, ceiling_replicates, noise_ceiling
-from lsftbench.pseudobulk import pseudobulk
-from lsftbench.synthetic_large import LargeSpec, write_large_dataset
+from lsftbench.data.h5ad import InputDataError
+from lsftbench.data.pseudobulk import pseudobulk
+from lsftbench.data.synthetic.large import LargeSpec, write_large_dataset
+from lsftbench.evaluation.noise_ceiling import bootstrap_weights, ceiling_replicates, noise_ceiling
 
 N_GENES, SIGMA = 60, 0.5
 SIZES = {"G1+ctrl": 4, "G2+ctrl": 9, "G3+ctrl": 16, "G4+ctrl": 25, "G5+ctrl": 1}

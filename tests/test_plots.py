@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsftbench.plots import (
+from lsftbench.report.plots import (
     forest_figure,
     improvement_distribution_figure,
     local_vs_global_figure,
@@ -203,7 +203,7 @@ _RENDER = textwrap.dedent(
     import sys
     sys.path[:0] = [{src!r}, {tests!r}]
     from test_plots import performance_table, progress_table
-    from lsftbench.plots import forest_figure, progress_bar_figure, save_figure
+    from lsftbench.report.plots import forest_figure, progress_bar_figure, save_figure
     out = sys.argv[1]
     save_figure(forest_figure({{"norman": performance_table(), "k562": performance_table()}}, n_seeds=2),
                 [out + "/forest.png", out + "/forest.svg"])

@@ -5,12 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsftbench.embeddings import build_embedding
-from lsftbench.global_fit import global_predictions
-from lsftbench.metrics import perturbation_metrics, rank_metrics
-from lsftbench.noise_ceiling import noise_ceiling
-from lsftbench.problem import make_problem
-from lsftbench.progress_bar import (
+from lsftbench.embeddings.build import build_embedding
+from lsftbench.evaluation.metrics import perturbation_metrics, rank_metrics
+from lsftbench.evaluation.noise_ceiling import noise_ceiling
+from lsftbench.evaluation.progress_bar import (
     CHEATER_METHODS,
     IDEALIZED,
     NO_CHANGE,
@@ -25,6 +23,8 @@ from lsftbench.progress_bar import (
     progress_bar_table,
     train_mean_delta,
 )
+from lsftbench.model.global_fit import global_predictions
+from lsftbench.model.problem import make_problem
 
 SELFTRAINED = {"gene": {"type": "training_pca"}, "pert": {"type": "training_pca"}}
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from lsftbench.data import InputDataError, open_perturb_data
-from lsftbench.pseudobulk import delta, pseudobulk
+from lsftbench.data.h5ad import InputDataError, open_perturb_data
+from lsftbench.data.pseudobulk import delta, pseudobulk
 
 
 def _write(tmp_path, x, conditions, genes=None, name="d.h5ad", sparse=True):
@@ -93,7 +93,7 @@ def test_missing_and_unreadable_files(tmp_path):
 
 
 def test_split_condition_without_cells_is_an_error(small_h5ad, small_pb):
-    from lsftbench.problem import require_conditions
+    from lsftbench.data.mean_expression import require_conditions
 
     require_conditions(small_pb, list(small_pb.obs_names), small_h5ad)
     with pytest.raises(InputDataError, match="zero cells") as err:
@@ -102,8 +102,8 @@ def test_split_condition_without_cells_is_an_error(small_h5ad, small_pb):
 
 
 def test_mean_expression_reader_equals_anndata(small_h5ad, tmp_path):
+    from lsftbench.data.mean_expression import read_mean_expression
     from lsftbench.io import write_h5ad
-    from lsftbench.problem import read_mean_expression
 
     pb = pseudobulk(small_h5ad)
     write_h5ad(pb, tmp_path / "pb.h5ad")

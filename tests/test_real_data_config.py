@@ -10,11 +10,11 @@ import zipfile
 import pandas as pd
 import pytest
 import yaml
-
-from lsftbench.download import GEARS_FILES
-from lsftbench.io import write_h5ad
-from lsftbench.synthetic import make_dataset
 from workflow_utils import REPO, TINY, planned_jobs, snakemake, write_config
+
+from lsftbench.data.download import GEARS_FILES
+from lsftbench.data.synthetic.datasets import make_dataset
+from lsftbench.io import write_h5ad
 
 pytestmark = pytest.mark.workflow
 

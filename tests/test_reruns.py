@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 
 import pytest
-
-from lsftbench.workflow_config import baselines_for
 from workflow_utils import planned_jobs, snakemake, write_config
+
+from lsftbench.pipeline.config import baselines_for
 
 pytestmark = pytest.mark.workflow
 

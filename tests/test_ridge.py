@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lsftbench.ridge import predict, solve_y_axb
+from lsftbench.model.ridge import predict, solve_y_axb
 
 
 def vec(m):

@@ -16,14 +16,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsftbench.data import cell_conditions
-from lsftbench.global_fit import global_predictions
-from lsftbench.go_graph import write_synthetic_go_graph
+from lsftbench.data.h5ad import cell_conditions
+from lsftbench.data.split import read_split_json, seed_compat_split
+from lsftbench.data.synthetic.checkpoints import (
+    write_synthetic_scfoundation_checkpoint,
+    write_synthetic_scgpt_checkpoint,
+)
+from lsftbench.data.synthetic.datasets import gene_pool, latent_loadings, make_dataset
+from lsftbench.data.synthetic.go_graph import write_synthetic_go_graph
+from lsftbench.embeddings.pretrained import extract_scfoundation
+from lsftbench.evaluation.metrics import perturbation_metrics
 from lsftbench.io import write_h5ad
-from lsftbench.metrics import perturbation_metrics
-from lsftbench.problem import load_problem, make_problem
-from lsftbench.pretrained import extract_scfoundation, write_synthetic_scfoundation_checkpoint, write_synthetic_scgpt_checkpoint
-from lsftbench.seed_compat import (
+from lsftbench.model.global_fit import global_predictions
+from lsftbench.model.problem import load_problem, make_problem
+from lsftbench.model.seed_compat import (
     LEAK_LABEL,
     PUBLISHED_VERSIONS,
     build_seed_embedding,
@@ -33,9 +39,6 @@ from lsftbench.seed_compat import (
     seed_global_predictions,
     seed_lsft,
 )
-from lsftbench.split import read_split_json, seed_compat_split
-from lsftbench.synthetic import gene_pool, latent_loadings, make_dataset
-
 
 SELF = {"gene": {"type": "training_pca"}, "pert": {"type": "training_pca"}}
 FIXTURE = Path(__file__).parent / "data" / "seed_compat" / "published_metrics.csv"

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 import slurm_cluster
 from workflow_utils import REPO, copy_workflow, job_counts, tiny_config, write_config
 

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsftbench.data import InputDataError
-from lsftbench.split import gears_simulation_split, read_split_json, seed_compat_split, split_summary
+from lsftbench.data.h5ad import InputDataError
+from lsftbench.data.split import gears_simulation_split, read_split_json, seed_compat_split, split_summary
 
 SEEDS = [1, 2, 3, 4, 5]
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lsftbench.statistics import (
+from lsftbench.evaluation.statistics import (
     FamilySpec,
     StatsSettings,
     bh_qvalues,
@@ -317,7 +317,7 @@ def test_constant_row_among_varying_rows_is_exact():
 
 def test_rounding_sized_differences_are_ties():
     """The same prediction computed in another chunk may differ in the last bit: not evidence."""
-    from lsftbench.statistics import signed_rank_p
+    from lsftbench.evaluation.statistics import signed_rank_p
 
     noise = np.array([1e-17, -2e-17, 5e-16, 3e-17, -1e-16, 2e-16, 1e-17, 4e-17])
     assert signed_rank_p(noise) == 1.0
@@ -326,7 +326,7 @@ def test_rounding_sized_differences_are_ties():
 
 
 def test_repeated_intervals_come_from_the_cache_and_equal_a_fresh_computation():
-    from lsftbench import statistics as st
+    from lsftbench.evaluation import statistics as st
 
     settings = st.StatsSettings(n_resamples=500, seed=3)
     x = np.random.default_rng(0).normal(size=(3, 40))

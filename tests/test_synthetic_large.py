@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsftbench.conditions import CTRL
-from lsftbench.data import cell_conditions, gene_symbols, open_perturb_data
-from lsftbench.pseudobulk import pseudobulk
-from lsftbench.synthetic_large import LargeSpec, calibrate_library_size, write_large_dataset
+from lsftbench.data.conditions import CTRL
+from lsftbench.data.h5ad import cell_conditions, gene_symbols, open_perturb_data
+from lsftbench.data.pseudobulk import pseudobulk
+from lsftbench.data.synthetic.large import LargeSpec, calibrate_library_size, write_large_dataset
 
 SPEC = LargeSpec(n_cells=3_000, n_genes=300, n_perts=60, n_unmeasured=3, density=0.15, seed=4)
 

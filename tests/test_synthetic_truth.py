@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from lsftbench.embeddings import build_embedding
-from lsftbench.global_fit import global_predictions
+from lsftbench.data.pseudobulk import pseudobulk
+from lsftbench.data.split import gears_simulation_split
+from lsftbench.data.synthetic.datasets import PRESETS, make_dataset
+from lsftbench.embeddings.build import build_embedding
+from lsftbench.evaluation.metrics import perturbation_metrics
 from lsftbench.io import write_h5ad
-from lsftbench.metrics import perturbation_metrics
-from lsftbench.problem import make_problem
-from lsftbench.pseudobulk import pseudobulk
-from lsftbench.split import gears_simulation_split
-from lsftbench.synthetic import PRESETS, make_dataset
+from lsftbench.model.global_fit import global_predictions
+from lsftbench.model.problem import make_problem
 
 SPECS = {
     "lpm_selftrained": {"gene": {"type": "training_pca"}, "pert": {"type": "training_pca"}},

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsftbench.metrics import pearson_columns, perturbation_metrics, rank_metrics, top_expressed
-from lsftbench.statistics import StatsSettings, bh_qvalues, wilson_ci
-from lsftbench.tables import (
+from lsftbench.data.mean_expression import top_expressed
+from lsftbench.evaluation.metrics import pearson_columns, perturbation_metrics, rank_metrics
+from lsftbench.evaluation.statistics import StatsSettings, bh_qvalues, wilson_ci
+from lsftbench.report.tables import (
     combined_table,
     fraction_improved_table,
     fraction_note,

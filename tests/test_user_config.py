@@ -6,10 +6,10 @@ import hashlib
 
 import pytest
 import yaml
-
-from lsftbench.io import write_h5ad
-from lsftbench.synthetic import make_dataset
 from workflow_utils import TINY, job_counts, snakemake
+
+from lsftbench.data.synthetic.datasets import make_dataset
+from lsftbench.io import write_h5ad
 
 pytestmark = pytest.mark.workflow
 

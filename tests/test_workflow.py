@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from lsftbench.lsft import n_neighbours
-from lsftbench.workflow_config import baselines_for
 from workflow_utils import REPO, planned_jobs, snakemake, tiny_config, write_config
+
+from lsftbench.model.lsft import n_neighbours
+from lsftbench.pipeline.config import baselines_for
 
 pytestmark = pytest.mark.workflow
 

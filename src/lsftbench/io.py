@@ -43,6 +43,7 @@ __all__ = [
     "write_csv",
     "write_h5ad",
     "write_npz",
+    "constant_column",
 ]
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
@@ -56,7 +57,7 @@ class DiskFullError(OSError):
 class InputDataError(ValueError):
     """An input file violates the expected format; the message names the file and the problem.
 
-    Defined here (not in :mod:`lsftbench.data`, which re-exports it) so that readers of small inputs
+    Defined here (not in :mod:`lsftbench.data.h5ad`, which re-exports it) so that readers of small inputs
     can raise it without importing SciPy.
     """
 
@@ -322,6 +323,11 @@ def write_npz(path: str | os.PathLike[str], **arrays: Any) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
+
+
+def constant_column(n_rows: int, value: Any, dtype: Any = None) -> np.ndarray:
+    """A table column holding ``value`` in each of ``n_rows`` rows (for :func:`write_parquet`)."""
+    return np.repeat(np.asarray(value, dtype=dtype), n_rows)  # np.full(..., dtype=str) would truncate to 1 character
 
 
 def _json_default(obj: Any) -> Any:

@@ -1,12 +1,8 @@
 """Rule pseudobulk: mean expression per condition, streamed over row chunks."""
 
-import sys
-
-sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
-
+from lsftbench.data.pseudobulk import pseudobulk
 from lsftbench.io import write_h5ad
-from lsftbench.pseudobulk import pseudobulk
-from lsftbench.smk import setup_logging
+from lsftbench.pipeline.job import setup_logging
 
 log = setup_logging(snakemake)  # noqa: F821
 # The chunk size changes memory use, not the result, so it is read from the config, not a param.

@@ -1,12 +1,8 @@
 """Rule seed_compat_pseudobulk: the published code's float32 pseudobulk (seed_compat only)."""
 
-import sys
-
-sys.path.insert(0, snakemake.scriptdir + "/../../src")  # noqa: F821 - conda envs lack the package
-
 from lsftbench.io import write_h5ad
-from lsftbench.seed_compat import published_pseudobulk
-from lsftbench.smk import setup_logging
+from lsftbench.model.seed_compat import published_pseudobulk
+from lsftbench.pipeline.job import setup_logging
 
 log = setup_logging(snakemake)  # noqa: F821
 pb = published_pseudobulk(snakemake.input[0])  # noqa: F821

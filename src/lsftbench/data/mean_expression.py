@@ -1,0 +1,59 @@
+"""The pseudobulk as the fits read it back (SPEC 3): conditions × genes means and their names.
+
+Everything here needs only NumPy and h5py: the training-PCA, embedding, fit and LSFT jobs read the
+pseudobulk through :func:`read_mean_expression` without importing anndata, pandas or SciPy
+(importing them would cost more than such a job's work). An AnnData pseudobulk (from
+:func:`lsftbench.data.pseudobulk.pseudobulk`) is accepted wherever a :class:`MeanExpression` is.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import h5py
+import numpy as np
+
+from ..io import InputDataError
+from ..labels import Labels
+
+if TYPE_CHECKING:
+    import anndata as ad
+
+__all__ = ["MeanExpression", "read_mean_expression", "require_conditions", "top_expressed"]
+
+@dataclass(frozen=True)
+class MeanExpression:
+    """The parts of a pseudobulk AnnData that fits need: conditions × genes means and their names."""
+
+    X: np.ndarray
+    obs_names: Labels
+    var_names: Labels
+
+
+def read_mean_expression(path: str | os.PathLike[str]) -> MeanExpression:
+    """Read ``X`` and the obs/var names of a pseudobulk h5ad written by :func:`lsftbench.data.pseudobulk.pseudobulk`.
+
+    Uses h5py on anndata's on-disk layout (dense ``X``, ``obs``/``var`` groups whose ``_index``
+    attribute names the index dataset) rather than ``anndata.read_h5ad``: the fit and LSFT jobs are
+    short, and importing anndata would be a sizeable part of each one.
+    """
+    with h5py.File(path, "r") as f:
+        names = [Labels(f[g][f[g].attrs["_index"]].asstr()[...].tolist(), name=g) for g in ("obs", "var")]
+        return MeanExpression(X=np.asarray(f["X"][...], dtype=np.float64), obs_names=names[0], var_names=names[1])
+
+
+def require_conditions(pb: ad.AnnData | MeanExpression, conditions: list[str], path: str | os.PathLike[str]) -> None:
+    """Every condition of a split must have cells in the pseudobulk."""
+    missing = [c for c in conditions if c not in pb.obs_names]
+    if missing:
+        raise InputDataError(
+            path, f"{len(missing)} split conditions have zero cells in the data (e.g. {', '.join(missing[:5])})"
+        )
+
+
+def top_expressed(ctrl_mean: np.ndarray, n: int = 1000) -> np.ndarray:
+    """Indices of the ``n`` genes with the highest control mean (stable for ties)."""
+    order = np.argsort(-np.asarray(ctrl_mean), kind="stable")
+    return np.sort(order[: min(n, len(order))])

@@ -1,0 +1,276 @@
+"""Streaming pseudobulk (SPEC section 3).
+
+``x̄_c`` is the mean of ``X`` over the cells of condition ``c``. The matrix is read in row chunks
+straight from the HDF5 file (CSR ``data``/``indices``/``indptr`` or dense rows), so peak memory
+depends on the chunk size and the number of conditions × genes, never on the number of cells.
+Values are validated chunk by chunk (:func:`lsftbench.data.h5ad.check_values`).
+
+Speed: the next chunk is read in a background thread while the current one is accumulated, the
+read buffers are allocated once and reused, and a chunk's nonzeros are added to the
+conditions × genes sums by one scatter-add pass (no per-chunk dense conditions × genes product).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .conditions import CTRL, single_gene
+from .h5ad import (
+    IMPLAUSIBLE_MAX,
+    InputDataError,
+    ValueScan,
+    check_matrix_layout,
+    check_values,
+    gene_symbols,
+    open_perturb_data,
+)
+
+try:  # C++ loop ``B[row[n], col[n]] += data[n]`` (what coo.toarray() runs); np.add.at if absent
+    from scipy.sparse._sparsetools import coo_todense as _coo_todense
+except ImportError:  # pragma: no cover - depends on the SciPy build
+    _coo_todense = None
+
+__all__ = ["pseudobulk", "delta", "ctrl_mean"]
+
+log = logging.getLogger(__name__)
+
+#: Nonzeros per scatter-add pass: keeps the per-pass temporaries (~12 bytes per nonzero) in cache.
+_SUBBLOCK_NNZ = 1 << 18
+
+
+def pseudobulk(path: str | os.PathLike[str], chunk_size: int = 20_000, *, allow_raw_counts: bool = False) -> ad.AnnData:
+    """Mean expression per condition, streamed over row chunks of ``X``.
+
+    Parameters
+    ----------
+    path
+        A GEARS ``perturb_processed.h5ad``; its metadata, the structure of ``X`` and every value are
+        validated on the way (:mod:`lsftbench.data.h5ad`).
+    chunk_size
+        Cells per chunk (memory only; the result does not depend on it).
+    allow_raw_counts
+        Average values that look like raw counts (whole numbers only, or above
+        :data:`lsftbench.data.h5ad.LOG_MAX`) with a warning instead of stopping with an error.
+
+    Returns
+    -------
+    AnnData
+        conditions × genes; ``X`` the mean log-normalised expression (float64), ``obs["n_cells"]``,
+        ``obs["gene"]`` (target gene of singles, empty otherwise), ``var["ctrl_mean"]``.
+        Conditions are ordered ``ctrl`` first, then by first appearance in ``obs``.
+
+    Raises
+    ------
+    InputDataError
+        Any problem of the file: bad metadata or condition names, inconsistent or unreadable ``X``,
+        damaged, NaN/inf or negative values, raw counts (unless allowed), an all-zero ``X``.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    adata = open_perturb_data(path, backed=True, check_targets=False)
+    try:
+        codes, order = condition_codes(adata)
+        genes = gene_symbols(adata, path)
+        n_obs, n_genes = adata.n_obs, adata.n_vars
+    finally:
+        if adata.isbacked:
+            adata.file.close()
+    check_matrix_layout(path, n_obs, n_genes)
+    n_cond = len(order)
+    sums = np.zeros((n_cond, n_genes))
+    counts = np.bincount(codes, minlength=n_cond)
+    scan = ValueScan(path, allow_raw_counts=allow_raw_counts)
+    try:
+        for start, block in row_chunks(path, n_obs, n_genes, chunk_size):
+            _check_chunk(block, path, start, scan)
+            _accumulate(sums, codes[start : start + block.shape[0]], block)
+    except (OSError, RuntimeError) as err:  # h5py read failures of a damaged file
+        raise InputDataError(path, f"X cannot be read ({type(err).__name__}: {err}); the file is damaged or truncated") from err
+    scan.finish(n_obs, n_genes)
+    sums /= counts[:, None]  # in place: the means
+    obs = pd.DataFrame(
+        {"n_cells": counts, "gene": [single_gene(c) or "" for c in order]},
+        index=pd.Index(order, name="condition"),
+    )
+    var = pd.DataFrame({"ctrl_mean": sums[0].copy()}, index=genes)
+    log.info("pseudobulk of %s: %d cells, %d conditions, %d genes", path, n_obs, n_cond, n_genes)
+    return ad.AnnData(X=sums, obs=obs, var=var)
+
+
+def condition_codes(adata: ad.AnnData) -> tuple[np.ndarray, list[str]]:
+    """Per-cell condition index into ``order`` (``ctrl`` first, then first appearance)."""
+    column = adata.obs["condition"]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        names = column.cat.categories.astype(str)
+        if names.is_unique:  # work on the integer codes, not millions of strings
+            cat_codes = column.cat.codes.to_numpy()
+            first = pd.unique(cat_codes)
+            ordered = [names[i] for i in first if names[i] == CTRL] + [names[i] for i in first if names[i] != CTRL]
+            position = np.full(len(names), -1, dtype=np.int32)
+            position[names.get_indexer(ordered)] = np.arange(len(ordered), dtype=np.int32)
+            return position[cat_codes], ordered
+    conditions = column.astype("object").astype("string").astype(object).to_numpy()
+    uniques = pd.unique(conditions)
+    order = [CTRL] + [str(c) for c in uniques if c != CTRL]
+    return pd.Index(order).get_indexer(conditions).astype(np.int32), order
+
+
+def row_chunks(
+    path: str | os.PathLike[str], n_obs: int, n_genes: int, chunk_size: int
+) -> Iterator[tuple[int, np.ndarray | sp.csr_matrix]]:
+    """Yield ``(first row, block)`` over row chunks of ``X``; the next chunk is read ahead.
+
+    Blocks share two reusable buffers: a block is valid until the next one is requested.
+    """
+    bounds = [(a, min(a + chunk_size, n_obs)) for a in range(0, n_obs, chunk_size)]
+    with h5py.File(path, "r") as f:
+        x = f["X"]
+        encoding = x.attrs.get("encoding-type", "array" if isinstance(x, h5py.Dataset) else "")
+        if isinstance(encoding, bytes):
+            encoding = encoding.decode()
+        if encoding == "csr_matrix":
+            reader = _CsrReader(x, n_genes, bounds)
+        elif isinstance(x, h5py.Dataset):
+            reader = _DenseReader(x, n_genes, chunk_size)
+        else:
+            reader = None
+        if reader is None:  # e.g. CSC on disk: anndata's backed row slicing
+            f.close()
+            yield from _anndata_chunks(path, bounds)
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(reader.read, *bounds[0], 0) if bounds else None
+            for j, (start, stop) in enumerate(bounds):
+                block = future.result()
+                if j + 1 < len(bounds):
+                    future = pool.submit(reader.read, *bounds[j + 1], (j + 1) % 2)
+                yield start, block
+
+
+class _CsrReader:
+    """Reads row ranges of an on-disk CSR matrix into two reusable buffer sets."""
+
+    def __init__(self, group: h5py.Group, n_genes: int, bounds: list[tuple[int, int]]) -> None:
+        self.data, self.indices = group["data"], group["indices"]
+        self.indptr = group["indptr"][:]
+        self.n_genes = n_genes
+        max_nnz = max((int(self.indptr[b] - self.indptr[a]) for a, b in bounds), default=0)
+        self.buffers = [
+            (np.empty(max_nnz, dtype=self.data.dtype), np.empty(max_nnz, dtype=self.indices.dtype)) for _ in range(2)
+        ]
+
+    def read(self, start: int, stop: int, slot: int) -> sp.csr_matrix:
+        lo, hi = int(self.indptr[start]), int(self.indptr[stop])
+        data, indices = self.buffers[slot]
+        if hi > lo:
+            self.data.read_direct(data, np.s_[lo:hi], np.s_[0 : hi - lo])
+            self.indices.read_direct(indices, np.s_[lo:hi], np.s_[0 : hi - lo])
+        indptr = self.indptr[start : stop + 1] - lo
+        return sp.csr_matrix((data[: hi - lo], indices[: hi - lo], indptr), shape=(stop - start, self.n_genes), copy=False)
+
+
+class _DenseReader:
+    """Reads row ranges of an on-disk dense matrix into two reusable buffers."""
+
+    def __init__(self, dataset: h5py.Dataset, n_genes: int, chunk_size: int) -> None:
+        self.dataset = dataset
+        self.buffers = [np.empty((min(chunk_size, dataset.shape[0]), n_genes), dtype=dataset.dtype) for _ in range(2)]
+
+    def read(self, start: int, stop: int, slot: int) -> np.ndarray:
+        buf = self.buffers[slot][: stop - start]
+        self.dataset.read_direct(buf, np.s_[start:stop], np.s_[0 : stop - start])
+        return buf
+
+
+def _anndata_chunks(
+    path: str | os.PathLike[str], bounds: list[tuple[int, int]]
+) -> Iterator[tuple[int, np.ndarray | sp.csr_matrix]]:
+    adata = ad.read_h5ad(path, backed="r")
+    try:
+        for start, stop in bounds:
+            block = adata.X[start:stop]
+            yield start, sp.csr_matrix(block) if sp.issparse(block) else np.asarray(block)
+    finally:
+        adata.file.close()
+
+
+def _check_chunk(
+    block: np.ndarray | sp.csr_matrix, path: str | os.PathLike[str], start: int, scan: ValueScan | None = None
+) -> None:
+    """Validate one chunk before it is accumulated.
+
+    Column indices must lie inside the matrix (a damaged file would otherwise make the scatter-add
+    write out of bounds); values go through :func:`check_values`, screened by two reductions (NaN
+    fails both comparisons) that need no temporaries; ``scan`` collects the whole-matrix checks.
+    """
+    if sp.issparse(block) and block.indices.size:
+        unsigned = block.indices.view(np.dtype(f"u{block.indices.dtype.itemsize}"))
+        if int(unsigned.max()) >= block.shape[1]:  # negative indices wrap to huge unsigned ones
+            bad = int(np.flatnonzero(unsigned >= block.shape[1])[0])
+            cell = start + int(np.searchsorted(block.indptr, bad, side="right") - 1)
+            raise InputDataError(
+                path,
+                f"X is inconsistent: cell {cell} stores a value in gene column {int(block.indices[bad])} of "
+                f"{block.shape[1]}; the file is corrupted (damaged bytes) or was written inconsistently",
+            )
+    values = block.data if sp.issparse(block) else block
+    if not values.size:
+        return
+    high = values.max()
+    if not (values.min() >= 0 and high <= IMPLAUSIBLE_MAX):
+        check_values(block, path, start)
+    if scan is not None:
+        scan.update(block, float(high), start)
+
+
+def _accumulate(sums: np.ndarray, codes: np.ndarray, block: np.ndarray | sp.csr_matrix) -> None:
+    """``sums[codes[i]] += block[i]`` for every row ``i`` of the chunk."""
+    if sp.issparse(block):
+        indptr, indices, data = block.indptr, block.indices, block.data
+        row_nnz = np.diff(indptr)
+        flat = sums.reshape(-1)
+        a = 0
+        while a < block.shape[0]:  # sub-blocks of ~_SUBBLOCK_NNZ nonzeros
+            b = int(np.searchsorted(indptr, indptr[a] + _SUBBLOCK_NNZ, side="right")) - 1
+            b = min(max(b, a + 1), block.shape[0])
+            lo, hi = int(indptr[a]), int(indptr[b])
+            if hi > lo:
+                rows = np.repeat(codes[a:b].astype(indices.dtype, copy=False), row_nnz[a:b])
+                vals = data[lo:hi].astype(np.float64)
+                cols = indices[lo:hi]
+                if _coo_todense is not None:
+                    _coo_todense(sums.shape[0], sums.shape[1], hi - lo, rows, cols, vals, flat, 0)
+                else:  # pragma: no cover
+                    np.add.at(sums, (rows, cols), vals)
+            a = b
+        return
+    rows_per_pass = max(1, _SUBBLOCK_NNZ // max(1, block.shape[1]))
+    for a in range(0, block.shape[0], rows_per_pass):
+        part_codes = codes[a : a + rows_per_pass]
+        perm = np.argsort(part_codes, kind="stable")
+        sorted_codes = part_codes[perm]
+        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+        sums[sorted_codes[starts]] += np.add.reduceat(
+            np.asarray(block[a : a + rows_per_pass], dtype=np.float64)[perm], starts, axis=0
+        )
+
+
+def ctrl_mean(pb: ad.AnnData) -> np.ndarray:
+    """Baseline expression ``b = x̄_ctrl`` (genes)."""
+    return np.asarray(pb[CTRL].X).ravel()
+
+
+def delta(pb: ad.AnnData) -> pd.DataFrame:
+    """Expression changes ``Δ_c = x̄_c − b`` as a genes × conditions frame."""
+    x = np.asarray(pb.X)
+    return pd.DataFrame((x - ctrl_mean(pb)[None, :]).T, index=pb.var_names, columns=pb.obs_names)
+

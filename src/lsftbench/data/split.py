@@ -1,0 +1,271 @@
+"""Train/val/test splits of perturbation conditions.
+
+Three sources of a split:
+
+* :func:`gears_simulation_split` — the default protocol (SPEC §2): membership identical to GEARS 0.1.2
+  ``PertData.prepare_split(split="simulation", seed=s)``.
+* :func:`seed_compat_split` — the plain 70/15/15 shuffle used by the seed's code (SPEC §9).
+* :func:`read_split_json` — a user-supplied ``{"train": [...], "val": [...], "test": [...]}`` file.
+
+All three return ``{"train": [...], "val": [...], "test": [...]}`` with full condition names
+(``GENE+ctrl``, ``A+B``); ``ctrl`` is always in ``train``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..io import InputDataError, read_json
+from .conditions import CTRL
+
+__all__ = ["SETS", "split_conditions", "gears_simulation_split", "seed_compat_split", "read_split_json", "split_summary"]
+
+SETS = ("train", "val", "test")
+
+
+def split_conditions(
+    path: str | os.PathLike[str], go_resources: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None
+) -> tuple[list[str], list[str]]:
+    """The conditions of a dataset's cells in file order, as the splits take them, and those dropped.
+
+    With ``go_resources`` = (``gene2go_all.pkl``, ``essential_all_data_pert_genes.pkl``) the cells of
+    conditions whose genes are not all in the GO perturbation graph are left out first (SPEC 2 step 1,
+    :func:`lsftbench.data.download.go_filter_conditions`); the dropped conditions are returned.
+    """
+    from .h5ad import cell_conditions, open_perturb_data
+
+    adata = open_perturb_data(path)
+    try:
+        conditions = list(cell_conditions(adata))
+    finally:
+        if adata.isbacked:
+            adata.file.close()
+    if go_resources is None:
+        return conditions, []
+    from .download import go_filter_conditions
+
+    kept, dropped = go_filter_conditions(conditions, *go_resources)
+    keep = set(kept)
+    return [c for c in conditions if c in keep], dropped
+
+
+# --------------------------------------------------------------------------------------------------
+# GEARS simulation split
+# --------------------------------------------------------------------------------------------------
+
+
+def _unique_perts(conditions: Iterable[str]) -> list[str]:
+    """Unique non-``ctrl`` conditions in order of first appearance."""
+    return [c for c in dict.fromkeys(str(c) for c in conditions) if c != CTRL]
+
+
+def _is_gears_single(pert: str) -> bool:
+    # GEARS tests for the *substring* "ctrl" (not the "+"-split part); we mirror that.
+    return CTRL in pert and pert != CTRL
+
+
+def _gears_match_genes(pert: str) -> list[str]:
+    """The genes GEARS matches a condition against (``parse_any_pert``)."""
+    parts = pert.split("+")
+    if _is_gears_single(pert):
+        return [parts[1] if parts[0] == CTRL else parts[0]]
+    return parts[:2]
+
+
+def _perts_with_genes(genes: set[str], perts: Sequence[str], single: bool) -> list[str]:
+    """Singles (or doubles) of ``perts`` that involve any of ``genes``, in ``perts`` order."""
+    return [
+        p
+        for p in perts
+        if _is_gears_single(p) == single and any(g in genes for g in _gears_match_genes(p))
+    ]
+
+
+def _simulation_step(
+    perts: Sequence[str], gene_frac: float, combo_frac: float, seed: int
+) -> tuple[list[str], list[str]]:
+    """One GEARS ``get_simulation_split`` pass: split ``perts`` into (train, held-out).
+
+    A fraction ``gene_frac`` of the perturbed genes (sorted with ``np.unique``) is drawn as training
+    genes. Singles of training genes train, singles of the other genes are held out. Doubles with
+    exactly one training gene, or none, are held out; doubles with two are shuffled again (re-seeded)
+    and a fraction ``combo_frac`` of them trains.
+
+    Returns lists in GEARS's order: train = training singles then the drawn doubles (draw order);
+    held-out = one-seen doubles, unpicked two-seen doubles (sorted), unseen singles, unseen doubles.
+    """
+    # Legacy MT19937 stream: RandomState(s).choice == np.random.seed(s); np.random.choice, without
+    # touching the global state.
+    all_parts = [g for p in np.unique(np.asarray(perts, dtype=str)) for g in p.split("+")]
+    genes = np.unique(np.asarray([g for g in all_parts if g != CTRL], dtype=str))
+    train_genes_arr = np.random.RandomState(seed).choice(genes, int(len(genes) * gene_frac), replace=False)
+    train_genes = {str(g) for g in train_genes_arr}
+    other_genes = {str(g) for g in genes} - train_genes
+
+    train = _perts_with_genes(train_genes, perts, single=True)
+    doubles_seen = _perts_with_genes(train_genes, perts, single=False)
+    seen1 = [p for p in doubles_seen if sum(t in train_genes for t in p.split("+")) == 1]
+    seen2 = np.setdiff1d(np.asarray(doubles_seen, dtype=str), np.asarray(seen1, dtype=str))
+    seen2_train = np.random.RandomState(seed).choice(seen2, int(len(seen2) * combo_frac), replace=False)
+    seen2_test = np.setdiff1d(seen2, seen2_train)
+    train += [str(p) for p in seen2_train]
+
+    unseen_single = _perts_with_genes(other_genes, perts, single=True)
+    seen0 = [
+        p
+        for p in _perts_with_genes(other_genes, perts, single=False)
+        if not any(t in train_genes for t in p.split("+"))
+    ]
+    held_out = seen1 + [str(p) for p in seen2_test] + unseen_single + seen0
+    if len(train) + len(held_out) != len(perts):
+        raise ValueError(
+            "conditions could not be assigned to the GEARS simulation split; "
+            "expected names like 'G+ctrl' or 'A+B'"
+        )
+    return train, held_out
+
+
+def gears_simulation_split(
+    conditions: Sequence[str],
+    seed: int = 1,
+    train_gene_set_size: float = 0.75,
+    combo_seen2_train_frac: float = 0.75,
+) -> dict[str, list[str]]:
+    """GEARS 0.1.2 ``split="simulation"`` split of a condition list.
+
+    Parameters
+    ----------
+    conditions
+        Condition names, e.g. the per-cell ``obs["condition"]`` column (repeats allowed). The unique
+        non-``ctrl`` values, in order of first appearance, are split.
+    seed
+        GEARS split seed (``prepare_split(seed=...)``).
+    train_gene_set_size, combo_seen2_train_frac
+        GEARS fractions of training genes and of two-seen doubles kept for training.
+
+    Returns
+    -------
+    dict
+        ``{"train", "val", "test"}`` → condition names. Membership equals GEARS's; lists are in the
+        order GEARS builds them (singles in first-appearance order, then doubles), with ``ctrl``
+        appended to ``train`` as GEARS does (even when absent from ``conditions``).
+
+    Notes
+    -----
+    The test set is drawn first; val is then carved from the first-pass train list by the same
+    procedure with fractions 0.9/0.9 and the same seed.
+    """
+    perts = _unique_perts(conditions)
+    if not perts:
+        return {"train": [CTRL], "val": [], "test": []}
+    train, test = _simulation_step(perts, train_gene_set_size, combo_seen2_train_frac, seed)
+    train, val = _simulation_step(train, 0.9, 0.9, seed)
+    return {"train": train + [CTRL], "val": val, "test": test}
+
+
+# --------------------------------------------------------------------------------------------------
+# seed_compat split
+# --------------------------------------------------------------------------------------------------
+
+
+def seed_compat_split(conditions: Sequence[str], seed: int) -> dict[str, list[str]]:
+    """The seed code's 70/15/15 shuffle (SPEC §9).
+
+    ``numpy.random.default_rng(seed).permutation`` of the sorted unique non-``ctrl`` conditions;
+    train = the first ``int(0.7 n)`` (in permutation order) followed by ``ctrl``, test = the next
+    ``int(0.15 n)``, val = the rest.
+    """
+    perts = sorted(set(_unique_perts(conditions)))
+    order = [str(p) for p in np.random.default_rng(seed).permutation(np.asarray(perts, dtype=object))]
+    n = len(order)
+    n_train, n_test = int(0.7 * n), int(0.15 * n)
+    return {
+        "train": order[:n_train] + [CTRL],
+        "val": order[n_train + n_test :],
+        "test": order[n_train : n_train + n_test],
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# user split file
+# --------------------------------------------------------------------------------------------------
+
+
+def read_split_json(path: str | os.PathLike[str], conditions: Iterable[str]) -> dict[str, list[str]]:
+    """Read and validate a user split file ``{"train": [...], "val": [...], "test": [...]}``.
+
+    Parameters
+    ----------
+    path
+        JSON file; ``train`` and ``test`` are required, ``val`` is optional (empty if absent).
+    conditions
+        Conditions present in the data (per-cell column or unique names).
+
+    Returns
+    -------
+    dict
+        The split, names de-duplicated within a set (first occurrence kept); ``ctrl`` appended to
+        ``train`` if no set lists it.
+
+    Raises
+    ------
+    InputDataError
+        Unreadable file or not JSON; not an object; missing or unknown keys; a set that is not a list
+        of strings; names not among ``conditions``; a condition in two sets; ``ctrl`` outside train;
+        an empty test set or a train set without perturbations.
+    """
+    try:
+        raw: Any = read_json(path)
+    except (OSError, ValueError) as err:
+        raise InputDataError(path, f"cannot read split file ({err})") from err
+    if not isinstance(raw, dict):
+        raise InputDataError(path, "split file must be a JSON object with keys 'train', 'test' (and 'val')")
+    missing = [k for k in ("train", "test") if k not in raw]
+    if missing:
+        raise InputDataError(path, f"split file lacks required key(s) {missing}")
+    extra = sorted(set(raw) - set(SETS))
+    if extra:
+        raise InputDataError(path, f"split file has unknown key(s) {extra}; allowed: {list(SETS)}")
+
+    known = set(str(c) for c in conditions)
+    split: dict[str, list[str]] = {}
+    for name in SETS:
+        names = raw.get(name, [])
+        if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+            raise InputDataError(path, f"'{name}' must be a list of condition names (strings)")
+        unknown = [x for x in dict.fromkeys(names) if x not in known]
+        if unknown:
+            raise InputDataError(path, f"'{name}' lists condition(s) not in the data: {_preview(unknown)}")
+        split[name] = list(dict.fromkeys(names))
+
+    for i, a in enumerate(SETS):
+        for b in SETS[i + 1 :]:
+            both = [x for x in split[a] if x in set(split[b])]
+            if both:
+                raise InputDataError(path, f"condition(s) in both '{a}' and '{b}': {_preview(both)}")
+    for name in ("val", "test"):
+        if CTRL in split[name]:
+            raise InputDataError(path, f"'{CTRL}' must be in 'train', not '{name}'")
+    if CTRL not in split["train"]:
+        split["train"].append(CTRL)
+    if not split["test"]:
+        raise InputDataError(path, "'test' is empty")
+    if not any(x != CTRL for x in split["train"]):
+        raise InputDataError(path, "'train' has no perturbation besides 'ctrl'")
+    return split
+
+
+def _preview(names: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(repr(x) for x in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def split_summary(split: dict[str, Sequence[str]]) -> dict[str, int]:
+    """Number of conditions per set (``ctrl`` included in train) and in total."""
+    counts = {name: len(split.get(name, [])) for name in SETS}
+    counts["total"] = sum(counts.values())
+    return counts

@@ -1,0 +1,7 @@
+"""Everything synthetic: the embedded datasets and the stand-ins for real resources.
+
+``datasets`` (the seeded GEARS-format datasets of the default run), ``large`` (real-size datasets
+for the benchmarks, written in chunks), ``checkpoints`` (scGPT / scFoundation checkpoints with the
+real file layouts), ``go_graph`` (a GO-like gene graph in GEARS' CSV layout) and ``stand_ins``
+(what the rules ``synthetic_*`` write).
+"""

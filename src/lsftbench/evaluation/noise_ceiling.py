@@ -1,0 +1,456 @@
+"""The sampling-noise ceiling of the progress bar (SPEC 7, cheater bound (b)).
+
+For every scored condition ``t`` with cells ``C_t`` and each of ``R`` seeded replicates, ``|C_t|``
+cells are drawn with replacement, ``Δ*_t = mean of the draw − x̄_ctrl`` is scored against the
+observed ``Δ_t`` (the pseudobulk's) with the per-perturbation metrics of :mod:`lsftbench.evaluation.metrics`,
+and the ceiling of ``t`` is the mean over replicates (with its Monte-Carlo standard error).
+
+Streaming. The cells are read once, in row chunks (:func:`lsftbench.data.pseudobulk.row_chunks`):
+
+* the multinomial draw of each condition is decomposed sequentially over fixed blocks of
+  ``block_cells`` cells in file order: given ``m`` draws still to place among the ``n`` cells of
+  ``t`` not yet passed, the ``q`` cells of ``t`` in the block receive ``Binomial(m, q/n)`` of them,
+  spread uniformly over those ``q`` cells. This is exactly ``Multinomial(|C_t|, uniform)``; each
+  block's draws come from its own seeded stream (``SeedSequence(seed, spawn_key=(block,))``) for
+  all replicates at once, so the result does not depend on the read chunk size or on how the
+  replicates are batched (below);
+* the weighted sums ``Σ_c w_rc x_c`` are added into one genes × replicates accumulator per
+  condition, cell by cell in file order (bit-identical sums for any chunking); a condition's
+  accumulator is allocated when its first cell is read, scored after its last one and then reused,
+  so only conditions that are "open" at the same time occupy memory (all of them when the cells of
+  every condition are spread over the whole file, very few when the file is sorted by condition).
+
+Memory is ``replicates × open conditions × genes × 8`` bytes plus one chunk, never proportional to
+the number of cells. When that exceeds ``max_bytes`` the replicates are processed in batches, one
+pass over the file per batch (the same result). Measured on a K562-sized synthetic file (35,610
+cells × 5,000 genes, 1,087 perturbations interleaved at random, 2 shared cores): 100 replicates of
+the 272 test perturbations of a split in 10 s (2 passes, 1.5 GB peak RSS with the 1 GiB default);
+all 1,087 perturbations, 20 replicates in 16 s (1 pass, 1.3 GB), 100 replicates in 45 s (5 passes, 1.5 GB).
+
+The centred Pearson r needs the training mean ``m`` of a split, which the cell-level pass cannot
+know: pass each split's ``m`` in ``centers`` (a few genes-long vectors) and the ceiling gains one
+``centered_pearson_r_<name>`` column per entry, computed in the same pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..data.conditions import CTRL
+from ..data.h5ad import InputDataError, check_values, gene_symbols, open_perturb_data
+from ..data.mean_expression import top_expressed
+from ..data.pseudobulk import condition_codes, row_chunks
+from ..io import read_json
+from .metrics import centered_pearson_columns, l2_columns, pearson_columns
+
+if TYPE_CHECKING:
+    import anndata as ad
+
+    from ..data.mean_expression import MeanExpression
+
+__all__ = ["CeilingReplicates", "ceiling_replicates", "noise_ceiling", "noise_ceiling_from_files", "bootstrap_weights",
+           "BASE_METRICS"]
+
+log = logging.getLogger(__name__)
+
+#: Metrics of every ceiling (the centred Pearson r is added per entry of ``centers``).
+BASE_METRICS = ("pearson_r", "l2", "pearson_delta_top1000", "l2_top1000")
+#: Elements of the replicates × conditions × genes block scored at once.
+_SCORE_BLOCK = 1 << 20
+
+
+@dataclass
+class CeilingReplicates:
+    """Per-replicate noise-ceiling metrics.
+
+    Attributes
+    ----------
+    conditions
+        Scored conditions (file order of first appearance).
+    n_cells
+        Cells of each condition.
+    metrics
+        Metric names (last axis of ``values``).
+    values
+        conditions × replicates × metrics.
+    """
+
+    conditions: list[str]
+    n_cells: np.ndarray
+    metrics: list[str]
+    values: np.ndarray
+
+    def frame(self) -> pd.DataFrame:
+        """One row per condition: ``condition, n_cells, replicates``, then each metric's mean over
+        replicates and its Monte-Carlo standard error ``<metric>_se`` (NaN replicates left out)."""
+        out = pd.DataFrame({"condition": self.conditions, "n_cells": self.n_cells})
+        out["replicates"] = self.values.shape[1]
+        finite = np.isfinite(self.values)
+        count = finite.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(finite, self.values, 0.0).sum(axis=1) / count
+            dev = np.where(finite, self.values - mean[:, None, :], 0.0)
+            se = np.sqrt((dev**2).sum(axis=1) / (count - 1) / count)
+        se[count < 2] = np.nan
+        for k, name in enumerate(self.metrics):
+            out[name] = mean[:, k]
+            out[f"{name}_se"] = se[:, k]
+        return out
+
+
+def noise_ceiling(
+    path: str | os.PathLike[str],
+    pb: ad.AnnData | MeanExpression,
+    *,
+    replicates: int = 100,
+    seed: int = 0,
+    conditions: Sequence[str] | None = None,
+    centers: Mapping[str, np.ndarray] | None = None,
+    top_n: int = 1000,
+    chunk_size: int = 20_000,
+    block_cells: int = 4096,
+    max_bytes: int = 1 << 30,
+) -> pd.DataFrame:
+    """Sampling-noise ceiling per condition (see the module docstring and :func:`ceiling_replicates`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``condition, n_cells, replicates`` and, per metric, the mean over replicates and
+        ``<metric>_se`` (Monte-Carlo standard error). Metrics: ``pearson_r``, ``l2``,
+        ``pearson_delta_top1000``, ``l2_top1000`` (the ``top_n`` genes of highest control mean in
+        ``pb``) and ``centered_pearson_r_<name>`` for each entry of ``centers``.
+    """
+    return ceiling_replicates(
+        path, pb, replicates=replicates, seed=seed, conditions=conditions, centers=centers, top_n=top_n,
+        chunk_size=chunk_size, block_cells=block_cells, max_bytes=max_bytes,
+    ).frame()
+
+
+def noise_ceiling_from_files(
+    data: str | os.PathLike[str],
+    pseudobulk: str | os.PathLike[str],
+    splits: Mapping[int, str | os.PathLike[str]],
+    **settings: Any,
+) -> pd.DataFrame:
+    """The noise ceiling of every test perturbation of the split seeds' ``splits`` (split seed → split JSON).
+
+    The centred Pearson r of each seed is centred on that seed's training mean (column
+    ``centered_pearson_r_seed<s>``). ``settings`` are :func:`noise_ceiling`'s keywords.
+    """
+    from ..data.mean_expression import read_mean_expression
+    from .progress_bar import train_mean_delta
+
+    pb = read_mean_expression(pseudobulk)
+    parsed = {seed: read_json(path) for seed, path in splits.items()}
+    tests = sorted({c for split in parsed.values() for c in split["test"]})
+    centers = {f"seed{seed}": train_mean_delta(pb, split) for seed, split in parsed.items()}
+    return noise_ceiling(data, pb, conditions=tests, centers=centers, **settings)
+
+
+def ceiling_replicates(
+    path: str | os.PathLike[str],
+    pb: ad.AnnData | MeanExpression,
+    *,
+    replicates: int = 100,
+    seed: int = 0,
+    conditions: Sequence[str] | None = None,
+    centers: Mapping[str, np.ndarray] | None = None,
+    top_n: int = 1000,
+    chunk_size: int = 20_000,
+    block_cells: int = 4096,
+    max_bytes: int = 1 << 30,
+) -> CeilingReplicates:
+    """Per-replicate metrics of the resampled changes ``Δ*`` against the observed ``Δ``.
+
+    Parameters
+    ----------
+    path
+        The cell-level GEARS h5ad the pseudobulk was computed from.
+    pb
+        Its pseudobulk (conditions × genes means, same genes in the same order): supplies ``Δ_t``,
+        ``x̄_ctrl`` and the control-mean gene ranking of the top-``top_n`` metrics.
+    replicates, seed
+        Number of bootstrap replicates and the seed of their draws.
+    conditions
+        Conditions to score (default: every non-``ctrl`` condition of the file).
+    centers
+        Named training means ``m`` (genes) for the centred Pearson r, e.g. one per split.
+    chunk_size
+        Cells read at a time (does not change the result).
+    block_cells
+        Cells per block of the sequential multinomial decomposition (part of the random stream:
+        results are reproducible for a given ``seed`` and ``block_cells``).
+    max_bytes
+        Budget of the accumulators; above it the replicates are split over several passes.
+    """
+    if replicates < 1 or chunk_size < 1 or block_cells < 1:
+        raise ValueError("replicates, chunk_size and block_cells must be positive")
+    setup = _Setup.build(path, pb, conditions, centers, top_n)
+    plan = _Plan.build(setup.cell_target, len(setup.targets), chunk_size, setup.n_genes, replicates, max_bytes)
+    values = np.full((len(setup.targets), replicates, len(setup.metrics)), np.nan)
+    for r0 in range(0, replicates, plan.batch):
+        r1 = min(r0 + plan.batch, replicates)
+        _stream_pass(path, setup, plan, values, r0, r1, replicates, seed, chunk_size, block_cells)
+    log.info(
+        "noise ceiling of %s: %d conditions, %d replicates, %d pass(es), %d open conditions at most",
+        path, len(setup.targets), replicates, plan.passes(replicates), plan.max_open,
+    )
+    return CeilingReplicates(setup.targets, setup.n_cells, setup.metrics, values)
+
+
+@dataclass
+class _Setup:
+    """The file's cell → scored-condition map and the pseudobulk quantities the scores need."""
+
+    targets: list[str]
+    cell_target: np.ndarray  # per cell: index into ``targets`` or -1
+    n_cells: np.ndarray
+    n_genes: int
+    ctrl: np.ndarray  # x̄_ctrl
+    delta: np.ndarray  # targets × genes observed Δ
+    top_idx: np.ndarray
+    centers: list[np.ndarray]
+    metrics: list[str]
+
+    @classmethod
+    def build(
+        cls,
+        path: str | os.PathLike[str],
+        pb: ad.AnnData | MeanExpression,
+        conditions: Sequence[str] | None,
+        centers: Mapping[str, np.ndarray] | None,
+        top_n: int,
+    ) -> _Setup:
+        adata = open_perturb_data(path, backed=True)
+        try:
+            codes, order = condition_codes(adata)
+            genes = gene_symbols(adata, path)
+        finally:
+            if adata.isbacked:
+                adata.file.close()
+        if not pd.Index(pb.var_names).equals(pd.Index(genes)):
+            raise InputDataError(path, "the pseudobulk's genes differ from the file's (names or order)")
+        targets = [c for c in order if c != CTRL] if conditions is None else list(conditions)
+        if len(set(targets)) != len(targets):
+            raise ValueError("conditions to score contain duplicates")
+        in_file = set(order)
+        missing = [c for c in targets if c not in in_file or c == CTRL]
+        if missing:
+            raise InputDataError(path, f"{len(missing)} conditions to score have no cells or are ctrl: {missing[:5]}")
+        pb_rows = pd.Index(pb.obs_names).get_indexer([CTRL, *targets])
+        if (pb_rows < 0).any():
+            raise InputDataError(path, "conditions to score are missing from the pseudobulk")
+        x = np.asarray(pb.X, dtype=np.float64)
+        ctrl = x[pb_rows[0]]
+        code_to_target = np.full(len(order), -1, dtype=np.int64)
+        code_to_target[pd.Index(order).get_indexer(targets)] = np.arange(len(targets))
+        names, vectors = [], []
+        for name, m in (centers or {}).items():
+            m = np.asarray(m, dtype=np.float64).ravel()
+            if m.shape != ctrl.shape:
+                raise ValueError(f"center {name!r} has {m.size} genes, the data {ctrl.size}")
+            names.append(f"centered_pearson_r_{name}")
+            vectors.append(m)
+        return cls(
+            targets=targets,
+            cell_target=code_to_target[codes],
+            n_cells=np.bincount(codes, minlength=len(order))[pd.Index(order).get_indexer(targets)],
+            n_genes=len(genes),
+            ctrl=ctrl,
+            delta=x[pb_rows[1:]] - ctrl,
+            top_idx=top_expressed(ctrl, top_n),
+            centers=vectors,
+            metrics=[*BASE_METRICS, *names],
+        )
+
+
+@dataclass
+class _Plan:
+    """Read chunks, when each condition opens and closes, and the replicate batch size."""
+
+    first_chunk: np.ndarray
+    last_chunk: np.ndarray
+    max_open: int
+    batch: int
+
+    @classmethod
+    def build(
+        cls, cell_target: np.ndarray, n_targets: int, chunk_size: int, n_genes: int, replicates: int, max_bytes: int
+    ) -> _Plan:
+        scored = np.flatnonzero(cell_target >= 0)
+        chunk = scored // chunk_size
+        first = np.full(n_targets, np.iinfo(np.int64).max, dtype=np.int64)
+        last = np.full(n_targets, -1, dtype=np.int64)
+        np.minimum.at(first, cell_target[scored], chunk)
+        np.maximum.at(last, cell_target[scored], chunk)
+        n_chunks = max(1, math.ceil(len(cell_target) / chunk_size))
+        opened = np.bincount(first, minlength=n_chunks + 1)
+        closed = np.bincount(last + 1, minlength=n_chunks + 1)
+        max_open = int(np.cumsum(opened - closed).max(initial=0))
+        per_replicate = max(1, max_open) * n_genes * 8
+        batch = int(min(replicates, max(1, max_bytes // per_replicate)))
+        if per_replicate > max_bytes:
+            log.warning("one replicate needs %d bytes > max_bytes %d; using one replicate per pass", per_replicate, max_bytes)
+        return cls(first_chunk=first, last_chunk=last, max_open=max_open, batch=batch)
+
+    def passes(self, replicates: int) -> int:
+        return math.ceil(replicates / self.batch)
+
+
+def bootstrap_weights(
+    cell_target: np.ndarray, n_cells: np.ndarray, replicates: int, seed: int, block_cells: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Draw counts of ``Multinomial(n_t, uniform over the cells of t)`` for every replicate, by blocks.
+
+    Parameters
+    ----------
+    cell_target
+        Per cell (file order): index of its condition into ``n_cells``, or -1 (not drawn).
+    n_cells
+        Cells per condition (must match ``cell_target``).
+    replicates, seed, block_cells
+        See :func:`ceiling_replicates`.
+
+    Yields
+    ------
+    (cells, reps, counts)
+        For each block of ``block_cells`` cells in order: the nonzero draw counts, sorted by cell
+        (global index) then replicate.
+    """
+    remaining_draws = np.repeat(np.asarray(n_cells, dtype=np.int64)[None, :], replicates, axis=0)
+    remaining_cells = np.asarray(n_cells, dtype=np.int64).copy()
+    for j, a in enumerate(range(0, len(cell_target), block_cells)):
+        target = cell_target[a : a + block_cells]
+        local = np.flatnonzero(target >= 0)
+        if not local.size:
+            yield (np.zeros(0, np.int64),) * 3
+            continue
+        order = local[np.argsort(target[local], kind="stable")]
+        present, start, q = np.unique(target[order], return_index=True, return_counts=True)
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(j,))))
+        # draws of each (replicate, condition) landing in this block's q cells
+        k = rng.binomial(remaining_draws[:, present], q / remaining_cells[present])
+        remaining_draws[:, present] -= k
+        remaining_cells[present] -= q
+        flat_k = k.ravel()  # replicate-major
+        rep = np.repeat(np.repeat(np.arange(replicates), len(present)), flat_k)
+        group = np.repeat(np.tile(np.arange(len(present)), replicates), flat_k)
+        cell = order[start[group] + rng.integers(0, q[group])]  # uniform over the group's cells
+        counts = np.bincount(cell * replicates + rep, minlength=len(target) * replicates)
+        key = np.flatnonzero(counts)
+        yield a + key // replicates, key % replicates, counts[key]
+    if (remaining_draws != 0).any() or (remaining_cells != 0).any():
+        raise ValueError("cell_target and n_cells disagree: not every draw was placed")
+
+
+class _Weights:
+    """Serves the draw counts of consecutive cell ranges from the block stream of :func:`bootstrap_weights`."""
+
+    def __init__(self, blocks: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]], block_cells: int, n_obs: int) -> None:
+        self.blocks, self.block_cells, self.n_obs = blocks, block_cells, n_obs
+        self.covered = 0  # cells whose block has been drawn
+        self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64),) * 3]
+
+    def take(self, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Counts of the cells before ``stop`` not taken yet, sorted by cell then replicate."""
+        while self.covered < min(stop, self.n_obs):
+            self.pending.append(next(self.blocks))
+            self.covered = min(self.covered + self.block_cells, self.n_obs)
+        if self.covered >= self.n_obs:
+            for _ in self.blocks:  # exhaust: runs the generator's final consistency check
+                pass
+        cells, reps, counts = (np.concatenate(parts) for parts in zip(*self.pending, strict=True))
+        cut = int(np.searchsorted(cells, stop))
+        self.pending = [(cells[cut:], reps[cut:], counts[cut:])]
+        return cells[:cut], reps[:cut], counts[:cut]
+
+
+def _stream_pass(
+    path: str | os.PathLike[str],
+    setup: _Setup,
+    plan: _Plan,
+    values: np.ndarray,
+    r0: int,
+    r1: int,
+    replicates: int,
+    seed: int,
+    chunk_size: int,
+    block_cells: int,
+) -> None:
+    """One pass over the file for replicates ``r0 … r1 − 1``: accumulate, score, store in ``values``."""
+    n_rep, n_slots = r1 - r0, max(1, plan.max_open)
+    acc = np.zeros((n_slots, setup.n_genes, n_rep))  # per condition slot: genes × replicates sums
+    slot_of = np.full(len(setup.targets), -1, dtype=np.int64)
+    free = list(range(n_slots - 1, -1, -1))
+    n_obs = len(setup.cell_target)
+    blocks = bootstrap_weights(setup.cell_target, setup.n_cells, replicates, seed, block_cells)
+    weights = _Weights(blocks, block_cells, n_obs)
+    for j, (start, block) in enumerate(row_chunks(path, n_obs, setup.n_genes, chunk_size)):
+        _screen(block, path, start)
+        for t in np.flatnonzero(plan.first_chunk == j):
+            slot_of[t] = free.pop()
+        cells, reps, counts = weights.take(start + block.shape[0])
+        keep = (reps >= r0) & (reps < r1)
+        drawn, row = np.unique(cells[keep] - start, return_inverse=True)
+        w = np.zeros((len(drawn), n_rep))
+        w[row, reps[keep] - r0] = counts[keep]
+        slots = slot_of[setup.cell_target[start + drawn]]
+        _accumulate(acc, slots, drawn, w, block if sp.issparse(block) else sp.csr_matrix(block))
+        closing = np.flatnonzero(plan.last_chunk == j)
+        if closing.size:
+            _score(acc, setup, closing, slot_of[closing], values[:, r0:r1])
+            free.extend(slot_of[closing].tolist())
+            slot_of[closing] = -1
+
+
+def _screen(block: np.ndarray | sp.csr_matrix, path: str | os.PathLike[str], start: int) -> None:
+    """:func:`check_values` when a cheap min/max screen finds NaN, inf or negative values."""
+    data = block.data if sp.issparse(block) else block
+    if data.size and not (data.min() >= 0 and data.max() < np.inf):
+        check_values(block, path, start)
+
+
+def _accumulate(acc: np.ndarray, slots: np.ndarray, local: np.ndarray, w: np.ndarray, block: sp.csr_matrix) -> None:
+    """``acc[slots[k]] += outer(block[local[k]], w[k])`` for each drawn cell ``k``, in cell order.
+
+    A cell's nonzero genes select contiguous replicate vectors of its condition's slot (distinct
+    genes, so plain fancy-index ``+=`` is exact). Weights are small integers and values float32, so
+    every product is exact and every sum is accumulated in cell order whatever the chunking.
+    """
+    starts = block.indptr[local].tolist()
+    stops = block.indptr[local + 1].tolist()
+    indices, data = block.indices, block.data
+    for k, (a, b) in enumerate(zip(starts, stops, strict=True)):
+        if b > a:
+            acc[slots[k]][indices[a:b]] += data[a:b, None] * w[k]
+
+
+def _score(acc: np.ndarray, setup: _Setup, targets: np.ndarray, slots: np.ndarray, out: np.ndarray) -> None:
+    """Score the closed conditions ``targets`` (slots ``slots`` of ``acc``) into ``out`` and zero their sums."""
+    _, n_genes, n_rep = acc.shape
+    step = max(1, _SCORE_BLOCK // max(1, n_rep * n_genes))
+    for a in range(0, len(targets), step):
+        t, s = targets[a : a + step], slots[a : a + step]
+        # genes × (condition, replicate) columns
+        pred = (acc[s] / setup.n_cells[t][:, None, None] - setup.ctrl[:, None]).transpose(1, 0, 2).reshape(n_genes, -1)
+        obs = np.repeat(setup.delta[t], n_rep, axis=0).T
+        top = setup.top_idx
+        cols = [
+            pearson_columns(pred, obs),
+            l2_columns(pred, obs),
+            pearson_columns(pred[top], obs[top]),
+            l2_columns(pred[top], obs[top]),
+        ]
+        cols += [centered_pearson_columns(pred, obs, m) for m in setup.centers]
+        out[t] = np.stack(cols, axis=-1).reshape(len(t), n_rep, -1)
+        acc[s] = 0.0

@@ -1,0 +1,620 @@
+"""Layout of the LSFT note's tables (SPEC sections 7.1 and 8): column names, order, notes, Markdown.
+
+Every number comes from :mod:`lsftbench.evaluation.statistics`; this module only chooses rows, names columns and
+formats them. Input is the per-perturbation frame of :func:`per_perturbation` (one dataset and
+protocol, any number of split seeds).
+
+Comparable means
+----------------
+Within a row, every mean is over the same perturbations as the means it is compared with: for each
+metric family (e.g. Pearson r: local, kNN, global) a perturbation whose metric is undefined (NaN) for
+any of the three is left out of all that family's means and counted in ``Undefined (<family>)``. The
+improvement is the difference of the two reported means, so ``Improvement (r) == Local Pearson r −
+Baseline Pearson r`` holds exactly. By default (``test_set="common"``) every row of a table is also over
+the same test set: the perturbations every baseline can predict (per split seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..evaluation.statistics import (
+    FamilySpec,
+    FamilyStats,
+    StatsSettings,
+    bh_qvalues,
+    common_test_set,
+    not_predictable_list,
+    pooled_mean,
+    restrict_to_test_set,
+    row_statistics,
+)
+from ..model.protocol import get_protocol
+
+__all__ = [
+    "Family",
+    "FAMILIES",
+    "protocol_label",
+    "per_perturbation",
+    "performance_table",
+    "performance_note",
+    "rank_note",
+    "progress_note",
+    "fraction_improved_table",
+    "fraction_note",
+    "summary_table",
+    "combined_table",
+    "combined_note",
+    "to_markdown",
+]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A metric and the columns that name it.
+
+    ``metric`` is the per-perturbation metric (columns ``local_/knn_/global_<metric>``), ``name`` the
+    value label (``Local <name>``), ``key`` the short label in ``Improvement (<key>)``, ``suffix`` the
+    per-perturbation improvement column ``improvement_<suffix>``.
+    """
+
+    metric: str
+    name: str
+    key: str
+    suffix: str
+    higher_is_better: bool
+    tests: bool = False
+    top_genes: bool = False
+
+    def label(self, top_genes: int) -> tuple[str, str]:
+        """(value name, short key) with the top-gene count filled in."""
+        if not self.top_genes:
+            return self.name, self.key
+        return self.name.format(n=top_genes), self.key.format(n=top_genes)
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family("pearson_r", "Pearson r", "r", "r", True, tests=True),
+    Family("l2", "L2", "L2", "l2", False, tests=True),
+    Family("pearson_delta_top1000", "Pearson r (top {n})", "r, top {n}", "r_top1000", True, top_genes=True),
+    Family("l2_top1000", "L2 (top {n})", "L2, top {n}", "l2_top1000", False, top_genes=True),
+    Family("centered_pearson_r", "Centred r", "centred r", "centered_r", True),
+    Family("rank", "Rank", "rank", "rank", False),
+    Family("rank_transposed", "Transposed Rank", "transposed rank", "rank_transposed", False),
+)
+_METHODS = {"local": "Local", "global": "Baseline", "knn": "kNN"}
+_VS = {"global": "LSFT vs global", "knn": "LSFT vs kNN"}
+_FRACTION = {"local": "Fraction Improved", "knn": "kNN Fraction Improved"}
+_CI = (" CI low", " CI high")
+_SD = " SD (seeds)"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-perturbation rows
+
+
+def _families(df: pd.DataFrame) -> list[Family]:
+    """Families whose local and global columns are present."""
+    return [f for f in FAMILIES if {f"local_{f.metric}", f"global_{f.metric}"} <= set(df.columns)]
+
+
+def per_perturbation(lsft_rows: pd.DataFrame, global_rows: pd.DataFrame) -> pd.DataFrame:
+    """Join LSFT shard rows with the global fit's metrics and compute the improvements.
+
+    Rows are matched on ``seed, baseline, condition`` (``seed`` when both frames have it). For each metric
+    family present: ``improvement_<s> = local − global`` for correlations and ``global − local`` for
+    distances and ranks (positive = better), likewise ``knn_improvement_<s>`` for the kNN reference.
+    An LSFT row without a global-fit row is an error.
+    """
+    metrics = [f.metric for f in FAMILIES if f.metric in global_rows.columns]
+    glob = global_rows.rename(columns={m: f"global_{m}" for m in metrics})
+    if ("seed" in lsft_rows.columns) != ("seed" in glob.columns):
+        raise ValueError("only one of the LSFT and global-fit frames has a seed column")
+    keys = ["seed", "baseline", "condition"] if "seed" in glob.columns else ["baseline", "condition"]
+    extra = [c for c in ("synthetic_stand_in",) if c in glob.columns and c not in lsft_rows.columns]
+    keep = keys + [f"global_{m}" for m in metrics] + extra
+    df = lsft_rows.merge(glob[keep], on=keys, how="left", validate="many_to_one", indicator=True)
+    orphans = df.loc[df.pop("_merge") == "left_only", keys].drop_duplicates()
+    if len(orphans):
+        raise ValueError(f"{len(orphans)} LSFT rows have no global-fit row, e.g. {orphans.head(3).to_dict('records')}")
+    for f in _families(df):
+        for method, prefix in (("local", "improvement"), ("knn", "knn_improvement")):
+            if f"{method}_{f.metric}" in df.columns:
+                gain = df[f"{method}_{f.metric}"] - df[f"global_{f.metric}"]
+                df[f"{prefix}_{f.suffix}"] = gain if f.higher_is_better else -gain
+    order = [c for c in ("seed", "baseline", "top_pct", "condition") if c in df.columns]
+    return df.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Performance table
+
+
+def _pct(value: float) -> str:
+    return f"{value:g}%"
+
+
+def _select(df: pd.DataFrame, seed: int | None, test_set: str) -> pd.DataFrame:
+    """Rows of one split seed (or all seeds, for a pooled table) in the chosen test set."""
+    if "seed" not in df.columns:
+        raise ValueError("per-perturbation rows need a 'seed' column (the split seed)")
+    rows = restrict_to_test_set(df, test_set)
+    if seed is not None:
+        if seed not in set(df["seed"]):
+            raise ValueError(f"split seed {seed} not in the rows (seeds: {sorted(set(df['seed']))})")
+        rows = rows[rows["seed"] == seed]
+    return rows
+
+
+def _omit_top(df: pd.DataFrame, top_genes: int) -> bool:
+    """Top-gene columns equal the all-gene ones when no baseline has more than ``top_genes`` genes."""
+    return "n_genes" in df.columns and len(df) > 0 and int(df["n_genes"].max()) <= top_genes
+
+
+def _table_families(df: pd.DataFrame, top_genes: int) -> list[Family]:
+    omit = _omit_top(df, top_genes)
+    return [f for f in _families(df) if not (f.top_genes and omit)]
+
+
+def _columns(f: Family) -> dict[str, str]:
+    return {m: f"{m}_{f.metric}" for m in _METHODS}
+
+
+def _spec(f: Family, rows: pd.DataFrame) -> FamilySpec:
+    """The statistics' view of family ``f``: its method columns present in ``rows``."""
+    return FamilySpec({m: c for m, c in _columns(f).items() if c in rows.columns}, f.higher_is_better, f.tests)
+
+
+def _put(out: dict[str, object], label: str, est, pooled: bool) -> None:
+    out[label] = est.mean
+    out[label + _CI[0]], out[label + _CI[1]] = est.low, est.high
+    if pooled:
+        out[label + _SD] = est.sd
+
+
+def _family_columns(f: Family, s: FamilyStats, top_genes: int, pooled: bool) -> dict[str, object]:
+    name, key = f.label(top_genes)
+    out: dict[str, object] = {}
+    for method, est in s.means.items():
+        _put(out, f"{_METHODS[method]} {name}", est, pooled)
+    for method, est in s.improvement.items():
+        _put(out, f"{'kNN ' if method == 'knn' else ''}Improvement ({key})", est, pooled)
+    for other, p in s.p.items():
+        out[f"p ({_VS[other]}, {key})"] = p
+    out[f"Undefined ({key})"] = s.n_undefined
+    return out
+
+
+def _row(
+    rows: pd.DataFrame, families: list[Family], settings: StatsSettings, top_genes: int, pooled: bool
+) -> dict[str, object]:
+    per_seed = [g for _, g in rows.groupby("seed", sort=True)]
+    out: dict[str, object] = {
+        # per-seed sizes can differ (different splits): the mean of the per-seed sizes, rounded half up
+        "Train Size": int(np.floor(pooled_mean([g["train_size"] for g in per_seed]) + 0.5)),
+        "Mean Similarity": pooled_mean([g["mean_similarity"].dropna() for g in per_seed]),
+        "Test Perturbations": len(rows),
+    }
+    # one bootstrap for all families' rows; the fractions improved are fraction_improved_table's
+    for f, fam in zip(families, row_statistics(rows, [_spec(f, rows) for f in families], settings, fractions=False)):
+        out.update(_family_columns(f, fam, top_genes, pooled))
+    if pooled:
+        out["Seeds"] = len(per_seed)
+    if "n_genes" in rows.columns:
+        out["Genes"] = int(rows["n_genes"].max())
+    if "synthetic_stand_in" in rows.columns:
+        out["Synthetic Stand-in"] = rows["synthetic_stand_in"].fillna("").iloc[0]
+    return out
+
+
+def _add_qvalues(table: pd.DataFrame) -> pd.DataFrame:
+    """A q column beside every p column: Benjamini–Hochberg across all rows of the table."""
+    for col in [c for c in table.columns if c.startswith("p (")]:
+        table.insert(table.columns.get_loc(col) + 1, "q" + col[1:], bh_qvalues(table[col].to_numpy()))
+    return table
+
+
+def _with_ci(labels: Iterable[str], pooled: bool) -> list[str]:
+    tail = [*_CI, _SD] if pooled else list(_CI)
+    return [c for label in labels for c in (label, *(label + t for t in tail))]
+
+
+def _layout(families: list[Family], top_genes: int, pooled: bool) -> list[str]:
+    """Column order: the note's ten columns first, then kNN, tests, further families, counts."""
+    named = {f.metric: f.label(top_genes) for f in families}
+    r, l2 = named.get("pearson_r", ("Pearson r", "r")), named.get("l2", ("L2", "L2"))
+    first = [f"Local {r[0]}", f"Baseline {r[0]}", f"Improvement ({r[1]})",
+             f"Local {l2[0]}", f"Baseline {l2[0]}", f"Improvement ({l2[1]})"]
+    cols = ["Baseline", "Top %", *_with_ci(first, pooled), "Train Size", "Mean Similarity"]
+    cols += _with_ci([f"kNN {r[0]}", f"kNN Improvement ({r[1]})", f"kNN {l2[0]}", f"kNN Improvement ({l2[1]})"], pooled)
+    for f in families:
+        name, key = named[f.metric]
+        if f.tests:
+            cols += [f"{pq} ({_VS[o]}, {key})" for o in _VS for pq in ("p", "q")]
+        if f.metric not in ("pearson_r", "l2"):
+            values = [f"Local {name}", f"Baseline {name}", f"kNN {name}", f"Improvement ({key})", f"kNN Improvement ({key})"]
+            cols += _with_ci(values, pooled)
+    cols += ["Test Perturbations", *[f"Undefined ({named[f.metric][1]})" for f in families]]
+    return cols + ["Seeds", "Genes", "Synthetic Stand-in"]
+
+
+def _order(table: pd.DataFrame, layout: list[str], lead: list[str]) -> pd.DataFrame:
+    known = lead + [c for c in layout if c in table.columns and c not in lead]
+    return table[known + [c for c in table.columns if c not in known]]
+
+
+def performance_table(
+    df: pd.DataFrame,
+    seed: int | None = None,
+    test_set: str = "common",
+    stats: StatsSettings | None = None,
+    top_genes: int = 1000,
+) -> pd.DataFrame:
+    """Table 1: one row per (baseline, K) with means, bootstrap CIs and paired tests.
+
+    Parameters
+    ----------
+    df
+        Per-perturbation rows of one dataset and protocol (:func:`per_perturbation`), all split seeds.
+    seed
+        A split seed for a per-seed table; ``None`` pools over all seeds (mean of per-seed means, SD
+        across seeds in ``<V> SD (seeds)``, stratified bootstrap, Wilcoxon on seed-averaged differences)
+        and adds a ``Seeds`` column.
+    test_set
+        ``common``: per seed, the perturbations every baseline can predict; ``per_baseline``: each
+        baseline over all perturbations it can predict.
+    stats
+        Bootstrap settings (default :class:`~lsftbench.evaluation.statistics.StatsSettings`).
+    top_genes
+        The top-gene count behind the ``*_top1000`` metrics: when no baseline has more genes, the
+        top-gene columns are omitted (they would equal the all-gene ones).
+
+    Returns
+    -------
+    DataFrame
+        Columns in the order of :func:`_layout`: ``Baseline``, ``Top %`` (``1%``), ``Local Pearson r``,
+        ``Baseline Pearson r``, ``Improvement (r)``, ``Local L2``, ``Baseline L2``, ``Improvement (L2)``
+        (each followed by ``CI low``/``CI high``), ``Train Size`` (int), ``Mean Similarity``; kNN; ``p``/``q``
+        (LSFT vs global and vs kNN, for r and L2; q = Benjamini–Hochberg across the rows of this table);
+        further metric families; ``Test Perturbations`` (perturbation rows in the test set, summed over
+        seeds), ``Undefined (<family>)``; ``Genes``; ``Synthetic Stand-in``.
+    """
+    settings = stats or StatsSettings()
+    pooled = seed is None
+    rows = _select(df, seed, test_set)
+    families = _table_families(df, top_genes)
+    records = []
+    for (baseline, pct), grp in rows.groupby(["baseline", "top_pct"], sort=True):
+        records.append({"Baseline": baseline, "Top %": _pct(pct), **_row(grp, families, settings, top_genes, pooled)})
+    table = _add_qvalues(pd.DataFrame.from_records(records, columns=None if records else ["Baseline", "Top %"]))
+    if "Train Size" in table.columns:
+        table["Train Size"] = table["Train Size"].astype(int)
+    return _order(table, _layout(families, top_genes, pooled), ["Baseline", "Top %"])
+
+
+def _seeds_text(seeds: Iterable[int]) -> str:
+    return ", ".join(str(int(s)) for s in sorted(set(seeds)))
+
+
+def _test_set_text(df: pd.DataFrame, seed: int | None, test_set: str) -> str:
+    """The test set and its size per seed, in words."""
+    if test_set == "per_baseline":
+        return ("each baseline over every test perturbation it can predict "
+                "(sizes differ between baselines; see Test Perturbations)")
+    sizes = common_test_set(df).groupby("seed").size()
+    if seed is not None:
+        sizes = sizes[sizes.index == seed]
+    n_all = df.groupby("seed")["condition"].nunique()
+    per_seed = ", ".join(f"{n} of {n_all[s]} (seed {s})" for s, n in sizes.items())
+    return f"the common test set, perturbations every baseline can predict: {per_seed}"
+
+
+def _scope_text(df: pd.DataFrame, seed: int | None) -> str:
+    if seed is not None:
+        return f"split seed {seed}"
+    seeds = sorted(set(df["seed"]))
+    if len(seeds) == 1:
+        return f"split seed {seeds[0]} (the only seed)"
+    return (f"pooled over split seeds {_seeds_text(seeds)}: mean of the per-seed means, `SD (seeds)` across seeds, "
+            "CIs from a bootstrap resampling within each seed, tests on per-perturbation differences averaged over "
+            "the seeds in which a perturbation is tested")
+
+
+def performance_note(
+    df: pd.DataFrame,
+    dataset: str,
+    protocol: str = "default",
+    seed: int | None = None,
+    test_set: str = "common",
+    stats: StatsSettings | None = None,
+    top_genes: int = 1000,
+) -> str:
+    """The Markdown note of a performance table: protocol, seeds, test set and its size, how to read cells."""
+    settings = stats or StatsSettings()
+    conf = f"{100 * settings.confidence:g}"
+    lines = [
+        f"**Protocol: {protocol_label(protocol)}**",
+        "",
+        f"Dataset `{dataset}`, {_scope_text(df, seed)}. Means over {_test_set_text(df, seed, test_set)}.",
+        f"Cells read `mean [low, high]`: {conf} % percentile-bootstrap interval over test perturbations "
+        f"({settings.n_resamples} resamples, seed {settings.seed}); improvement intervals are paired (the bootstrap of "
+        "the per-perturbation differences). Improvement > 0 means LSFT (or kNN) beats the global fit (`Baseline`).",
+        "p: two-sided Wilcoxon signed-rank test on the paired per-perturbation differences (zero differences dropped; "
+        "1 when all differences are zero); q: Benjamini-Hochberg across all rows of this table, per p column.",
+        "A perturbation whose local, kNN or global value of a metric is undefined (e.g. Pearson r of a constant "
+        "vector) is left out of every mean of that metric in its row and counted in `Undefined (...)`.",
+    ]
+    if _omit_top(df, top_genes):
+        lines.append(f"The top-{top_genes}-gene columns are omitted: no baseline has more than {top_genes} genes on "
+                     f"this dataset, so they would equal the all-gene columns.")
+    return "\n".join(lines)
+
+
+def rank_note(mode_collapse_margin: float) -> str:
+    """The note line on the rank columns and ``Mode Collapse`` of a performance table."""
+    return (
+        f"Rank (lower is better): 0 when each prediction is closest to its own observation, 0.5 for random. "
+        f"`Mode Collapse` names the methods whose mean rank or transposed rank is within "
+        f"{mode_collapse_margin:g} of 0.5 (metrics.mode_collapse_margin): their predictions barely tell "
+        f"perturbations apart (e.g. the same response for every perturbation)."
+    )
+
+
+def progress_note(pooled: bool = False) -> str:
+    """The note of a progress-bar table (:func:`lsftbench.evaluation.progress_bar.progress_bar_table`)."""
+    note = (
+        "How much of the gap from the worst acceptable (WAP: best null method) to the best achievable performance "
+        "(BAP: the tighter of the idealized baseline, which USES TEST DATA on purpose, and the sampling-noise "
+        "ceiling) each method closes, over the common test set: % of gap closed = (score - WAP) / (BAP - WAP)."
+    )
+    return note + (" Pooled: means over split seeds." if pooled else "")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fraction improved
+
+
+def fraction_improved_table(
+    df: pd.DataFrame, seed: int | None = None, test_set: str = "common", stats: StatsSettings | None = None
+) -> pd.DataFrame:
+    """Table 2: share of test perturbations where LSFT (or kNN) beats the global fit, with Wilson CIs.
+
+    Over the same perturbations as :func:`performance_table` (test set, defined metrics). Pooled over
+    seeds (``seed=None``), a perturbation tested in several seeds is one unit with its improvement
+    averaged over those seeds. ``Perturbations Counted (<family>)`` is the Wilson ``n``.
+    """
+    settings = stats or StatsSettings()
+    rows = _select(df, seed, test_set)
+    families = [f for f in _families(df) if f.tests]
+    records = []
+    for (baseline, pct), grp in rows.groupby(["baseline", "top_pct"], sort=True):
+        rec: dict[str, object] = {"Baseline": baseline, "Top %": _pct(pct)}
+        specs = [_spec(f, grp) for f in families]  # families with tests only
+        for f, s in zip(families, row_statistics(grp, specs, settings, intervals=False, p_values=False)):
+            for method, (frac, low, high, _, n) in s.fraction.items():
+                label = f"{_FRACTION[method]} ({f.name})"
+                rec[label], rec[label + _CI[0]], rec[label + _CI[1]] = frac, low, high
+                rec[f"Perturbations Counted ({f.key})"] = n
+            rec[f"Undefined ({f.key})"] = s.n_undefined
+        records.append(rec)
+    table = pd.DataFrame.from_records(records, columns=None if records else ["Baseline", "Top %"])
+    frac_cols = [f"{_FRACTION[m]} ({f.name})" for m in _FRACTION for f in families]
+    layout = _with_ci(frac_cols, pooled=False)
+    layout += [f"Perturbations Counted ({f.key})" for f in families] + [f"Undefined ({f.key})" for f in families]
+    return _order(table, layout, ["Baseline", "Top %"])
+
+
+def fraction_note(
+    df: pd.DataFrame,
+    dataset: str,
+    protocol: str = "default",
+    seed: int | None = None,
+    test_set: str = "common",
+    stats: StatsSettings | None = None,
+) -> str:
+    """The Markdown note of a fraction-improved table."""
+    settings = stats or StatsSettings()
+    pooled = seed is None and df["seed"].nunique() > 1
+    unit = ("distinct perturbations (each counted once, with its improvement averaged over the seeds in which it "
+            "is tested)" if pooled else "test perturbations")
+    scope = f"pooled over split seeds {_seeds_text(df['seed'])}" if pooled else _scope_text(df, seed)
+    return "\n".join([
+        f"**Protocol: {protocol_label(protocol)}**",
+        "",
+        f"Dataset `{dataset}`, {scope}; test set: {_test_set_text(df, seed, test_set)}.",
+        f"Share of {unit} whose LSFT (or kNN) prediction beats the global fit (improvement > 0; a tie is not an "
+        f"improvement), as `percent [low, high]` with the {100 * settings.confidence:g} % Wilson score interval; "
+        "`Perturbations Counted` is its denominator. Perturbations with an undefined value of the metric are left out "
+        "(`Undefined`).",
+    ])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Summary
+
+
+def protocol_label(protocol: str) -> str:
+    """How a protocol is named in every table and figure; the leaking one says so."""
+    return get_protocol(protocol).label
+
+
+_UNDEFINED_WHY = {
+    "pearson_r": "a Pearson r is undefined when the prediction or the observed change is constant over genes",
+    "pearson_delta_top1000": "a Pearson r is undefined when the prediction or the observed change is constant over "
+    "these genes",
+    "centered_pearson_r": "a centred Pearson r is undefined when a centred vector is constant",
+    "l2": "an L2 distance is undefined only when a prediction is not finite",
+    "l2_top1000": "an L2 distance is undefined only when a prediction is not finite",
+    "rank": ("a rank compares a perturbation with the others of its split seed's common test set, so it is "
+             "undefined outside that set (or when fewer than two perturbations are scored together)"),
+    "rank_transposed": ("a rank compares a perturbation with the others of its split seed's common test set, so "
+                        "it is undefined outside that set (or when fewer than two perturbations are scored together)"),
+}
+
+
+def _coverage_rows(coverage: pd.DataFrame) -> list[tuple[str, str]]:
+    rows = []
+    by_seed = "seed" in coverage.columns
+    for baseline, grp in coverage.groupby("baseline", sort=True):
+        parts = [
+            (f"seed {int(r['seed'])}: " if by_seed else "")
+            + f"{int(r['n_test_predictable'])} of {int(r['n_test'])} test perturbations predictable; {int(r['n_genes'])} genes"
+            for _, r in grp.sort_values("seed" if by_seed else "baseline").iterrows()
+        ]
+        rows.append((f"Coverage of {baseline}", "; ".join(parts)))
+    return rows
+
+
+def _undefined_rows(df: pd.DataFrame, top_genes: int) -> list[tuple[str, str]]:
+    rows = []
+    for f in _table_families(df, top_genes):
+        cols = [c for c in _columns(f).values() if c in df.columns]
+        bad = df[cols].isna().any(axis=1)
+        name, _ = f.label(top_genes)
+        why = _UNDEFINED_WHY.get(f.metric, "the metric could not be computed")
+        rows.append((f"Undefined {name}", f"{int(bad.sum())} of {len(df)} perturbation rows (baseline × K × seed); {why}; "
+                     "such a perturbation is left out of every mean of this metric in its table row"))
+    return rows
+
+
+def summary_table(
+    df: pd.DataFrame,
+    coverage: pd.DataFrame,
+    skipped: Mapping[str, str],
+    protocol: str = "default",
+    unpredictable: pd.DataFrame | None = None,
+    perf: pd.DataFrame | None = None,
+    test_set: str = "common",
+    stats: StatsSettings | None = None,
+    top_genes: int = 1000,
+) -> pd.DataFrame:
+    """Table 3: summary statistics as (Statistic, Value) rows.
+
+    Parameters
+    ----------
+    df
+        Per-perturbation rows (all seeds).
+    coverage
+        Columns ``baseline, n_test, n_test_predictable, n_genes`` and optionally ``seed``.
+    skipped
+        Baselines not run on this dataset → why.
+    protocol
+        ``default`` or ``seed_compat``.
+    unpredictable
+        Columns ``seed, baseline, condition, reason`` (see :func:`lsftbench.evaluation.statistics.not_predictable_list`).
+    perf
+        The pooled performance table, if already computed (else computed here).
+    """
+    perf = performance_table(df, None, test_set, stats, top_genes) if perf is None else perf
+    common = common_test_set(df).groupby("seed").size()
+    n_test = coverage.groupby("seed")["n_test"].max() if "seed" in coverage.columns else None
+    rows: list[tuple[str, str]] = [("Protocol", protocol_label(protocol)), ("Split seeds", _seeds_text(df["seed"]))]
+    if get_protocol(protocol).split_note:
+        rows.append(("Split", get_protocol(protocol).split_note))
+    common_text = "common (perturbations every baseline can predict)"
+    rows.append(("Test set", common_text if test_set == "common" else "per baseline"))
+    for s in sorted(set(df["seed"])):
+        total = int(n_test[s]) if n_test is not None and s in n_test.index else int(coverage["n_test"].max())
+        rows.append((f"Common test set (seed {s})", f"{int(common.get(s, 0))} of {total} test perturbations"))
+    overall = (("Pearson r", "Improvement (r)"), ("L2", "Improvement (L2)"), ("kNN, Pearson r", "kNN Improvement (r)"))
+    for label, col in overall:
+        if col in perf.columns:
+            rows.append((f"Overall mean improvement ({label})",
+                         f"{perf[col].mean():.4f} (mean over the {len(perf)} baseline × K rows of the pooled table)"))
+    if len(perf) and perf["Local Pearson r"].notna().any():
+        best = perf.loc[perf["Local Pearson r"].idxmax()]
+        rows.append(("Best configuration (highest local Pearson r)",
+                     f"{best['Baseline']} at {best['Top %']} (local r {best['Local Pearson r']:.4f}, "
+                     f"improvement {best['Improvement (r)']:.4f})"))
+    else:
+        rows.append(("Best configuration (highest local Pearson r)", "none"))
+    rows += _coverage_rows(coverage)
+    if "synthetic_stand_in" in df.columns:
+        for name, parts in df.groupby("baseline", sort=True)["synthetic_stand_in"].first().items():
+            if parts:
+                why = f"{parts} embedding from a generated stand-in, not real model weights"
+                rows.append((f"Synthetic stand-in in {name}", why))
+    if unpredictable is not None:
+        for _, r in not_predictable_list(unpredictable, df).iterrows():
+            rows.append((f"Not predictable (seed {int(r['seed'])}): {r['condition']}", r["reasons"]))
+    rows += _undefined_rows(df, top_genes)
+    rows += [(f"Not run: {name}", why) for name, why in skipped.items()]
+    return pd.DataFrame(rows, columns=["Statistic", "Value"])
+
+
+def combined_table(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every dataset's performance table (:func:`performance_table`), with a leading Dataset column.
+
+    Each dataset keeps its own table as computed for it (its own common test set and q-values);
+    columns one dataset lacks (e.g. omitted top-gene columns) are NaN for it.
+    """
+    tables = [t.assign(Dataset=name) for name, t in tables.items()]
+    table = pd.concat(tables, ignore_index=True)
+    order = [c for t in tables for c in t.columns]
+    return table[["Dataset"] + list(dict.fromkeys(c for c in order if c != "Dataset"))]
+
+
+def combined_note(protocol: str) -> str:
+    """The Markdown note of the combined table."""
+    return f"Protocol: {protocol_label(protocol)}. Split seeds pooled; each dataset on its common test set."
+
+
+# ---------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _is_fraction(col: str) -> bool:
+    return col.startswith(tuple(_FRACTION.values()))
+
+
+def _fmt(col: str, value: object) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if np.isnan(value):
+            return "NA"
+        if col.startswith(("p (", "q (")):
+            return f"{value:.3g}"
+        return f"{100 * value:.2f}%" if _is_fraction(col) else f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+def _cell(row: pd.Series, col: str, columns: set[str]) -> str:
+    text = _fmt(col, row[col])
+    if col + _CI[0] in columns and col + _CI[1] in columns:
+        low, high = _fmt(col, row[col + _CI[0]]), _fmt(col, row[col + _CI[1]])
+        text += f" [{low}, {high}]"
+    if col + _SD in columns:
+        text += f" (SD {_fmt(col, row[col + _SD])})"
+    return text
+
+
+def _shown(columns: list[str]) -> list[str]:
+    """Columns that get their own Markdown column (CI and SD columns join their value's cell)."""
+    present = set(columns)
+    folded = {c + t for c in columns for t in (*_CI, _SD) if c + t in present}
+    return [c for c in columns if c not in folded]
+
+
+def to_markdown(df: pd.DataFrame, title: str | None = None, note: str | None = None) -> str:
+    """Render a table as GitHub Markdown.
+
+    A value with ``<V> CI low``/``<V> CI high`` columns becomes one cell ``0.4120 [0.3980, 0.4270]`` (and
+    `` (SD 0.0100)`` when ``<V> SD (seeds)`` exists); floats to 4 decimals, p/q to 3 significant digits,
+    fractions as percentages, integers as integers. The CSV keeps the separate numeric columns.
+    """
+    cols, present = _shown(list(df.columns)), set(df.columns)
+    lines = [f"## {title}", ""] if title else []
+    if note:
+        lines += [note, ""]
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "|".join("---" for _ in cols) + "|")
+    for _, row in df.iterrows():
+        lines.append("| " + " | ".join(_cell(row, c, present) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
