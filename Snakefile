@@ -15,11 +15,13 @@ include: "rules/data.smk"
 include: "rules/download.smk"
 include: "rules/split.smk"
 include: "rules/pseudobulk.smk"
+include: "rules/de.smk"
 include: "rules/resources.smk"
 include: "rules/embeddings.smk"
 include: "rules/fit.smk"
 include: "rules/lsft.smk"
 include: "rules/progress.smk"
+include: "rules/models.smk"
 include: "rules/aggregate.smk"
 
 
@@ -36,3 +38,14 @@ rule audit:
         [f"{RESULTS}/tables/audit/{dataset}.{ext}" for dataset in DATASETS for ext in ("csv", "md")],
         all_targets("default"),
         all_targets("seed_compat"),
+
+
+rule splits:
+    """`snakemake splits`: every (dataset, split seed)'s exported split, for a model's own training code."""
+    input:
+        [
+            f"{RESULTS}/splits/{dataset}/seed{seed}/{name}"
+            for dataset in DATASETS
+            for seed in SEEDS
+            for name in SPLIT_EXPORT_FILES
+        ],

@@ -24,6 +24,7 @@ rule dataset_tables:
             for ext in ("csv", "md")
         ],
         per_perturbation=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/per_perturbation.parquet",
+        per_method=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/per_method.parquet",
     log:
         f"{RESULTS}/logs/dataset_tables/{{protocol}}/{{dataset}}.log",
     conda:
@@ -36,9 +37,9 @@ rule dataset_tables:
         skipped=lambda w: wc.skipped_baselines(config, w.dataset, w.protocol),
         seeds=SEEDS,
         statistics=config["statistics"],
-        top_genes=config["metrics"]["top_genes"],
-        rank_distance=config["metrics"]["rank_distance"],
-        mode_collapse_margin=config["metrics"]["mode_collapse_margin"],
+        metrics={k: config["metrics"][k] for k in TABLE_METRIC_KEYS},
+        primary_metric=config["leaderboard"]["primary_metric"],
+        synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
     script:
         "../workflow/scripts/dataset_tables.py"
 
@@ -49,6 +50,8 @@ rule figures:
         per_perturbation=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/per_perturbation.parquet",
         performance=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/lsft_performance.csv",
         progress=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/progress_bar.csv",
+        leaderboard=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/leaderboard.csv",
+        seed_progress=lambda w: [f"{table_dir(w.dataset, w.protocol)}/seed{s}/progress_bar.csv" for s in SEEDS],
     output:
         [
             report(
@@ -71,6 +74,8 @@ rule figures:
         runtime=10,
     params:
         confidence=config["statistics"]["confidence"],
+        primary_metric=config["leaderboard"]["primary_metric"],
+        seeds=SEEDS,
     script:
         "../workflow/scripts/figures.py"
 
@@ -134,6 +139,38 @@ rule combined_table:
         datasets=DATASETS,
     script:
         "../workflow/scripts/combined_table.py"
+
+
+rule leaderboard:
+    """Every method of every dataset on one table: the datasets' leaderboards side by side."""
+    input:
+        lambda w: [f"{table_dir(d, w.protocol)}/leaderboard.csv" for d in DATASETS],
+    output:
+        csv=report(
+            f"{RESULTS}/tables/{{protocol}}/leaderboard.csv",
+            category="Tables ({protocol})",
+            labels={"table": "leaderboard (all datasets)", "format": "csv"},
+            caption="../report/tables/leaderboard_all.rst",
+        ),
+        md=report(
+            f"{RESULTS}/tables/{{protocol}}/leaderboard.md",
+            category="Tables ({protocol})",
+            labels={"table": "leaderboard (all datasets)", "format": "md"},
+            caption="../report/tables/leaderboard_all.rst",
+        ),
+    log:
+        f"{RESULTS}/logs/leaderboard/{{protocol}}.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        datasets=DATASETS,
+        primary_metric=config["leaderboard"]["primary_metric"],
+    script:
+        "../workflow/scripts/leaderboard.py"
 
 
 rule run_index:

@@ -34,9 +34,29 @@ SEEDS = wc.split_seeds(config)
 TOP_PCTS = [wc.pct_label(p) for p in config["top_pcts"]]
 N_CHUNKS = config["lsft"]["test_chunks"]
 # Tables of one (dataset, protocol): pooled over split seeds, and per seed.
-POOLED_TABLES = ["lsft_performance", "lsft_performance_per_baseline", "fraction_improved", "progress_bar", "summary"]
-SEED_TABLES = ["lsft_performance", "lsft_performance_per_baseline", "fraction_improved", "progress_bar"]
-FIGURES = ["local_vs_global", "improvement_distribution", "progress_bar"]
+POOLED_TABLES = [
+    "leaderboard",
+    "lsft_performance",
+    "lsft_performance_per_baseline",
+    "fraction_improved",
+    "de_metrics",
+    "progress_bar",
+    "model_comparisons",
+    "summary",
+]
+SEED_TABLES = [
+    "leaderboard",
+    "lsft_performance",
+    "lsft_performance_per_baseline",
+    "fraction_improved",
+    "de_metrics",
+    "progress_bar",
+]
+FIGURES = ["leaderboard", "local_vs_global", "improvement_distribution", "progress_bar"]
+# What `snakemake splits` exports per (dataset, split seed) for a model's own training code.
+SPLIT_EXPORT_FILES = ["split.json", "split.pkl", "test_conditions.csv", "genes.csv", "control_mean.csv"]
+# The metrics settings the tables depend on (a change of any other reruns no table).
+TABLE_METRIC_KEYS = ["top_genes", "rank_distance", "mode_collapse_spread", "exclude_target_gene", "de_fdr"]
 
 
 wildcard_constraints:
@@ -48,6 +68,7 @@ wildcard_constraints:
     chunk="[0-9]+",
     side="gene|pert",
     n_chunks="[0-9]+",
+    model="[A-Za-z0-9_\-]+",
 
 
 def dataset_config(dataset):
@@ -136,6 +157,26 @@ def embedding_inputs(wildcards):
     return inputs
 
 
+def model_predictions(wildcards):
+    """A model's predictions for one (dataset, split seed); a missing file stops the run before any job."""
+    path, _ = wc.model_file(config, wildcards.model, wildcards.dataset, int(wildcards.seed))
+    if not os.path.exists(path):
+        raise ValueError(
+            f"model {wildcards.model!r}: its predictions for dataset {wildcards.dataset}, split seed {wildcards.seed} "
+            f"are missing: {path} (export the splits with `snakemake splits`, write the predictions there, or fix "
+            f"models.{wildcards.model}.path)"
+        )
+    return path
+
+
+def model_outputs(dataset, seed, ext):
+    """The evaluation files of every model of one's own on (dataset, split seed) (default protocol only)."""
+    return [
+        f"{RESULTS}/{dataset}/default/seed{seed}/models/{model}.{ext}"
+        for model in wc.models_for(config, dataset, "default")
+    ]
+
+
 def lsft_shared_matrices(wildcards):
     """The products the global fit wrote for the K shards of this baseline (the default protocol's LSFT)."""
     if wildcards.protocol == "seed_compat":
@@ -200,6 +241,13 @@ def aggregate_inputs(wildcards):
         "splits": [f"{RESULTS}/{ds}/{protocol}/seed{s}/split.json" for s in SEEDS],
         "progress_methods": [f"{RESULTS}/{ds}/{protocol}/seed{s}/progress_methods.parquet" for s in SEEDS],
         "noise_ceiling": f"{RESULTS}/{ds}/{protocol}/noise_ceiling.parquet",
+        "de": f"{RESULTS}/{ds}/de.h5",
+        "model_metrics": (
+            [path for s in SEEDS for path in model_outputs(ds, s, "parquet")] if protocol == "default" else []
+        ),
+        "model_predictions": (
+            [path for s in SEEDS for path in model_outputs(ds, s, "npz")] if protocol == "default" else []
+        ),
     }
 
 
@@ -212,7 +260,7 @@ def dataset_tables(dataset, protocol):
     root = table_dir(dataset, protocol)
     pooled = [f"{root}/{name}.{ext}" for name in POOLED_TABLES for ext in ("csv", "md")]
     per_seed = [f"{root}/seed{s}/{name}.{ext}" for s in SEEDS for name in SEED_TABLES for ext in ("csv", "md")]
-    return pooled + per_seed + [f"{root}/per_perturbation.parquet"]
+    return pooled + per_seed + [f"{root}/per_perturbation.parquet", f"{root}/per_method.parquet"]
 
 
 def figures(dataset, protocol):
@@ -234,9 +282,9 @@ def expected_outputs(protocol):
 
 def run_outputs(protocol):
     """Outputs across datasets: the combined table and the forest plot."""
-    return [f"{RESULTS}/tables/{protocol}/combined.{ext}" for ext in ("csv", "md")] + [
-        f"{RESULTS}/figures/{protocol}/forest.{ext}" for ext in ("png", "svg")
-    ]
+    return [
+        f"{RESULTS}/tables/{protocol}/{name}.{ext}" for name in ("leaderboard", "combined") for ext in ("csv", "md")
+    ] + [f"{RESULTS}/figures/{protocol}/forest.{ext}" for ext in ("png", "svg")]
 
 
 def all_targets(protocol=PROTOCOL):

@@ -25,5 +25,6 @@ rule global_fit:
         ridge_penalty=config["ridge_penalty"],
         top_genes=config["metrics"]["top_genes"],
         min_predictable_tests=config["metrics"]["min_predictable_tests"],
+        exclude_target_gene=config["metrics"]["exclude_target_gene"],
     script:
         "../workflow/scripts/global_fit.py"

@@ -25,5 +25,6 @@ rule lsft:
         published_version=config["seed_compat"]["published_version"],
         refit_embeddings=config["lsft"]["refit_embeddings"],
         top_genes=config["metrics"]["top_genes"],
+        exclude_target_gene=config["metrics"]["exclude_target_gene"],
     script:
         "../workflow/scripts/lsft.py"

@@ -24,6 +24,7 @@ rule progress_methods:
         top_genes=config["metrics"]["top_genes"],
         random_seed=lambda w: random_pert_seed(int(w.seed)),
         idealized_pert=config["progress_bar"]["idealized_pert"],
+        exclude_target_gene=config["metrics"]["exclude_target_gene"],
     script:
         "../workflow/scripts/progress_methods.py"
 

@@ -104,4 +104,4 @@ def test_fit_and_lsft_of_a_k562_sized_neighbourhood_run_without_scipy_or_pandas(
     loaded = _loaded_after(code)
     assert not loaded & {*HEAVY, "scipy"}, sorted(loaded & {*HEAVY, "scipy"})
     table = pd.read_parquet(tmp_path / "t.parquet")
-    assert table["condition"].tolist() == conds[21:] and table.shape == (10, 6)
+    assert table["condition"].tolist() == conds[21:] and table.shape == (10, 7)  # condition + 6 metrics

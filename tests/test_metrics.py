@@ -6,10 +6,10 @@ from scipy.stats import pearsonr
 
 from lsftbench.evaluation.metrics import (
     centered_pearson_columns,
-    mode_collapse,
     pearson_columns,
     perturbation_metrics,
     rank_metrics,
+    spread_ratio,
 )
 
 
@@ -69,10 +69,10 @@ def test_perfect_predictions_rank_zero(distance):
     obs = np.random.default_rng(4).normal(size=(25, 9))
     got = rank_metrics(obs.copy(), obs, distance=distance)
     assert (got["rank"] == 0).all() and (got["rank_transposed"] == 0).all()
-    assert not mode_collapse(got["rank_transposed"].mean())
+    assert spread_ratio(obs.copy(), obs) == pytest.approx(1.0)
 
 
-def test_constant_prediction_ranks_and_is_flagged_collapsed():
+def test_constant_prediction_ranks_and_has_no_spread():
     obs = np.random.default_rng(5).normal(size=(30, 11))
     constant = np.repeat(obs.mean(axis=1, keepdims=True), 11, axis=1)
     le = rank_metrics(constant, obs)
@@ -81,7 +81,7 @@ def test_constant_prediction_ranks_and_is_flagged_collapsed():
     assert (mid["rank"] == 0.5).all()
     # transposed: the observations' distances to the one profile are ranked, mean exactly 0.5
     assert le["rank_transposed"].mean() == pytest.approx(0.5, abs=1e-12)
-    assert mode_collapse(le["rank_transposed"].mean()) and mode_collapse(mid["rank"].mean())
+    assert spread_ratio(constant, obs) < 1e-7
 
 
 @pytest.mark.parametrize("distance", ["l2", "cosine"])
@@ -124,36 +124,44 @@ def test_rank_single_perturbation_and_bad_arguments():
         rank_metrics(np.ones((3, 2)), np.ones((3, 3)))
 
 
-def test_mode_collapse_margin():
-    assert mode_collapse(0.46, margin=0.05) and not mode_collapse(0.44, margin=0.05)
-    assert not mode_collapse(float("nan"))
-    np.testing.assert_array_equal(mode_collapse(np.array([0.5, 0.1, 0.58]), margin=0.1), [True, False, True])
-    with pytest.raises(ValueError):
-        mode_collapse(0.5, margin=-1)
+def test_spread_ratio_tells_collapsed_predictions_from_weak_ones():
+    """SPEC 7: the same prediction for every perturbation has spread 0 and is flagged; predictions that vary
+    but carry little signal have a rank near 0.5 and are not flagged; a perfect prediction has spread 1."""
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(200, 30))
+    constant = np.repeat(obs.mean(axis=1, keepdims=True), 30, axis=1)
+    noise = rng.normal(size=obs.shape)  # varies like the data, no signal
+    assert spread_ratio(constant, obs) == pytest.approx(0.0, abs=1e-7)
+    assert spread_ratio(obs, obs) == pytest.approx(1.0)
+    assert spread_ratio(2 * obs, obs) == pytest.approx(2.0)
+    assert spread_ratio(noise, obs) == pytest.approx(1.0, abs=0.1)
+    assert abs(rank_metrics(noise, obs)["rank"].mean() - 0.5) < 0.1  # the old rank-margin flag would fire here
+    pairs = [np.linalg.norm(obs[:, i] - obs[:, j]) for i in range(30) for j in range(i + 1, 30)]
+    half = 0.5 * obs + 0.5 * obs.mean(axis=1, keepdims=True)
+    assert spread_ratio(half, obs) == pytest.approx(0.5 * np.mean(pairs) / np.mean(pairs))
+    assert np.isnan(spread_ratio(obs[:, :1], obs[:, :1]))
 
 
 def test_mode_collapse_column_flags_constant_predictions_in_the_table():
-    """A constant prediction for every perturbation: transposed rank ≈ 0.5, flagged; perfect: not flagged."""
+    """``add_spread``: per row the spread of each method (pooled: the mean of the per-seed spreads) and the
+    methods below metrics.mode_collapse_spread named in ``Mode Collapse``."""
     import pandas as pd
 
-    from lsftbench.report.aggregate import add_mode_collapse
+    from lsftbench.report.aggregate import add_spread
 
-    rng = np.random.default_rng(0)
-    obs = rng.normal(size=(50, 30))
-    constant = np.repeat(obs.mean(axis=1, keepdims=True), 30, axis=1)
-    collapsed = rank_metrics(constant, obs)
-    perfect = rank_metrics(obs, obs)
-    table = pd.DataFrame(
-        {
-            "Baseline": ["constant", "perfect"],
-            "Local Rank": [collapsed["rank"].mean(), perfect["rank"].mean()],
-            "Local Transposed Rank": [collapsed["rank_transposed"].mean(), perfect["rank_transposed"].mean()],
-            "Local Transposed Rank CI low": [0.4, 0.0],
-            "Test Perturbations": [30, 30],
-        }
+    spread = pd.DataFrame(
+        [(1, "mean_response", np.nan, "global", 0.0), (2, "mean_response", np.nan, "global", 0.0),
+         (1, "mean_response", 1.0, "local", 0.5), (2, "mean_response", 1.0, "local", 0.7),
+         (1, "mean_response", 1.0, "knn", 0.5), (2, "mean_response", 1.0, "knn", 0.7),
+         (1, "lpm", np.nan, "global", 0.8), (2, "lpm", np.nan, "global", 0.6),
+         (1, "lpm", 1.0, "local", 0.05), (2, "lpm", 1.0, "local", 0.09),
+         (1, "lpm", 1.0, "knn", 0.3), (2, "lpm", 1.0, "knn", 0.5)],
+        columns=["seed", "baseline", "top_pct", "method", "spread"],
     )
-    out = add_mode_collapse(table, margin=0.05)
-    assert list(out.columns) == [*table.columns[:4], "Mode Collapse", "Test Perturbations"]
-    assert "Local (transposed rank" in out.loc[0, "Mode Collapse"]
-    assert out.loc[1, "Mode Collapse"] == ""
-    assert perfect["rank"].mean() == 0.0
+    table = pd.DataFrame({"Baseline": ["lpm", "mean_response"], "Top %": ["1%", "1%"]})
+    pooled = add_spread(table, spread, None, threshold=0.1).set_index("Baseline")
+    assert pooled.loc["lpm", "Local Spread"] == pytest.approx(0.07) and pooled.loc["lpm", "Baseline Spread"] == 0.7
+    assert pooled.loc["lpm", "Mode Collapse"] == "Local (spread 0.07)"
+    assert pooled.loc["mean_response", "Mode Collapse"] == "Baseline (spread 0.00)"
+    seed2 = add_spread(table, spread, 2, threshold=0.1).set_index("Baseline")
+    assert seed2.loc["lpm", "Mode Collapse"] == "Local (spread 0.09)" and seed2.loc["lpm", "kNN Spread"] == 0.5

@@ -1,4 +1,4 @@
-"""The streamed sampling-noise ceiling (SPEC 7 (b))."""
+"""The streamed sampling-noise ceiling from disjoint halves of the cells (SPEC 7 (b)): known answers."""
 
 import tracemalloc
 
@@ -11,10 +11,10 @@ import scipy.sparse as sp
 from lsftbench.data.h5ad import InputDataError
 from lsftbench.data.pseudobulk import pseudobulk
 from lsftbench.data.synthetic.large import LargeSpec, write_large_dataset
-from lsftbench.evaluation.noise_ceiling import bootstrap_weights, ceiling_replicates, noise_ceiling
+from lsftbench.evaluation.noise_ceiling import MIN_CELLS, ceiling_replicates, half_split_weights, noise_ceiling
 
 N_GENES, SIGMA = 60, 0.5
-SIZES = {"G1+ctrl": 4, "G2+ctrl": 9, "G3+ctrl": 16, "G4+ctrl": 25, "G5+ctrl": 1}
+SIZES = {"G1+ctrl": 4, "G2+ctrl": 9, "G3+ctrl": 16, "G4+ctrl": 25, "G5+ctrl": 3}
 
 
 def _write(path, x, conditions, sparse=True):
@@ -43,31 +43,56 @@ def gaussian(tmp_path_factory):
             "conditions": np.array(conditions)}
 
 
-def test_expected_squared_error_matches_the_bootstrap_variance(gaussian):
-    """E‖Δ* − Δ‖² = Σ_g s²_g / n_t (plug-in variance s², given the cells) ≈ genes·σ²·(n−1)/n² on average."""
+def test_half_differences_estimate_the_sampling_error_of_the_mean(gaussian):
+    """For cells μ_t + N(0, σ²): E‖Δ_H₁ − Δ_H₂‖² = G·σ²·n/(n₁n₂), so the L2 ceiling is the expected error of the
+    full-size mean, sqrt(G·σ²/n); the MAE ceiling E|mean − μ| = σ·sqrt(2/π)/sqrt(n) per gene."""
     reps = ceiling_replicates(gaussian["path"], gaussian["pb"], replicates=1500, seed=3, chunk_size=13, block_cells=32)
-    assert reps.metrics[1] == "l2"
+    frame = reps.frame().set_index("condition")
     for k, cond in enumerate(reps.conditions):
-        cells = gaussian["x"][gaussian["conditions"] == cond].astype(np.float64)
-        n = len(cells)
-        exact = ((cells - cells.mean(axis=0)) ** 2).mean(axis=0).sum() / n
-        sq = reps.values[k, :, 1] ** 2
-        if n == 1:
-            assert exact == 0 and (sq == 0).all()
+        n = SIZES[cond]
+        if n < MIN_CELLS:
+            assert np.isnan(reps.values[k]).all() and frame.loc[cond, "too_few_cells"]
+            assert np.isnan(frame.loc[cond, ["l2", "mae", "pearson_r"]].astype(float)).all()
             continue
+        n1 = n // 2
+        cells = gaussian["x"][gaussian["conditions"] == cond].astype(np.float64)
+        # given the cells: E over random halves of ‖mean(H₁) − mean(H₂)‖² = Σ_g s²_g · n/(n₁n₂) (s²: ddof 1)
+        exact = cells.var(axis=0, ddof=1).sum() * n / (n1 * (n - n1))
+        sq = reps.values[k, :, reps.metrics.index("l2")]
         se = sq.std(ddof=1) / np.sqrt(len(sq))
         assert abs(sq.mean() - exact) < 4 * se, cond
-        # the population value: E over the cells too (relative sd of Σ_g s²_g is sqrt(2/(G(n−1))))
-        analytic = N_GENES * SIGMA**2 * (n - 1) / n**2
-        assert abs(sq.mean() - analytic) < 4 * analytic * np.sqrt(2 / (N_GENES * (n - 1))) + 4 * se, cond
+        l2 = frame.loc[cond, "l2"]
+        assert l2 == pytest.approx(np.sqrt(sq.mean() * n1 * (n - n1) / n**2), rel=1e-12)
+        # the population value: sqrt(G·σ²/n), up to the spread of Σ_g s²_g (relative sd sqrt(2/(G(n−1))))
+        expected = np.sqrt(N_GENES * SIGMA**2 / n)
+        assert abs(l2 - expected) < 4 * expected * np.sqrt(2 / (N_GENES * (n - 1))) / 2 + 4 * se, cond
+        mae = frame.loc[cond, "mae"]
+        assert mae == pytest.approx(SIGMA * np.sqrt(2 / np.pi / n), rel=0.25), cond
 
 
-def test_single_cell_condition_is_its_own_observation(gaussian):
-    frame = noise_ceiling(gaussian["path"], gaussian["pb"], replicates=5, seed=0).set_index("condition")
-    assert frame.loc["G5+ctrl", "l2"] == 0 and frame.loc["G5+ctrl", "pearson_r"] == pytest.approx(1.0, abs=1e-12)
-    assert frame.loc["G5+ctrl", "n_cells"] == 1 and frame.loc["G5+ctrl", "l2_se"] == 0
-    assert list(frame.index) == [c for c in pd.unique(gaussian["conditions"]) if c != "ctrl"]
-    assert (frame["replicates"] == 5).all()
+def test_no_effect_gives_a_correlation_ceiling_near_zero_and_no_noise_gives_one(tmp_path):
+    """The correlation ceiling is the Spearman-Brown level of disjoint halves: about 0 for a perturbation with
+    no effect (a bootstrap redraw of the same cells would give at least sqrt(1/2)), exactly 1 (and L2 0) for one
+    without noise; L2 equals the sampling error sqrt(G·σ²/n)."""
+    rng = np.random.default_rng(5)
+    genes, sigma = 3000, 0.5
+    mu = rng.uniform(7, 9, genes)
+    effect = rng.normal(0, 1, genes)
+    groups = {"ctrl": mu + sigma * rng.standard_normal((3000, genes)),
+              "G1+ctrl": mu + sigma * rng.standard_normal((80, genes)),
+              "G2+ctrl": np.repeat((mu + effect)[None], 40, axis=0),
+              "G3+ctrl": mu + effect + sigma * rng.standard_normal((60, genes))}
+    conditions = np.concatenate([[c] * len(x) for c, x in groups.items()])
+    order = rng.permutation(len(conditions))
+    path = _write(tmp_path / "d.h5ad", np.vstack(list(groups.values()))[order], list(conditions[order]))
+    frame = noise_ceiling(path, pseudobulk(path), replicates=40, seed=1, top_n=500).set_index("condition")
+    no_effect, exact, noisy = (frame.loc[c] for c in ("G1+ctrl", "G2+ctrl", "G3+ctrl"))
+    assert abs(no_effect["pearson_r_half"]) < 0.03 and no_effect["pearson_r"] < 0.2
+    assert exact["pearson_r"] == pytest.approx(1.0, abs=1e-12) and exact["pearson_r_reliability"] == pytest.approx(1.0)
+    assert exact["l2"] == 0 and exact["mae"] == 0
+    assert noisy["pearson_r"] > 0.99  # a strong effect measured over 60 cells: a perfect model scores almost 1
+    for row, n in ((no_effect, 80), (noisy, 60)):
+        assert row["l2"] == pytest.approx(np.sqrt(genes * sigma**2 / n), rel=0.03)
 
 
 def test_streaming_result_is_identical_for_any_chunking_batching_and_storage(gaussian):
@@ -107,20 +132,26 @@ def test_subset_of_conditions_and_input_errors(gaussian):
         noise_ceiling(gaussian["path"], wrong, replicates=2)
 
 
-def test_bootstrap_weights_are_multinomial_draws():
+def test_half_split_weights_are_uniform_random_halves():
+    """Every replicate puts exactly ⌊n/2⌋ of each condition's cells into H₁, each cell with probability ⌊n/2⌋/n,
+    and pairs of cells are no more often together than in a uniform random subset."""
     rng = np.random.default_rng(0)
-    n_cells = np.array([3, 10, 1, 6])
+    n_cells = np.array([4, 10, 7, 6])
     cell_target = rng.permutation(np.concatenate([np.full(7, -1), np.repeat(np.arange(4), n_cells)]))
     reps = 4000
-    counts = np.zeros((reps, len(cell_target)))
-    for cells, r, c in bootstrap_weights(cell_target, n_cells, reps, seed=1, block_cells=5):
-        counts[r, cells] = c
-    assert (counts[:, cell_target < 0] == 0).all()
+    member = np.zeros((reps, len(cell_target)))
+    for cells, r, c in half_split_weights(cell_target, n_cells, reps, seed=1, block_cells=5):
+        member[r, cells] = c
+    assert set(np.unique(member)) <= {0.0, 1.0}
+    assert (member[:, cell_target < 0] == 0).all()
     for t, n in enumerate(n_cells):
-        w = counts[:, cell_target == t]
-        assert (w.sum(axis=1) == n).all()  # |C_t| draws in every replicate
-        assert w.mean() == pytest.approx(1.0, abs=4 * np.sqrt((1 - 1 / n) / (reps * n)) + 1e-12)
-        assert w.var(axis=0).mean() == pytest.approx(1 - 1 / n, rel=0.1, abs=1e-12)  # Binomial(n, 1/n)
+        w = member[:, cell_target == t]
+        assert (w.sum(axis=1) == n // 2).all()
+        p = (n // 2) / n
+        assert w.mean(axis=0) == pytest.approx(np.full(n, p), abs=4 * np.sqrt(p * (1 - p) / reps))
+        together = (w[:, 0] * w[:, 1]).mean()  # hypergeometric: P(both) = k(k-1)/(n(n-1))
+        k = n // 2
+        assert together == pytest.approx(k * (k - 1) / (n * (n - 1)), abs=0.03)
 
 
 def _peak_bytes(path, pb, **kw):

@@ -53,14 +53,21 @@ def performance_table(baselines=BASELINES, pcts=PCTS) -> pd.DataFrame:
 
 
 def progress_table() -> pd.DataFrame:
-    """Progress-bar rows: global fit and LSFT 1 %/5 % per baseline, for Pearson r and L2."""
+    """Progress-bar rows: global fit, LSFT 1 %/5 % and kNN 1 % per baseline, for Pearson r and L2; every bound's mean.
+
+    On L2 the second baseline's LSFT 1 % is far worse than the WAP (-328 % of the gap) and its global fit a hair
+    below it (-0.2 %)."""
     rows = []
-    for metric, wap, bap, bap_method in (
-        ("Pearson r", 0.2, 0.8, "idealized baseline (uses test data)"),
-        ("L2", 10.0, 4.0, "sampling-noise ceiling"),
+    for metric, wap, bap, bap_method, others in (
+        ("Pearson r", 0.2, 0.8, "idealized baseline (uses test data)",
+         {"no change": np.nan, "random perturbation embedding": 0.1, "sampling-noise ceiling": 0.9}),
+        ("L2", 10.0, 4.0, "sampling-noise ceiling",
+         {"no change": 12.0, "random perturbation embedding": 11.0, "idealized baseline (uses test data)": 3.0}),
     ):
         for baseline in BASELINES[:2]:
             for method, pct, frac in (("global", "global", 0.25), ("LSFT", "1%", 0.5), ("LSFT", "5%", 0.75), ("kNN", "1%", 0.1)):
+                if metric == "L2" and baseline == BASELINES[1] and method in ("global", "LSFT") and pct != "5%":
+                    frac = -3.28 if method == "LSFT" else -0.002
                 score = wap + frac * (bap - wap)
                 rows.append(
                     {
@@ -74,6 +81,10 @@ def progress_table() -> pd.DataFrame:
                         "BAP": bap,
                         "BAP method": bap_method,
                         "% of gap closed": 100 * frac,
+                        "% of gap closed SD": 4.0,
+                        "train mean": wap,
+                        bap_method: bap,
+                        **others,
                     }
                 )
     return pd.DataFrame(rows)
@@ -157,19 +168,29 @@ def test_local_vs_global_bars_and_error_bars():
     matplotlib.pyplot.close(fig)
 
 
-def test_progress_bar_spans_wap_to_bap_and_names_the_bap():
+def test_progress_bar_draws_every_metric_on_the_gap_axis():
+    """One panel per metric on a common axis, % of gap closed (0 = WAP, 100 = BAP, right = better for L2 too):
+    a bar per global fit and LSFT top-K, the kNN score as a diamond, the seed SD as a whisker, bounds that do
+    not bind as dotted lines; a bar far below the WAP clipped with an arrow and its number; "0%", never "-0%"."""
     fig = progress_bar_figure(progress_table(), "Progress: norman")
     axes = [ax for ax in fig.get_axes() if ax.get_title()]
-    assert [ax.get_title().split("\n")[0] for ax in axes] == ["Pearson r", "L2"]
-    assert "idealized baseline (uses test data)" in axes[0].get_title()
-    assert "sampling-noise ceiling" in axes[1].get_title()
-    r_ax = axes[0]
-    assert len(ytick_labels(r_ax)) == 6  # global fit + LSFT 1 % + LSFT 5 % for two baselines (kNN not requested)
-    gap_bars = [p for p in r_ax.patches if p.get_facecolor()[:3] == pytest.approx(matplotlib.colors.to_rgb("#e6e6e6"))]
-    assert all(p.get_x() == pytest.approx(0.2) and p.get_width() == pytest.approx(0.6) for p in gap_bars)
-    texts = [t.get_text() for t in r_ax.texts]
-    assert texts == ["25% of gap closed", "50% of gap closed", "75% of gap closed"] * 2
-    assert axes[1].xaxis_inverted()  # L2: lower is better, right = better
+    titles = [ax.get_title() for ax in axes]
+    assert [t.split("\n")[0] for t in titles] == ["Pearson r (higher is better)", "L2 (lower is better)"]
+    assert "BAP 0.8 (idealized baseline (uses test data))" in titles[0] and "WAP 10 (train mean)" in titles[1]
+    r_ax, l2_ax = axes
+    assert len(ytick_labels(r_ax)) == 6  # global fit + LSFT 1 % + LSFT 5 % for two baselines; kNN on the LSFT rows
+    assert not l2_ax.xaxis_inverted() and r_ax.get_xlim() == l2_ax.get_xlim() == (-100.0, 140.0)
+    bars = sorted(round(p.get_width(), 6) for p in r_ax.patches if p.get_x() == 0 and p.get_height() == pytest.approx(0.62))
+    assert bars == [25.0, 25.0, 50.0, 50.0, 75.0, 75.0]
+    knn = [c.get_offsets()[:, 0] for c in r_ax.collections if c.get_offsets().shape[0] == 6]
+    assert len(knn) == 1 and sorted(np.asarray(knn[0])[np.isfinite(knn[0])]) == [10.0, 10.0]  # on the LSFT 1 % rows
+    l2_texts = [t.get_text() for t in l2_ax.texts]
+    assert "-328%" in l2_texts and "0%" in l2_texts and "-0%" not in l2_texts
+    assert any(a.arrow_patch is not None for a in l2_ax.texts if hasattr(a, "arrow_patch"))
+    assert "noise ceiling" in [t.get_text() for t in r_ax.texts]  # the bound that does not bind on r
+    assert "random emb." in [t.get_text() for t in r_ax.texts]  # the other null method
+    dotted = [line for line in r_ax.get_lines() if line.get_linestyle() == ":"]
+    assert sorted(round(float(line.get_xdata()[0]), 6) for line in dotted) == [-16.666667, 116.666667]
     matplotlib.pyplot.close(fig)
 
 

@@ -186,6 +186,12 @@ def test_pool_over_seeds():
     r = pooled.loc["Pearson r"]
     assert r["Score"] == pytest.approx(0.4) and r["WAP"] == pytest.approx((0.2 + 0.1) / 2)
     assert r["WAP method"] == f"{TRAIN_MEAN} / {RANDOM_PERT}" and r["Seeds"] == 2
-    assert r["% of gap closed"] == pytest.approx(100 * (0.4 - 0.15) / (0.9 - 0.15))
+    # SPEC 7.1: the pooled % of gap closed is the mean of the per-seed values, the numbers its SD is over
+    per_seed = [t.set_index("Metric").loc["Pearson r", "% of gap closed"] for t in (t1, t2)]
+    assert per_seed == pytest.approx([100 * (0.5 - 0.2) / (0.9 - 0.2), 100 * (0.3 - 0.1) / (0.9 - 0.1)])
+    assert r["% of gap closed"] == pytest.approx(np.mean(per_seed))
+    assert r["% of gap closed"] != pytest.approx(100 * (0.4 - 0.15) / (0.9 - 0.15))  # not a ratio of pooled means
+    assert r["% of gap closed SD"] == pytest.approx(np.std(per_seed, ddof=1))
     assert r["Score SD"] == pytest.approx(np.std([0.5, 0.3], ddof=1))
-    assert pooled.loc["L2", "% of gap closed"] == pytest.approx(100 * (10 - 5) / (10 - 2))
+    l2_per_seed = [t.set_index("Metric").loc["L2", "% of gap closed"] for t in (t1, t2)]
+    assert pooled.loc["L2", "% of gap closed"] == pytest.approx(np.mean(l2_per_seed))

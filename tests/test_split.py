@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
-import sys
-import types
-import warnings
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from gears_reference import gears_modules
 
 from lsftbench.data.h5ad import InputDataError
 from lsftbench.data.split import gears_simulation_split, read_split_json, seed_compat_split, split_summary
@@ -28,43 +24,9 @@ SEEDS = [1, 2, 3, 4, 5]
 
 @pytest.fixture(scope="module")
 def gears_data_utils():
-    """The installed ``gears/data_utils.py`` loaded as ``_gears_ref.data_utils``.
-
-    Dependencies the split code never calls are stubbed only for the import: ``torch_geometric``
-    (not installed) and ``dcor`` (slow to import); the stubs are removed from ``sys.modules`` again.
-    """
-    spec = importlib.util.find_spec("gears")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("cell-gears is not installed")
-    pkg = types.ModuleType("_gears_ref")
-    pkg.__path__ = list(spec.submodule_search_locations)
-
-    stubs: dict[str, types.ModuleType] = {"_gears_ref": pkg}
-    if importlib.util.find_spec("torch_geometric") is None:
-        tg, tg_data = types.ModuleType("torch_geometric"), types.ModuleType("torch_geometric.data")
-        tg_data.Data = type("Data", (), {})
-        tg.data = tg_data
-        stubs.update({"torch_geometric": tg, "torch_geometric.data": tg_data})
-    if "dcor" not in sys.modules:
-        dcor = types.ModuleType("dcor")
-        dcor.distance_correlation = lambda *a, **k: NotImplemented
-        stubs["dcor"] = dcor
-
-    saved = {name: sys.modules.get(name) for name in stubs}
-    sys.modules.update(stubs)
-    try:
-        with warnings.catch_warnings():  # data_utils calls warnings.filterwarnings("ignore")
-            module = importlib.import_module("_gears_ref.data_utils")
-    finally:
-        for name, old in saved.items():
-            if name != "_gears_ref":
-                if old is None:
-                    sys.modules.pop(name, None)
-                else:
-                    sys.modules[name] = old
-    yield module
-    for name in [n for n in sys.modules if n == "_gears_ref" or n.startswith("_gears_ref.")]:
-        sys.modules.pop(name)
+    """The installed ``gears/data_utils.py`` (:func:`gears_reference.gears_modules`)."""
+    with gears_modules("data_utils") as modules:
+        yield modules["data_utils"]
 
 
 def _gears_membership(du, conditions: list[str], seed: int, categorical: bool = False) -> dict[str, set[str]]:

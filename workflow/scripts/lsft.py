@@ -12,7 +12,7 @@ settings = LsftSettings(ridge=p.ridge_penalty, center=p.center, refit_embeddings
 shard = score_lsft_shard(
     w.protocol, inp.pseudobulk, inp.split, inp.embedding, inp.shared,  # shared: memory-mapped products of the fit
     top_pct=float(w.pct), chunk=int(w.chunk), n_chunks=int(w.n_chunks), settings=settings, top_genes=p.top_genes,
-    keys=job_keys(w),
+    keys=job_keys(w), exclude_target_gene=p.exclude_target_gene,
 )
 for warning in shard.warnings:
     log.warning("%s", warning)

@@ -9,6 +9,7 @@ inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
 scores = method_scores_from_files(
     inp.pseudobulk, inp.split, split_seed=int(w.seed), dim=p.pca_dim, ridge=p.ridge_penalty,
     random_seed=p.random_seed, top_n=p.top_genes, idealized_pert=p.idealized_pert,
+    exclude_target_gene=p.exclude_target_gene,
 )
 write_parquet(scores, snakemake.output[0])  # noqa: F821
 log.info("mean scores on %s seed %s:\n%s", w.dataset, w.seed, scores.groupby("method")[["pearson_r", "l2"]].mean())

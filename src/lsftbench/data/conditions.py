@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
 
 CTRL = "ctrl"
 
@@ -15,6 +18,7 @@ __all__ = [
     "condition_problem",
     "invalid_conditions",
     "perturbation_targets",
+    "target_positions",
 ]
 
 
@@ -81,3 +85,19 @@ def invalid_conditions(conditions: Iterable[object]) -> dict[object, str]:
 def perturbation_targets(conditions: Iterable[str]) -> list[str]:
     """The distinct perturbed genes of ``conditions`` (singles and doubles), in order of first appearance."""
     return list(dict.fromkeys(gene for condition in conditions for gene in condition_genes(condition)))
+
+
+def target_positions(conditions: Iterable[str], genes: Any) -> np.ndarray:
+    """Row of each condition's target gene(s) among ``genes``: an int array ``len(conditions) × 2``
+    (a single perturbation fills one slot; ``-1`` pads and marks a target that is not among ``genes``).
+
+    ``genes`` is anything with ``get_indexer`` (:class:`lsftbench.labels.Labels`, a pandas index). The
+    metrics leave these rows out of a perturbation's own numbers with ``metrics.exclude_target_gene``.
+    """
+    conditions = list(conditions)
+    out = np.full((len(conditions), 2), -1, dtype=np.int64)
+    for i, condition in enumerate(conditions):
+        parts = condition_genes(condition)[:2]
+        if parts:
+            out[i, : len(parts)] = genes.get_indexer(parts)
+    return out

@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 _SUBBLOCK_NNZ = 1 << 18
 
 
-def pseudobulk(path: str | os.PathLike[str], chunk_size: int = 20_000, *, allow_raw_counts: bool = False) -> ad.AnnData:
+def pseudobulk(
+    path: str | os.PathLike[str], chunk_size: int = 20_000, *, allow_raw_counts: bool = False, variance: bool = True
+) -> ad.AnnData:
     """Mean expression per condition, streamed over row chunks of ``X``.
 
     Parameters
@@ -60,13 +62,20 @@ def pseudobulk(path: str | os.PathLike[str], chunk_size: int = 20_000, *, allow_
     allow_raw_counts
         Average values that look like raw counts (whole numbers only, or above
         :data:`lsftbench.data.h5ad.LOG_MAX`) with a warning instead of stopping with an error.
+    variance
+        Also gather the sums of squares in the same pass (a second scatter-add of the squared values
+        of each chunk) and return the cells' sample variance per condition and
+        gene in ``layers["variance"]`` (ddof 1; NaN for a condition with one cell): what the
+        differential-expression test (SPEC 7.2, :mod:`lsftbench.evaluation.de`) needs, without a
+        second pass over the cells.
 
     Returns
     -------
     AnnData
         conditions × genes; ``X`` the mean log-normalised expression (float64), ``obs["n_cells"]``,
-        ``obs["gene"]`` (target gene of singles, empty otherwise), ``var["ctrl_mean"]``.
-        Conditions are ordered ``ctrl`` first, then by first appearance in ``obs``.
+        ``obs["gene"]`` (target gene of singles, empty otherwise), ``var["ctrl_mean"]``, and with
+        ``variance`` ``layers["variance"]``. Conditions are ordered ``ctrl`` first, then by first
+        appearance in ``obs``.
 
     Raises
     ------
@@ -87,23 +96,43 @@ def pseudobulk(path: str | os.PathLike[str], chunk_size: int = 20_000, *, allow_
     check_matrix_layout(path, n_obs, n_genes)
     n_cond = len(order)
     sums = np.zeros((n_cond, n_genes))
+    squares = np.zeros((n_cond, n_genes)) if variance else None
     counts = np.bincount(codes, minlength=n_cond)
     scan = ValueScan(path, allow_raw_counts=allow_raw_counts)
     try:
         for start, block in row_chunks(path, n_obs, n_genes, chunk_size):
             _check_chunk(block, path, start, scan)
-            _accumulate(sums, codes[start : start + block.shape[0]], block)
+            _accumulate(sums, codes[start : start + block.shape[0]], block, squares)
     except (OSError, RuntimeError) as err:  # h5py read failures of a damaged file
         raise InputDataError(path, f"X cannot be read ({type(err).__name__}: {err}); the file is damaged or truncated") from err
     scan.finish(n_obs, n_genes)
     sums /= counts[:, None]  # in place: the means
+    layers = {} if squares is None else {"variance": _sample_variance(squares, sums, counts)}
     obs = pd.DataFrame(
         {"n_cells": counts, "gene": [single_gene(c) or "" for c in order]},
         index=pd.Index(order, name="condition"),
     )
     var = pd.DataFrame({"ctrl_mean": sums[0].copy()}, index=genes)
     log.info("pseudobulk of %s: %d cells, %d conditions, %d genes", path, n_obs, n_cond, n_genes)
-    return ad.AnnData(X=sums, obs=obs, var=var)
+    return ad.AnnData(X=sums, obs=obs, var=var, layers=layers)
+
+
+def _sample_variance(squares: np.ndarray, means: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``(Σx² − n·x̄²) / (n − 1)`` per condition and gene, in place of the sums of squares (ddof 1).
+
+    Rounding can leave a tiny negative or positive value where every cell holds the same number; a
+    variance below ``(1e-7·|x̄|)²`` (far below what float32 data can vary by) is taken as exactly 0.
+    NaN where a condition has a single cell.
+    """
+    n = counts[:, None].astype(np.float64)
+    for row in range(0, len(squares), 256):  # in blocks: no conditions × genes temporaries
+        s, m, k = squares[row : row + 256], means[row : row + 256], n[row : row + 256]
+        s -= k * m * m
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s /= k - 1
+        s[s <= (1e-7 * m) ** 2] = 0.0
+        s[np.broadcast_to(k <= 1, s.shape)] = np.nan
+    return squares
 
 
 def condition_codes(adata: ad.AnnData) -> tuple[np.ndarray, list[str]]:
@@ -232,12 +261,15 @@ def _check_chunk(
         scan.update(block, float(high), start)
 
 
-def _accumulate(sums: np.ndarray, codes: np.ndarray, block: np.ndarray | sp.csr_matrix) -> None:
-    """``sums[codes[i]] += block[i]`` for every row ``i`` of the chunk."""
+def _accumulate(
+    sums: np.ndarray, codes: np.ndarray, block: np.ndarray | sp.csr_matrix, squares: np.ndarray | None = None
+) -> None:
+    """``sums[codes[i]] += block[i]`` (and ``squares[codes[i]] += block[i]²``) for every row ``i`` of the chunk."""
     if sp.issparse(block):
         indptr, indices, data = block.indptr, block.indices, block.data
         row_nnz = np.diff(indptr)
         flat = sums.reshape(-1)
+        flat_sq = None if squares is None else squares.reshape(-1)
         a = 0
         while a < block.shape[0]:  # sub-blocks of ~_SUBBLOCK_NNZ nonzeros
             b = int(np.searchsorted(indptr, indptr[a] + _SUBBLOCK_NNZ, side="right")) - 1
@@ -247,10 +279,10 @@ def _accumulate(sums: np.ndarray, codes: np.ndarray, block: np.ndarray | sp.csr_
                 rows = np.repeat(codes[a:b].astype(indices.dtype, copy=False), row_nnz[a:b])
                 vals = data[lo:hi].astype(np.float64)
                 cols = indices[lo:hi]
-                if _coo_todense is not None:
-                    _coo_todense(sums.shape[0], sums.shape[1], hi - lo, rows, cols, vals, flat, 0)
-                else:  # pragma: no cover
-                    np.add.at(sums, (rows, cols), vals)
+                _scatter_add(sums, flat, rows, cols, vals)
+                if squares is not None:
+                    np.multiply(vals, vals, out=vals)
+                    _scatter_add(squares, flat_sq, rows, cols, vals)
             a = b
         return
     rows_per_pass = max(1, _SUBBLOCK_NNZ // max(1, block.shape[1]))
@@ -259,9 +291,19 @@ def _accumulate(sums: np.ndarray, codes: np.ndarray, block: np.ndarray | sp.csr_
         perm = np.argsort(part_codes, kind="stable")
         sorted_codes = part_codes[perm]
         starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-        sums[sorted_codes[starts]] += np.add.reduceat(
-            np.asarray(block[a : a + rows_per_pass], dtype=np.float64)[perm], starts, axis=0
-        )
+        values = np.asarray(block[a : a + rows_per_pass], dtype=np.float64)[perm]
+        sums[sorted_codes[starts]] += np.add.reduceat(values, starts, axis=0)
+        if squares is not None:
+            np.multiply(values, values, out=values)
+            squares[sorted_codes[starts]] += np.add.reduceat(values, starts, axis=0)
+
+
+def _scatter_add(target: np.ndarray, flat: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> None:
+    """``target[rows[k], cols[k]] += vals[k]`` for every k, in order (``flat``: ``target`` raveled)."""
+    if _coo_todense is not None:
+        _coo_todense(target.shape[0], target.shape[1], len(vals), rows, cols, vals, flat, 0)
+    else:  # pragma: no cover
+        np.add.at(target, (rows, cols), vals)
 
 
 def ctrl_mean(pb: ad.AnnData) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ import numpy as np
 from ..io import InputDataError, read_json
 from .conditions import CTRL
 
-__all__ = ["SETS", "split_conditions", "gears_simulation_split", "seed_compat_split", "read_split_json", "split_summary"]
+__all__ = ["SETS", "EXPORT_README", "export_split", "split_conditions", "gears_simulation_split", "seed_compat_split", "read_split_json", "split_summary"]
 
 SETS = ("train", "val", "test")
 
@@ -269,3 +270,68 @@ def split_summary(split: dict[str, Sequence[str]]) -> dict[str, int]:
     counts = {name: len(split.get(name, [])) for name in SETS}
     counts["total"] = sum(counts.values())
     return counts
+
+
+#: What :func:`export_split` writes, file by file (also the README of an exported split).
+EXPORT_README = """\
+# Split {seed} of {dataset}, exported for a model's own training code
+
+- `split.json`: {{"train": [...], "val": [...], "test": [...]}}, GEARS condition names (`G+ctrl`, `A+B`; `ctrl` in train).
+- `split.pkl`: the same dict pickled, for GEARS: `pert_data.prepare_split(split="custom", split_dict_path="split.pkl")`.
+- `test_conditions.csv`: the test perturbations (`condition`, `target_gene`): predict these.
+- `genes.csv`: the dataset's genes in its order (`position`, `gene_name` = the symbol predictions are matched by,
+  `var_name` = the h5ad's var index, e.g. an Ensembl id).
+- `control_mean.csv`: the mean log-normalised expression of the control cells per gene (`gene_name`, `control_mean`):
+  a prediction of changes (`quantity: delta`) is relative to it.
+
+Train only on the `train` (and `val`) conditions' cells: the test conditions are what the model is scored on.
+"""
+
+
+def export_split(
+    split: str | os.PathLike[str],
+    pseudobulk: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    outputs: Sequence[str | os.PathLike[str]],
+    *,
+    dataset: str,
+    seed: int,
+) -> list[str]:
+    """Write one (dataset, split seed)'s split and what a model's own training code needs to use it.
+
+    ``outputs`` are the files named ``split.json``, ``split.pkl``, ``test_conditions.csv``, ``genes.csv`` and
+    ``control_mean.csv`` (:data:`EXPORT_README` says what each holds); a ``README.md`` is written beside them.
+    Returns the paths written.
+    """
+    import pickle
+
+    import pandas as pd
+
+    from ..io import atomic_path, write_csv, write_json, write_text
+    from .conditions import single_gene
+    from .h5ad import gene_symbols, open_perturb_data
+    from .mean_expression import read_mean_expression
+
+    parts = read_json(split)
+    pb = read_mean_expression(pseudobulk)
+    adata = open_perturb_data(data)
+    try:
+        symbols, ids = [str(g) for g in gene_symbols(adata, data)], [str(g) for g in adata.var_names]
+    finally:
+        if adata.isbacked:
+            adata.file.close()
+    if symbols != list(pb.var_names):
+        raise InputDataError(pseudobulk, f"its genes differ from those of {data}; rerun the rule pseudobulk")
+    paths = {Path(p).name: Path(p) for p in outputs}
+    write_json({name: list(parts.get(name, [])) for name in SETS}, paths["split.json"])
+    with atomic_path(paths["split.pkl"]) as tmp:
+        tmp.write_bytes(pickle.dumps({name: list(parts.get(name, [])) for name in SETS}, protocol=4))
+    tests = list(parts["test"])
+    write_csv(pd.DataFrame({"condition": tests, "target_gene": [single_gene(c) or "" for c in tests]}),
+              paths["test_conditions.csv"])
+    write_csv(pd.DataFrame({"position": range(len(symbols)), "gene_name": symbols, "var_name": ids}), paths["genes.csv"])
+    ctrl = np.asarray(pb.X, dtype=np.float64)[pb.obs_names.get_loc(CTRL)]
+    write_csv(pd.DataFrame({"gene_name": symbols, "control_mean": ctrl}), paths["control_mean.csv"])
+    readme = paths["split.json"].parent / "README.md"
+    write_text(EXPORT_README.format(dataset=dataset, seed=seed), readme)
+    return [*(str(p) for p in paths.values()), str(readme)]

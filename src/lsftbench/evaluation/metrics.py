@@ -25,12 +25,16 @@ __all__ = [
     "metric_columns",
     "METRICS",
     "rank_metrics",
-    "mode_collapse",
+    "discrimination_scores",
+    "DS_DISTANCES",
+    "spread_ratio",
     "RANK_DISTANCES",
 ]
 
-METRICS = ("pearson_r", "l2", "pearson_delta_top1000", "l2_top1000")
+METRICS = ("pearson_r", "l2", "pearson_delta_top1000", "l2_top1000", "mae")
 RANK_DISTANCES = ("l2", "cosine")
+#: Distances of the discrimination score (cell-eval's ``discrimination_score_{l1,l2,cosine}``).
+DS_DISTANCES = ("l1", "l2", "cosine")
 
 #: Bytes of one perturbations × block distance matrix in :func:`rank_metrics` (blocks over columns).
 _RANK_BLOCK_BYTES = 64 << 20
@@ -120,39 +124,95 @@ def l2_columns(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
     return _by_blocks(_l2_rows, pred, obs)
 
 
+def _exclusion_mask(exclude: np.ndarray | None, rows: slice, n_genes: int) -> np.ndarray | None:
+    """0/1 weights (perturbations of ``rows`` × genes) that drop each perturbation's excluded genes, or ``None``."""
+    if exclude is None:
+        return None
+    ex = exclude[rows]
+    w = np.ones((ex.shape[0], n_genes))
+    for k in range(ex.shape[1]):
+        hit = np.flatnonzero(ex[:, k] >= 0)
+        w[hit, ex[hit, k]] = 0.0
+    return w
+
+
+def _weighted_pearson_rows(pred: np.ndarray, obs: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """:func:`_pearson_rows` over the genes with weight 1 of each row (``w`` is 0/1)."""
+    n = w.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pc = (pred - _row_dots(pred, w)[:, None] / n) * w
+        oc = (obs - _row_dots(obs, w)[:, None] / n) * w
+        denom = np.sqrt(_row_dots(pc, pc) * _row_dots(oc, oc))
+        return np.where(denom > 0, _row_dots(pc, oc) / np.where(denom > 0, denom, 1.0), np.nan)
+
+
+def _exclusion_rows(exclude: np.ndarray | None, n_cols: int) -> np.ndarray | None:
+    """``exclude`` as an int array (columns × k, ``-1`` padding), or ``None`` when nothing is excluded."""
+    if exclude is None:
+        return None
+    ex = np.asarray(exclude, dtype=np.int64).reshape(n_cols, -1)
+    return ex if (ex >= 0).any() else None
+
+
 def metric_columns(
-    pred: np.ndarray, obs: np.ndarray, top_idx: np.ndarray, m: np.ndarray | None = None
+    pred: np.ndarray,
+    obs: np.ndarray,
+    top_idx: np.ndarray,
+    m: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """``pearson_r``, ``l2`` over all genes and over ``top_idx`` genes, one value per column.
+    """``pearson_r``, ``l2`` over all genes and over ``top_idx`` genes, and ``mae``, one value per column.
 
     With ``m`` (the training mean Δ on the same genes) ``centered_pearson_r`` is added
-    (:func:`centered_pearson_columns`). The same numbers as the single-metric functions, in one pass
-    over the inputs.
+    (:func:`centered_pearson_columns`). ``mae`` is the mean absolute difference over genes (cell-eval's
+    ``mae``). ``exclude`` (columns × k gene rows, ``-1`` padding, e.g. from
+    :func:`lsftbench.data.conditions.target_positions`) leaves those genes out of that column's every
+    metric (SPEC 7, ``metrics.exclude_target_gene``). The same numbers as the single-metric functions,
+    in one pass over the inputs.
     """
     n_genes, p = np.shape(pred)
     names = ["pearson_r", "l2", "pearson_delta_top1000", "l2_top1000"] + (["centered_pearson_r"] if m is not None else [])
+    names.append("mae")
     out = {name: np.empty(p) for name in names}
     if m is not None:
         m = _training_mean(m, n_genes)
     top_idx = np.asarray(top_idx)
+    exclude = _exclusion_rows(exclude, p)
     for s, pb, ob in _column_blocks(pred, obs):
-        out["pearson_r"][s] = _pearson_rows(pb, ob)
-        out["l2"][s] = _l2_rows(pb, ob)
-        pt, ot = pb[:, top_idx], ob[:, top_idx]
-        out["pearson_delta_top1000"][s] = _pearson_rows(pt, ot)
-        out["l2_top1000"][s] = _l2_rows(pt, ot)
+        w = _exclusion_mask(exclude, s, n_genes)
+        if w is None:
+            out["pearson_r"][s] = _pearson_rows(pb, ob)
+            out["l2"][s] = _l2_rows(pb, ob)
+            pt, ot = pb[:, top_idx], ob[:, top_idx]
+            out["pearson_delta_top1000"][s] = _pearson_rows(pt, ot)
+            out["l2_top1000"][s] = _l2_rows(pt, ot)
+            if m is not None:
+                out["centered_pearson_r"][s] = _pearson_rows(pb - m, ob - m)
+            out["mae"][s] = np.abs(pb - ob).sum(axis=1) / n_genes
+            continue
+        diff = pb - ob
+        out["pearson_r"][s] = _weighted_pearson_rows(pb, ob, w)
+        out["l2"][s] = np.sqrt(_row_dots(diff * w, diff))
+        wt = w[:, top_idx]
+        out["pearson_delta_top1000"][s] = _weighted_pearson_rows(pb[:, top_idx], ob[:, top_idx], wt)
+        out["l2_top1000"][s] = np.sqrt(_row_dots(diff[:, top_idx] * wt, diff[:, top_idx]))
         if m is not None:
-            out["centered_pearson_r"][s] = _pearson_rows(pb - m, ob - m)
+            out["centered_pearson_r"][s] = _weighted_pearson_rows(pb - m, ob - m, w)
+        out["mae"][s] = _row_dots(np.abs(diff), w) / w.sum(axis=1)
     return out
 
 
 def perturbation_metrics(
-    pred: np.ndarray, obs: np.ndarray, top_idx: np.ndarray, m: np.ndarray | None = None
+    pred: np.ndarray,
+    obs: np.ndarray,
+    top_idx: np.ndarray,
+    m: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """:func:`metric_columns` as a data frame, one row per column."""
     import pandas as pd  # noqa: PLC0415 - see the module docstring
 
-    return pd.DataFrame(metric_columns(pred, obs, top_idx, m))
+    return pd.DataFrame(metric_columns(pred, obs, top_idx, m, exclude))
 
 
 def rank_metrics(
@@ -161,14 +221,16 @@ def rank_metrics(
     distance: Literal["l2", "cosine"] = "l2",
     ties: Literal["le", "mid"] = "le",
     block_columns: int | None = None,
+    exclude: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """PerturBench rank and transposed rank (0 perfect, 0.5 random), SPEC 7.
 
     ``rank_i = 1/(p−1) Σ_{j≠i} 1[d(x̂_j, x_i) ≤ d(x̂_i, x_i)]``: the share of other perturbations'
     predictions at least as close to observation ``i`` as its own prediction. The transposed rank
     swaps the roles (``d(x̂_i, x_j) ≤ d(x̂_i, x_i)``: the share of other observations at least as
-    close to prediction ``i``); a model that predicts (nearly) the same profile for every
-    perturbation has a mean transposed rank of ≈ 0.5 (:func:`mode_collapse`).
+    close to prediction ``i``). A model that predicts (nearly) the same profile for every
+    perturbation has a mean transposed rank of ≈ 0.5, but so does any model on hard data: mode collapse
+    is told by :func:`spread_ratio` instead.
 
     Parameters
     ----------
@@ -183,6 +245,10 @@ def rank_metrics(
     block_columns
         Observations per block (default: a p × block float64 matrix of ~64 MB); memory is
         O(p · block), time O(genes · p²).
+    exclude
+        Gene rows to leave out per perturbation (p × k, ``-1`` padding; ``metrics.exclude_target_gene``):
+        every distance to observation ``i`` (rank) and from prediction ``i`` (transposed rank) is taken
+        without perturbation ``i``'s target gene(s).
 
     Returns
     -------
@@ -202,19 +268,28 @@ def rank_metrics(
 
     if p < 2:
         return pd.DataFrame({"rank": np.full(p, np.nan), "rank_transposed": np.full(p, np.nan)})
-    pred_n, obs_n, own = _rank_inputs(pred, obs, distance)
+    exclude = _exclusion_rows(exclude, p)
+    if exclude is not None:
+        pairs = _Pairs(pred, obs, exclude)
+    pred_n, obs_n, own = _rank_inputs(pred, obs, distance) if exclude is None else (None, None, pairs.own(distance))
     block = block_columns or max(1, _RANK_BLOCK_BYTES // (8 * p))
     below, tied, valid = (np.zeros(p) for _ in range(3))  # per observation i (rank)
     below_t, tied_t, valid_t = (np.zeros(p) for _ in range(3))  # per prediction j (transposed)
     rows = np.arange(p)
     for a in range(0, p, block):
         cols = np.arange(a, min(a + block, p))
-        dist, tol = _distance_block(pred, obs, pred_n, obs_n, cols, distance)  # dist[j, k] = d(x̂_j, x_{cols[k]})
-        dist[cols, np.arange(len(cols))] = np.nan  # j ≠ i
-        ok = np.isfinite(dist)
+        if exclude is None:
+            dist, tol = _distance_block(pred, obs, pred_n, obs_n, cols, distance)  # dist[j, k] = d(x̂_j, x_{cols[k]})
+            dists = (dist, dist)
+        else:  # rank: without observation i's targets (column); transposed: without prediction j's (row)
+            dists, tol = (pairs.block(rows, cols, distance, by) for by in ("col", "row")), pairs.tolerance(rows, cols, distance)
+            dists = tuple(dists)
+        for dist in dists:
+            dist[cols, np.arange(len(cols))] = np.nan  # j ≠ i
         # rank: column k against own[cols[k]]; transposed: row j against own[j]
-        for own_ref, axis, acc in ((own[cols][None, :], 0, (below, tied, valid)),
-                                   (own[:, None], 1, (below_t, tied_t, valid_t))):
+        for dist, own_ref, axis, acc in ((dists[0], own[cols][None, :], 0, (below, tied, valid)),
+                                         (dists[1], own[:, None], 1, (below_t, tied_t, valid_t))):
+            ok = np.isfinite(dist)
             lt = dist < own_ref - tol
             eq = ok & ~lt & (dist <= own_ref + tol)
             idx = cols if axis == 0 else rows
@@ -255,14 +330,152 @@ def _distance_block(
     return dist, np.full((1, 1), _TIE_RTOL)
 
 
-def mode_collapse(mean_rank: float | np.ndarray, margin: float = 0.05) -> bool | np.ndarray:
-    """True where a mean rank lies within ``margin`` of 0.5 (no better than random).
+class _Pairs:
+    """Distances between predictions (columns of ``pred``) and observations (of ``obs``) without the
+    excluded genes of one side's perturbation (``exclude``: p × k gene rows, ``-1`` padding).
 
-    Applied to the mean *transposed* rank this is the mode-collapse check: a model predicting the
-    same profile for every perturbation scores 0.5 whatever its distance to the observations.
-    Applied to the mean rank it flags predictions that do not tell perturbations apart. NaN → False.
+    Blocks are formed from the full products and corrected by the excluded genes' terms, so the work
+    stays one matrix product per block. L2 distances are squared; cosine is ``1 − cos`` (NaN for a zero vector).
     """
-    if margin < 0:
-        raise ValueError(f"margin must be non-negative, got {margin}")
-    flag = np.abs(np.asarray(mean_rank, dtype=np.float64) - 0.5) <= margin
-    return bool(flag) if flag.ndim == 0 else flag
+
+    def __init__(self, pred: np.ndarray, obs: np.ndarray, exclude: np.ndarray | None) -> None:
+        self.pred, self.obs = pred, obs
+        p = pred.shape[1]
+        self.ex = np.full((p, 0), -1, dtype=np.int64) if exclude is None else exclude
+        self.pn2, self.on2 = np.einsum("gi,gi->i", pred, pred), np.einsum("gi,gi->i", obs, obs)
+
+    def _terms(self, rows: np.ndarray, cols: np.ndarray, by: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Σ over the excluded genes of x̂x, x̂², x² for each (row, col) pair: the genes of the column's
+        perturbation (``by="col"``) or the row's (``by="row"``)."""
+        shape = (len(rows), len(cols))
+        cross, p2, o2 = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        for t in range(self.ex.shape[1]):
+            if by == "col":
+                g = self.ex[cols, t]
+                kk = np.flatnonzero(g >= 0)
+                pv = self.pred[g[kk]][:, rows].T  # (rows, kk): x̂ of row j at column k's target
+                ov = self.obs[g[kk], cols[kk]][None, :]
+                cross[:, kk] += pv * ov
+                p2[:, kk] += pv**2
+                o2[:, kk] += ov**2
+            else:
+                g = self.ex[rows, t]
+                jj = np.flatnonzero(g >= 0)
+                pv = self.pred[g[jj], rows[jj]][:, None]
+                ov = self.obs[g[jj]][:, cols]  # (jj, cols): x of column i at row j's target
+                cross[jj] += pv * ov
+                p2[jj] += pv**2
+                o2[jj] += ov**2
+        return cross, p2, o2
+
+    def block(self, rows: np.ndarray, cols: np.ndarray, distance: str, by: str) -> np.ndarray:
+        """``d(x̂_j, x_i)`` for ``j ∈ rows``, ``i ∈ cols`` without the ``by`` side's excluded genes."""
+        if distance == "l1":
+            from scipy.spatial.distance import cdist  # noqa: PLC0415 - the aggregation has SciPy anyway
+
+            dist = cdist(self.pred[:, rows].T, self.obs[:, cols].T, "cityblock")
+            for t in range(self.ex.shape[1]):
+                if by == "col":
+                    g = self.ex[cols, t]
+                    kk = np.flatnonzero(g >= 0)
+                    dist[:, kk] -= np.abs(self.pred[g[kk]][:, rows].T - self.obs[g[kk], cols[kk]][None, :])
+                else:
+                    g = self.ex[rows, t]
+                    jj = np.flatnonzero(g >= 0)
+                    dist[jj] -= np.abs(self.pred[g[jj], rows[jj]][:, None] - self.obs[g[jj]][:, cols])
+            return dist
+        cross = self.pred[:, rows].T @ self.obs[:, cols]
+        d_cross, d_p2, d_o2 = self._terms(rows, cols, by)
+        p2, o2, cross = self.pn2[rows, None] - d_p2, self.on2[None, cols] - d_o2, cross - d_cross
+        if distance == "l2":
+            return p2 + o2 - 2 * cross
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dist = 1.0 - cross / np.sqrt(p2 * o2)
+        dist[~np.isfinite(dist)] = np.nan
+        return dist
+
+    def own(self, distance: str) -> np.ndarray:
+        """``d(x̂_i, x_i)`` without perturbation ``i``'s excluded genes."""
+        x_hat, x = self.pred, self.obs
+        w = np.ones(x.shape[1::-1])  # p × genes
+        for t in range(self.ex.shape[1]):
+            hit = np.flatnonzero(self.ex[:, t] >= 0)
+            w[hit, self.ex[hit, t]] = 0.0
+        if distance == "l1":
+            return np.einsum("ip,pi->p", np.abs(x_hat - x), w)
+        if distance == "l2":
+            diff = x_hat - x
+            return np.einsum("ip,ip,pi->p", diff, diff, w)
+        cross = np.einsum("ip,ip,pi->p", x_hat, x, w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            own = 1.0 - cross / np.sqrt(np.einsum("ip,ip,pi->p", x_hat, x_hat, w) * np.einsum("ip,ip,pi->p", x, x, w))
+        own[~np.isfinite(own)] = np.nan
+        return own
+
+    def tolerance(self, rows: np.ndarray, cols: np.ndarray, distance: str) -> np.ndarray:
+        """Half-width of a tie (relative to the norms the distances come from)."""
+        if distance == "l2":
+            return _TIE_RTOL * (self.pn2[rows, None] + self.on2[None, cols])
+        if distance == "l1":
+            l1 = np.abs(self.pred[:, rows]).sum(axis=0)[:, None] + np.abs(self.obs[:, cols]).sum(axis=0)[None, :]
+            return _TIE_RTOL * l1
+        return np.full((1, 1), _TIE_RTOL)
+
+
+def discrimination_scores(
+    pred: np.ndarray, obs: np.ndarray, exclude: np.ndarray | None = None, distances: tuple[str, ...] = DS_DISTANCES
+) -> dict[str, np.ndarray]:
+    """Discrimination score per perturbation (cell-eval 0.8.2 ``discrimination_score_{l1,l2,cosine}``; SPEC 7).
+
+    ``DS_i = 1 − (1/p) Σ_{j≠i} 1[d(x̂_i, x_j) < d(x̂_i, x_i)]`` over the p test perturbations: 1 when
+    prediction ``i`` is closer to its own observation than to any other, down to ``1/p``. Distances
+    of row ``i`` leave out perturbation ``i``'s genes in ``exclude`` (p × k gene rows, ``-1``
+    padding): cell-eval and the Virtual Cell Challenge leave out the target gene; distances within
+    :data:`_TIE_RTOL` (relative) of the own distance count as not closer. ``l1`` is the sum of absolute
+    differences, ``l2`` Euclidean, ``cosine`` ``1 − cos``. Returns ``ds_<distance>`` arrays (NaN where the
+    own distance is undefined, e.g. a zero vector under cosine, or p < 2).
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    obs = np.asarray(obs, dtype=np.float64)
+    if pred.shape != obs.shape:
+        raise ValueError(f"pred {pred.shape} and obs {obs.shape} differ in shape")
+    p = pred.shape[1]
+    unknown = set(distances) - set(DS_DISTANCES)
+    if unknown:
+        raise ValueError(f"distances must be among {DS_DISTANCES}, got {sorted(unknown)}")
+    if p < 2:
+        return {f"ds_{d}": np.full(p, np.nan) for d in distances}
+    pairs = _Pairs(pred, obs, _exclusion_rows(exclude, p))
+    idx = np.arange(p)
+    out = {}
+    for distance in distances:
+        dist = pairs.block(idx, idx, distance, "row")  # dist[i, j] = d(x̂_i, x_j) without i's genes
+        own = pairs.own(distance)
+        np.fill_diagonal(dist, np.nan)
+        with np.errstate(invalid="ignore"):
+            closer = (dist < own[:, None] - pairs.tolerance(idx, idx, distance)).sum(axis=1)
+        out[f"ds_{distance}"] = np.where(np.isfinite(own), 1.0 - closer / p, np.nan)
+    return out
+
+
+def spread_ratio(pred: np.ndarray, obs: np.ndarray) -> float:
+    """Mode-collapse check (SPEC 7): mean pairwise Euclidean distance of the predictions over that of
+    the observations, over the same perturbations (``mean_{i<j} ‖x̂_i − x̂_j‖ / mean_{i<j} ‖x_i − x_j‖``).
+
+    0 for the same prediction for every perturbation, about 1 for predictions that vary as much as the
+    data. NaN for fewer than two perturbations or observations that do not vary.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    obs = np.asarray(obs, dtype=np.float64)
+    p = pred.shape[1]
+    if p < 2:
+        return float("nan")
+
+    def mean_pairwise(x: np.ndarray) -> float:
+        sq = np.einsum("gi,gi->i", x, x)
+        d2 = sq[:, None] + sq[None, :] - 2 * (x.T @ x)
+        upper = np.triu_indices(p, k=1)
+        return float(np.sqrt(np.clip(d2[upper], 0.0, None)).mean())
+
+    denominator = mean_pairwise(obs)
+    return mean_pairwise(pred) / denominator if denominator > 0 else float("nan")

@@ -1,35 +1,46 @@
-"""The sampling-noise ceiling of the progress bar (SPEC 7, cheater bound (b)).
+"""The sampling-noise ceiling of the progress bar (SPEC 7, cheater bound (b)), from disjoint halves.
 
-For every scored condition ``t`` with cells ``C_t`` and each of ``R`` seeded replicates, ``|C_t|``
-cells are drawn with replacement, ``Δ*_t = mean of the draw − x̄_ctrl`` is scored against the
-observed ``Δ_t`` (the pseudobulk's) with the per-perturbation metrics of :mod:`lsftbench.evaluation.metrics`,
-and the ceiling of ``t`` is the mean over replicates (with its Monte-Carlo standard error).
+What a perfect model (one that predicts each perturbation's true mean change) is expected to score
+against the observed Δ, which is itself a mean of finitely many cells. For every scored condition
+``t`` with ``n_t ≥ 4`` cells and each of ``R`` seeded replicates, the cells are split at random into
+disjoint halves ``H₁`` (``⌊n_t/2⌋`` cells) and ``H₂`` (the rest), ``Δ_h = mean(H_h) − x̄_ctrl``, and:
+
+* correlations (Pearson r, centred r with a split's training mean, top-1000 r): the split-half
+  correlation ``r_half = mean_R r(Δ_H₁, Δ_H₂)``, the Spearman–Brown reliability of the full-size mean
+  ``ρ = 2 r_half / (1 + r_half)``, and the ceiling ``r* = √max(ρ, 0)``: for observation = truth +
+  independent noise a perfect model's expected r is ``√ρ``. (Correlating a bootstrap redraw of the
+  *same* cells with their mean gives r ≥ √½ even for a perturbation with no effect, which is why the
+  halves are disjoint.)
+* L2 (all and top-1000 genes): ``L2* = sqrt(mean_R ‖Δ_H₁ − Δ_H₂‖² · n₁n₂ / n_t²)``, the expected
+  sampling error of the full-size mean (``Var(mean H₁ − mean H₂) = σ²·n_t/(n₁n₂)``, ``Var(mean) = σ²/n_t``);
+* MAE: ``mean_R mean_g |Δ_H₁ − Δ_H₂| · √(n₁n₂) / n_t``.
+
+The ceiling of a dataset is the mean over its test perturbations; perturbations with fewer than 4
+cells get NaN (:data:`MIN_CELLS`) and are counted. The noise of ``x̄_ctrl`` (hundreds to thousands of
+cells) is ignored. Rank metrics and the discrimination score have no noise ceiling.
+
+cell-eval's ``--ceiling`` and the Virtual Cell Challenge 2026 "replicate" score the two halves against
+each other and report ``ρ`` for correlations (replicate-vs-replicate agreement, with the same
+Spearman–Brown step); ours is the level a perfect model reaches against the observed full-size mean,
+``√ρ``. Both are in the output (``<metric>_reliability`` and ``<metric>``).
 
 Streaming. The cells are read once, in row chunks (:func:`lsftbench.data.pseudobulk.row_chunks`):
 
-* the multinomial draw of each condition is decomposed sequentially over fixed blocks of
-  ``block_cells`` cells in file order: given ``m`` draws still to place among the ``n`` cells of
-  ``t`` not yet passed, the ``q`` cells of ``t`` in the block receive ``Binomial(m, q/n)`` of them,
-  spread uniformly over those ``q`` cells. This is exactly ``Multinomial(|C_t|, uniform)``; each
-  block's draws come from its own seeded stream (``SeedSequence(seed, spawn_key=(block,))``) for
-  all replicates at once, so the result does not depend on the read chunk size or on how the
-  replicates are batched (below);
-* the weighted sums ``Σ_c w_rc x_c`` are added into one genes × replicates accumulator per
-  condition, cell by cell in file order (bit-identical sums for any chunking); a condition's
-  accumulator is allocated when its first cell is read, scored after its last one and then reused,
-  so only conditions that are "open" at the same time occupy memory (all of them when the cells of
-  every condition are spread over the whole file, very few when the file is sorted by condition).
+* each condition's random halves are decomposed sequentially over fixed blocks of ``block_cells``
+  cells in file order: given ``m`` places of ``H₁`` still to fill among the ``n`` cells of ``t`` not yet
+  passed, the ``q`` cells of ``t`` in the block receive ``Hypergeometric(q, n − q, m)`` of them, spread
+  uniformly over those ``q`` cells. This is exactly a uniform random half; each block's draws come from
+  its own seeded stream (``SeedSequence(seed, spawn_key=(block,))``) for all replicates at once, so
+  the result does not depend on the read chunk size or on how the replicates are batched (below);
+* the sums of ``H₁`` and of all cells of ``t`` are added into one genes × (replicates + 1)
+  accumulator per condition, cell by cell in file order (bit-identical sums for any chunking); ``H₂``
+  is the total minus ``H₁``. A condition's accumulator is allocated when its first cell is read,
+  scored after its last one and then reused, so only conditions that are "open" at the same time
+  occupy memory.
 
-Memory is ``replicates × open conditions × genes × 8`` bytes plus one chunk, never proportional to
-the number of cells. When that exceeds ``max_bytes`` the replicates are processed in batches, one
-pass over the file per batch (the same result). Measured on a K562-sized synthetic file (35,610
-cells × 5,000 genes, 1,087 perturbations interleaved at random, 2 shared cores): 100 replicates of
-the 272 test perturbations of a split in 10 s (2 passes, 1.5 GB peak RSS with the 1 GiB default);
-all 1,087 perturbations, 20 replicates in 16 s (1 pass, 1.3 GB), 100 replicates in 45 s (5 passes, 1.5 GB).
-
-The centred Pearson r needs the training mean ``m`` of a split, which the cell-level pass cannot
-know: pass each split's ``m`` in ``centers`` (a few genes-long vectors) and the ceiling gains one
-``centered_pearson_r_<name>`` column per entry, computed in the same pass.
+Memory is ``(replicates + 1) × open conditions × genes × 8`` bytes plus one chunk, never proportional
+to the number of cells; above ``max_bytes`` the replicates are processed in batches, one pass over the
+file per batch (the same result).
 """
 
 from __future__ import annotations
@@ -50,38 +61,51 @@ from ..data.h5ad import InputDataError, check_values, gene_symbols, open_perturb
 from ..data.mean_expression import top_expressed
 from ..data.pseudobulk import condition_codes, row_chunks
 from ..io import read_json
-from .metrics import centered_pearson_columns, l2_columns, pearson_columns
+from .metrics import centered_pearson_columns, pearson_columns
 
 if TYPE_CHECKING:
     import anndata as ad
 
     from ..data.mean_expression import MeanExpression
 
-__all__ = ["CeilingReplicates", "ceiling_replicates", "noise_ceiling", "noise_ceiling_from_files", "bootstrap_weights",
-           "BASE_METRICS"]
+__all__ = ["CeilingReplicates", "ceiling_replicates", "noise_ceiling", "noise_ceiling_from_files", "half_split_weights",
+           "BASE_METRICS", "CORRELATIONS", "MIN_CELLS", "spearman_brown"]
 
 log = logging.getLogger(__name__)
 
 #: Metrics of every ceiling (the centred Pearson r is added per entry of ``centers``).
-BASE_METRICS = ("pearson_r", "l2", "pearson_delta_top1000", "l2_top1000")
+BASE_METRICS = ("pearson_r", "l2", "mae", "pearson_delta_top1000", "l2_top1000")
+#: The correlation metrics (Spearman–Brown ceilings); the others are distances.
+CORRELATIONS = ("pearson_r", "pearson_delta_top1000")
+#: Fewest cells of a perturbation for its ceiling (two halves of at least two cells).
+MIN_CELLS = 4
 #: Elements of the replicates × conditions × genes block scored at once.
 _SCORE_BLOCK = 1 << 20
 
 
+def spearman_brown(r_half: np.ndarray | float) -> np.ndarray:
+    """Reliability of a full-size mean from the correlation of two half-size means: ``2r / (1 + r)``."""
+    r = np.asarray(r_half, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 2.0 * r / (1.0 + r)
+
+
 @dataclass
 class CeilingReplicates:
-    """Per-replicate noise-ceiling metrics.
+    """Per-replicate split-half statistics of each condition.
 
     Attributes
     ----------
     conditions
-        Scored conditions (file order of first appearance).
+        Scored conditions.
     n_cells
         Cells of each condition.
     metrics
         Metric names (last axis of ``values``).
     values
-        conditions × replicates × metrics.
+        conditions × replicates × metrics: per replicate, ``r(Δ_H₁, Δ_H₂)`` for a correlation,
+        ``‖Δ_H₁ − Δ_H₂‖²`` for ``l2``/``l2_top1000`` and ``mean_g |Δ_H₁ − Δ_H₂|`` for ``mae``; NaN for
+        conditions with fewer than :data:`MIN_CELLS` cells.
     """
 
     conditions: list[str]
@@ -90,20 +114,31 @@ class CeilingReplicates:
     values: np.ndarray
 
     def frame(self) -> pd.DataFrame:
-        """One row per condition: ``condition, n_cells, replicates``, then each metric's mean over
-        replicates and its Monte-Carlo standard error ``<metric>_se`` (NaN replicates left out)."""
+        """One row per condition: ``condition, n_cells, replicates, too_few_cells``, then per metric the
+        ceiling ``<metric>`` (module docstring) and its split-half ingredient ``<metric>_half`` (mean over
+        replicates); for a correlation also ``<metric>_reliability`` (Spearman–Brown ρ, cell-eval's
+        ``--ceiling``)."""
         out = pd.DataFrame({"condition": self.conditions, "n_cells": self.n_cells})
         out["replicates"] = self.values.shape[1]
+        out["too_few_cells"] = self.n_cells < MIN_CELLS
+        n = self.n_cells.astype(np.float64)
+        n1 = np.floor(n / 2)
+        scale = n1 * (n - n1) / n**2  # variance of the full-size mean over that of the half difference
         finite = np.isfinite(self.values)
         count = finite.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(finite, self.values, 0.0).sum(axis=1) / count
-            dev = np.where(finite, self.values - mean[:, None, :], 0.0)
-            se = np.sqrt((dev**2).sum(axis=1) / (count - 1) / count)
-        se[count < 2] = np.nan
+            half = np.where(finite, self.values, 0.0).sum(axis=1) / count  # NaN for conditions never split
         for k, name in enumerate(self.metrics):
-            out[name] = mean[:, k]
-            out[f"{name}_se"] = se[:, k]
+            h = half[:, k]
+            if name in CORRELATIONS or name.startswith("centered_pearson_r"):
+                rho = spearman_brown(h)
+                out[name] = np.sqrt(np.clip(rho, 0.0, None))
+                out[f"{name}_reliability"] = rho
+            elif name == "mae":
+                out[name] = h * np.sqrt(scale)
+            else:
+                out[name] = np.sqrt(h * scale)
+            out[f"{name}_half"] = h
         return out
 
 
@@ -125,8 +160,7 @@ def noise_ceiling(
     Returns
     -------
     pandas.DataFrame
-        ``condition, n_cells, replicates`` and, per metric, the mean over replicates and
-        ``<metric>_se`` (Monte-Carlo standard error). Metrics: ``pearson_r``, ``l2``,
+        :meth:`CeilingReplicates.frame`. Metrics: ``pearson_r``, ``l2``, ``mae``,
         ``pearson_delta_top1000``, ``l2_top1000`` (the ``top_n`` genes of highest control mean in
         ``pb``) and ``centered_pearson_r_<name>`` for each entry of ``centers``.
     """
@@ -170,17 +204,17 @@ def ceiling_replicates(
     block_cells: int = 4096,
     max_bytes: int = 1 << 30,
 ) -> CeilingReplicates:
-    """Per-replicate metrics of the resampled changes ``Δ*`` against the observed ``Δ``.
+    """Per-replicate split-half statistics (module docstring) of the ``conditions``.
 
     Parameters
     ----------
     path
         The cell-level GEARS h5ad the pseudobulk was computed from.
     pb
-        Its pseudobulk (conditions × genes means, same genes in the same order): supplies ``Δ_t``,
-        ``x̄_ctrl`` and the control-mean gene ranking of the top-``top_n`` metrics.
+        Its pseudobulk (conditions × genes means, same genes in the same order): supplies ``x̄_ctrl``
+        and the control-mean gene ranking of the top-``top_n`` metrics.
     replicates, seed
-        Number of bootstrap replicates and the seed of their draws.
+        Number of random splits into halves and the seed of their draws.
     conditions
         Conditions to score (default: every non-``ctrl`` condition of the file).
     centers
@@ -188,7 +222,7 @@ def ceiling_replicates(
     chunk_size
         Cells read at a time (does not change the result).
     block_cells
-        Cells per block of the sequential multinomial decomposition (part of the random stream:
+        Cells per block of the sequential hypergeometric decomposition (part of the random stream:
         results are reproducible for a given ``seed`` and ``block_cells``).
     max_bytes
         Budget of the accumulators; above it the replicates are split over several passes.
@@ -217,7 +251,6 @@ class _Setup:
     n_cells: np.ndarray
     n_genes: int
     ctrl: np.ndarray  # x̄_ctrl
-    delta: np.ndarray  # targets × genes observed Δ
     top_idx: np.ndarray
     centers: list[np.ndarray]
     metrics: list[str]
@@ -252,8 +285,9 @@ class _Setup:
             raise InputDataError(path, "conditions to score are missing from the pseudobulk")
         x = np.asarray(pb.X, dtype=np.float64)
         ctrl = x[pb_rows[0]]
+        n_cells = np.bincount(codes, minlength=len(order))[pd.Index(order).get_indexer(targets)]
         code_to_target = np.full(len(order), -1, dtype=np.int64)
-        code_to_target[pd.Index(order).get_indexer(targets)] = np.arange(len(targets))
+        code_to_target[pd.Index(order).get_indexer(targets)] = np.where(n_cells >= MIN_CELLS, np.arange(len(targets)), -1)
         names, vectors = [], []
         for name, m in (centers or {}).items():
             m = np.asarray(m, dtype=np.float64).ravel()
@@ -264,10 +298,9 @@ class _Setup:
         return cls(
             targets=targets,
             cell_target=code_to_target[codes],
-            n_cells=np.bincount(codes, minlength=len(order))[pd.Index(order).get_indexer(targets)],
+            n_cells=n_cells,
             n_genes=len(genes),
             ctrl=ctrl,
-            delta=x[pb_rows[1:]] - ctrl,
             top_idx=top_expressed(ctrl, top_n),
             centers=vectors,
             metrics=[*BASE_METRICS, *names],
@@ -294,12 +327,13 @@ class _Plan:
         np.minimum.at(first, cell_target[scored], chunk)
         np.maximum.at(last, cell_target[scored], chunk)
         n_chunks = max(1, math.ceil(len(cell_target) / chunk_size))
-        opened = np.bincount(first, minlength=n_chunks + 1)
-        closed = np.bincount(last + 1, minlength=n_chunks + 1)
+        split = last >= 0  # conditions with cells to split (too few cells: none)
+        opened = np.bincount(first[split], minlength=n_chunks + 1)
+        closed = np.bincount(last[split] + 1, minlength=n_chunks + 1)
         max_open = int(np.cumsum(opened - closed).max(initial=0))
         per_replicate = max(1, max_open) * n_genes * 8
-        batch = int(min(replicates, max(1, max_bytes // per_replicate)))
-        if per_replicate > max_bytes:
+        batch = int(min(replicates, max(1, max_bytes // per_replicate - 1)))  # + 1 column: the condition's total
+        if 2 * per_replicate > max_bytes:
             log.warning("one replicate needs %d bytes > max_bytes %d; using one replicate per pass", per_replicate, max_bytes)
         return cls(first_chunk=first, last_chunk=last, max_open=max_open, batch=batch)
 
@@ -307,15 +341,15 @@ class _Plan:
         return math.ceil(replicates / self.batch)
 
 
-def bootstrap_weights(
+def half_split_weights(
     cell_target: np.ndarray, n_cells: np.ndarray, replicates: int, seed: int, block_cells: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Draw counts of ``Multinomial(n_t, uniform over the cells of t)`` for every replicate, by blocks.
+    """The cells of ``H₁`` (a uniform random ``⌊n_t/2⌋`` of each condition's ``n_t`` cells) for every replicate, by blocks.
 
     Parameters
     ----------
     cell_target
-        Per cell (file order): index of its condition into ``n_cells``, or -1 (not drawn).
+        Per cell (file order): index of its condition into ``n_cells``, or -1 (not split).
     n_cells
         Cells per condition (must match ``cell_target``).
     replicates, seed, block_cells
@@ -324,11 +358,12 @@ def bootstrap_weights(
     Yields
     ------
     (cells, reps, counts)
-        For each block of ``block_cells`` cells in order: the nonzero draw counts, sorted by cell
-        (global index) then replicate.
+        For each block of ``block_cells`` cells in order: the cells (global index) in ``H₁`` of replicate
+        ``reps``, sorted by cell then replicate; ``counts`` are 1.
     """
-    remaining_draws = np.repeat(np.asarray(n_cells, dtype=np.int64)[None, :], replicates, axis=0)
-    remaining_cells = np.asarray(n_cells, dtype=np.int64).copy()
+    n_cells = np.asarray(n_cells, dtype=np.int64)
+    remaining_places = np.repeat((n_cells // 2)[None, :], replicates, axis=0)
+    remaining_cells = n_cells.copy()
     for j, a in enumerate(range(0, len(cell_target), block_cells)):
         target = cell_target[a : a + block_cells]
         local = np.flatnonzero(target >= 0)
@@ -338,19 +373,22 @@ def bootstrap_weights(
         order = local[np.argsort(target[local], kind="stable")]
         present, start, q = np.unique(target[order], return_index=True, return_counts=True)
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(j,))))
-        # draws of each (replicate, condition) landing in this block's q cells
-        k = rng.binomial(remaining_draws[:, present], q / remaining_cells[present])
-        remaining_draws[:, present] -= k
+        # places of H₁ of each (replicate, condition) among this block's q cells
+        k = rng.hypergeometric(np.broadcast_to(q, remaining_places[:, present].shape),
+                               np.broadcast_to(remaining_cells[present] - q, remaining_places[:, present].shape),
+                               remaining_places[:, present])
+        remaining_places[:, present] -= k
         remaining_cells[present] -= q
-        flat_k = k.ravel()  # replicate-major
-        rep = np.repeat(np.repeat(np.arange(replicates), len(present)), flat_k)
-        group = np.repeat(np.tile(np.arange(len(present)), replicates), flat_k)
-        cell = order[start[group] + rng.integers(0, q[group])]  # uniform over the group's cells
-        counts = np.bincount(cell * replicates + rep, minlength=len(target) * replicates)
-        key = np.flatnonzero(counts)
-        yield a + key // replicates, key % replicates, counts[key]
-    if (remaining_draws != 0).any() or (remaining_cells != 0).any():
-        raise ValueError("cell_target and n_cells disagree: not every draw was placed")
+        # the k cells of each group with the smallest uniform keys: a uniform subset of size k
+        group = np.repeat(np.arange(len(present)), q)
+        keys = group[None, :] + rng.random((replicates, len(order)))
+        rank = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable") - start[group][None, :]
+        rep, pos = np.nonzero(rank < k[:, group])
+        cells = a + order[pos]
+        sort = np.lexsort((rep, cells))
+        yield cells[sort], rep[sort], np.ones(len(sort), dtype=np.int64)
+    if (remaining_places != 0).any() or (remaining_cells != 0).any():
+        raise ValueError("cell_target and n_cells disagree: not every place of a half was filled")
 
 
 class _Weights:
@@ -389,23 +427,25 @@ def _stream_pass(
 ) -> None:
     """One pass over the file for replicates ``r0 … r1 − 1``: accumulate, score, store in ``values``."""
     n_rep, n_slots = r1 - r0, max(1, plan.max_open)
-    acc = np.zeros((n_slots, setup.n_genes, n_rep))  # per condition slot: genes × replicates sums
+    acc = np.zeros((n_slots, setup.n_genes, n_rep + 1))  # per condition slot: genes × (H₁ sums per replicate, total)
     slot_of = np.full(len(setup.targets), -1, dtype=np.int64)
     free = list(range(n_slots - 1, -1, -1))
     n_obs = len(setup.cell_target)
-    blocks = bootstrap_weights(setup.cell_target, setup.n_cells, replicates, seed, block_cells)
+    n_split = np.where(setup.n_cells >= MIN_CELLS, setup.n_cells, 0)  # conditions with too few cells are not split
+    blocks = half_split_weights(setup.cell_target, n_split, replicates, seed, block_cells)
     weights = _Weights(blocks, block_cells, n_obs)
     for j, (start, block) in enumerate(row_chunks(path, n_obs, setup.n_genes, chunk_size)):
         _screen(block, path, start)
         for t in np.flatnonzero(plan.first_chunk == j):
             slot_of[t] = free.pop()
-        cells, reps, counts = weights.take(start + block.shape[0])
+        cells, reps, _ = weights.take(start + block.shape[0])
+        scored = np.flatnonzero(setup.cell_target[start : start + block.shape[0]] >= 0)
         keep = (reps >= r0) & (reps < r1)
-        drawn, row = np.unique(cells[keep] - start, return_inverse=True)
-        w = np.zeros((len(drawn), n_rep))
-        w[row, reps[keep] - r0] = counts[keep]
-        slots = slot_of[setup.cell_target[start + drawn]]
-        _accumulate(acc, slots, drawn, w, block if sp.issparse(block) else sp.csr_matrix(block))
+        w = np.zeros((len(scored), n_rep + 1))
+        w[np.searchsorted(scored, cells[keep] - start), reps[keep] - r0] = 1.0
+        w[:, -1] = 1.0
+        slots = slot_of[setup.cell_target[start + scored]]
+        _accumulate(acc, slots, scored, w, block if sp.issparse(block) else sp.csr_matrix(block))
         closing = np.flatnonzero(plan.last_chunk == j)
         if closing.size:
             _score(acc, setup, closing, slot_of[closing], values[:, r0:r1])
@@ -436,21 +476,29 @@ def _accumulate(acc: np.ndarray, slots: np.ndarray, local: np.ndarray, w: np.nda
 
 
 def _score(acc: np.ndarray, setup: _Setup, targets: np.ndarray, slots: np.ndarray, out: np.ndarray) -> None:
-    """Score the closed conditions ``targets`` (slots ``slots`` of ``acc``) into ``out`` and zero their sums."""
-    _, n_genes, n_rep = acc.shape
-    step = max(1, _SCORE_BLOCK // max(1, n_rep * n_genes))
+    """Split-half statistics of the closed conditions ``targets`` (slots ``slots`` of ``acc``) into ``out``;
+    zero their sums."""
+    _, n_genes, width = acc.shape
+    n_rep = width - 1
+    step = max(1, _SCORE_BLOCK // max(1, width * n_genes))
     for a in range(0, len(targets), step):
         t, s = targets[a : a + step], slots[a : a + step]
+        n = setup.n_cells[t].astype(np.float64)[:, None, None]
+        n1 = np.floor(n / 2)
+        half1 = acc[s, :, :n_rep]
+        half2 = acc[s, :, n_rep:] - half1
         # genes × (condition, replicate) columns
-        pred = (acc[s] / setup.n_cells[t][:, None, None] - setup.ctrl[:, None]).transpose(1, 0, 2).reshape(n_genes, -1)
-        obs = np.repeat(setup.delta[t], n_rep, axis=0).T
+        d1 = (half1 / n1 - setup.ctrl[:, None]).transpose(1, 0, 2).reshape(n_genes, -1)
+        d2 = (half2 / (n - n1) - setup.ctrl[:, None]).transpose(1, 0, 2).reshape(n_genes, -1)
         top = setup.top_idx
+        diff = d1 - d2
         cols = [
-            pearson_columns(pred, obs),
-            l2_columns(pred, obs),
-            pearson_columns(pred[top], obs[top]),
-            l2_columns(pred[top], obs[top]),
+            pearson_columns(d1, d2),
+            np.einsum("gi,gi->i", diff, diff),
+            np.abs(diff).mean(axis=0),
+            pearson_columns(d1[top], d2[top]),
+            np.einsum("gi,gi->i", diff[top], diff[top]),
         ]
-        cols += [centered_pearson_columns(pred, obs, m) for m in setup.centers]
+        cols += [centered_pearson_columns(d1, d2, m) for m in setup.centers]
         out[t] = np.stack(cols, axis=-1).reshape(len(t), n_rep, -1)
         acc[s] = 0.0

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from ..data.conditions import CTRL
+from ..data.conditions import CTRL, target_positions
 from ..data.mean_expression import top_expressed
 from ..embeddings.build import Embedding, build_embedding, pert_columns_from_rows, training_pca_gene_scores
 from ..embeddings.pca import pca_scores
@@ -50,6 +50,7 @@ __all__ = [
     "CHEATER_METHODS",
     "METRIC_LABELS",
     "LOWER_IS_BETTER",
+    "PROGRESS_METRICS",
     "PROGRESS_COLUMNS",
     "train_mean_delta",
     "idealized_embedding",
@@ -76,10 +77,16 @@ METRIC_LABELS = {
     "pearson_delta_top1000": "Pearson r (top 1000)",
     "l2_top1000": "L2 (top 1000)",
     "centered_pearson_r": "Centred Pearson r",
+    "mae": "MAE",
 }
-LOWER_IS_BETTER = frozenset({"l2", "l2_top1000"})
+LOWER_IS_BETTER = frozenset({"l2", "l2_top1000", "mae"})
+#: The metrics of the progress-bar table and figure (SPEC 7: r, centred r, L2, MAE).
+PROGRESS_METRICS = ("pearson_r", "centered_pearson_r", "l2", "mae")
 PROGRESS_COLUMNS = [
     "Baseline", "Top %", "Method", "Metric", "Score", "WAP", "WAP method", "BAP", "BAP method", "% of gap closed",
+    # every bound's mean (the figure draws the ones that do not bind too) and the ceiling's perturbations
+    "train mean", "no change", "random perturbation embedding", "idealized baseline (uses test data)",
+    "sampling-noise ceiling", "Ceiling Perturbations",
 ]
 _KEYS = ["Baseline", "Top %", "Method"]
 
@@ -167,6 +174,7 @@ def method_scores(
     random_seed: int = 1,
     top_n: int = 1000,
     idealized_pert: Literal["response", "gene_rows"] = "response",
+    exclude_target_gene: bool = False,
 ) -> pd.DataFrame:
     """Per-perturbation scores of the null and idealized methods on one split's test set.
 
@@ -184,6 +192,8 @@ def method_scores(
         Genes of highest control mean in the top-1000 metrics.
     idealized_pert
         Perturbation embedding of the idealized baseline (:func:`idealized_embedding`).
+    exclude_target_gene
+        Leave each perturbation's target gene(s) out of its metrics (``metrics.exclude_target_gene``).
 
     Returns
     -------
@@ -211,7 +221,8 @@ def method_scores(
     column = {c: i for i, c in enumerate(test)}
     frames = []
     for method, (conds, pred) in predictions.items():
-        rows = perturbation_metrics(pred, obs[:, [column[c] for c in conds]], top_idx, m)
+        exclude = target_positions(conds, Labels(pb.var_names)) if exclude_target_gene else None
+        rows = perturbation_metrics(pred, obs[:, [column[c] for c in conds]], top_idx, m, exclude)
         rows.insert(0, "condition", conds)
         rows.insert(0, "method", method)
         frames.append(rows)
@@ -263,21 +274,26 @@ def progress_bar_table(
     Returns
     -------
     pandas.DataFrame
-        ``PROGRESS_COLUMNS``: one row per (Baseline, Top %, Method, Metric). Method means ignore NaN
-        values; a method whose metric is NaN for every perturbation (``no change`` for Pearson r)
-        does not compete.
+        ``PROGRESS_COLUMNS``: one row per (Baseline, Top %, Method, Metric), with the mean of every null
+        and cheater method (NaN where a method has no value) and ``Ceiling Perturbations``, how many of
+        the test perturbations the noise ceiling is the mean over (those with enough cells). Method means
+        ignore NaN values; a method whose metric is NaN for every perturbation (``no change`` for
+        Pearson r) does not compete.
     """
     bounds = _bounds(method_frame, ceiling, conditions, metrics, ceiling_columns or {})
     rows = []
     for metric in metrics:
         if metric not in baseline_scores.columns:
             raise ValueError(f"baseline_scores has no column {metric!r}")
-        wap, wap_method, bap, bap_method = bounds[metric]
+        wap, wap_method, bap, bap_method, means, n_ceiling = bounds[metric]
         part = baseline_scores[_KEYS].copy()
         part["Metric"] = METRIC_LABELS.get(metric, metric)
         part["Score"] = baseline_scores[metric].to_numpy(dtype=np.float64)
         part["WAP"], part["WAP method"], part["BAP"], part["BAP method"] = wap, wap_method, bap, bap_method
         part["% of gap closed"] = gap_closed(part["Score"].to_numpy(), wap, bap, metric in LOWER_IS_BETTER)
+        for method in (*NULL_METHODS, *CHEATER_METHODS):
+            part[method] = means.get(method, np.nan)
+        part["Ceiling Perturbations"] = n_ceiling
         rows.append(part)
     return pd.concat(rows, ignore_index=True)[PROGRESS_COLUMNS]
 
@@ -296,8 +312,9 @@ def _bounds(
     conditions: Sequence[str] | None,
     metrics: Sequence[str],
     ceiling_columns: dict[str, str],
-) -> dict[str, tuple[float, str, float, str]]:
-    """WAP, its method, BAP and its method per metric, over the common test set."""
+) -> dict[str, tuple[float, str, float, str, dict[str, float], int]]:
+    """WAP, its method, BAP, its method, every method's mean and the ceiling's perturbations per metric,
+    over the common test set."""
     per_method = {name: g.set_index("condition") for name, g in method_frame.groupby("method", sort=False)}
     if ceiling is not None:
         per_method[NOISE_CEILING] = ceiling.set_index("condition")
@@ -307,7 +324,8 @@ def _bounds(
     conditions = list(conditions)
     out = {}
     for metric in metrics:
-        means = {}
+        means: dict[str, float] = {}
+        n_ceiling = 0
         for name, frame in per_method.items():
             column = ceiling_columns.get(metric, metric) if name == NOISE_CEILING else metric
             if column not in frame.columns:
@@ -316,11 +334,13 @@ def _bounds(
             if lacking:
                 raise ValueError(f"{name} has no score for {len(lacking)} common test conditions (e.g. {lacking[:3]})")
             values = frame.loc[conditions, column].to_numpy(dtype=np.float64)
+            if name == NOISE_CEILING:
+                n_ceiling = int(np.isfinite(values).sum())
             if np.isfinite(values).any():
                 means[name] = float(np.nanmean(values))
         lower = metric in LOWER_IS_BETTER
         out[metric] = (*_pick(means, NULL_METHODS, best=True, lower=lower),
-                       *_pick(means, CHEATER_METHODS, best=False, lower=lower))
+                       *_pick(means, CHEATER_METHODS, best=False, lower=lower), means, n_ceiling)
     return out
 
 
@@ -336,22 +356,22 @@ def _pick(means: dict[str, float], methods: Sequence[str], best: bool, lower: bo
 
 
 def pool_progress_bars(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Pool per-seed progress-bar tables: means of Score, WAP and BAP over seeds (SPEC 7.1).
+    """Pool per-seed progress-bar tables (SPEC 7.1): every number is the mean of its per-seed values.
 
-    ``% of gap closed`` is recomputed from the pooled means; ``WAP method``/``BAP method`` list the
-    methods chosen in the seeds (joined by ``" / "`` when they differ). Extra columns: ``Seeds``,
-    ``Score SD`` and ``% of gap closed SD`` (standard deviations of the per-seed values, ddof 1).
+    ``Score``, ``WAP``, ``BAP`` and ``% of gap closed`` are the means over seeds of the per-seed values
+    (so the pooled % of gap closed is the mean of the numbers its SD is over, not a ratio of pooled
+    means); ``WAP method``/``BAP method`` list the methods chosen in the seeds (joined by ``" / "`` when
+    they differ). Extra columns: ``Seeds``, ``Score SD`` and ``% of gap closed SD`` (standard deviations
+    of the per-seed values, ddof 1). A seed whose gap is undefined (BAP not better than WAP) is left out
+    of the gap's mean and SD.
     """
     stacked = pd.concat(list(tables), ignore_index=True)
     keys = [*_KEYS, "Metric"]
     grouped = stacked.groupby(keys, sort=False, dropna=False)
-    pooled = grouped[["Score", "WAP", "BAP"]].mean()
+    numbers = ["Score", "WAP", "BAP", "% of gap closed", *NULL_METHODS, *CHEATER_METHODS, "Ceiling Perturbations"]
+    pooled = grouped[numbers].mean()
     pooled["WAP method"] = grouped["WAP method"].agg(lambda s: " / ".join(dict.fromkeys(s)))
     pooled["BAP method"] = grouped["BAP method"].agg(lambda s: " / ".join(dict.fromkeys(s)))
-    lower = pooled.index.get_level_values("Metric").isin([METRIC_LABELS[m] for m in LOWER_IS_BETTER])
-    pooled["% of gap closed"] = [
-        float(gap_closed(s, w, b, lo)) for s, w, b, lo in zip(pooled["Score"], pooled["WAP"], pooled["BAP"], lower, strict=True)
-    ]
     pooled["Seeds"] = grouped.size()
     pooled["Score SD"] = grouped["Score"].std()
     pooled["% of gap closed SD"] = grouped["% of gap closed"].std()

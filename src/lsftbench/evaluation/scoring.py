@@ -7,7 +7,9 @@ protocol's fit (:mod:`lsftbench.model.protocol`) and compute the per-perturbatio
 for the rank metrics, which compare every test perturbation with all others) in place.
 
 These jobs import neither pandas nor anndata nor SciPy (``tests/test_imports.py``): names are
-:class:`lsftbench.labels.Labels` and tables are written from NumPy columns.
+:class:`lsftbench.labels.Labels` and tables are written from NumPy columns. :func:`score_model` (rule
+``evaluate_model``) does the same for a model of one's own: its predictions are read from its file
+(:mod:`lsftbench.model.external`) and scored exactly as a baseline's global fit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.conditions import CTRL, target_positions
 from ..io import constant_column, write_npz, write_parquet
 from ..model.lsft import LsftResult, shard_tests
 from ..model.problem import Problem
@@ -28,7 +31,7 @@ from ..model.protocol import LsftSettings, Protocol, get_protocol
 from .coverage import unpredictable_reasons
 from .metrics import metric_columns
 
-__all__ = ["ScoredFit", "ScoredShard", "score_global_fit", "score_lsft_shard", "key_columns"]
+__all__ = ["ScoredFit", "ScoredShard", "ScoredModel", "score_global_fit", "score_lsft_shard", "score_model", "key_columns"]
 
 _KEY_TYPES = {"seed": np.int64}
 
@@ -36,6 +39,11 @@ _KEY_TYPES = {"seed": np.int64}
 def key_columns(keys: Mapping[str, Any], n_rows: int) -> dict[str, np.ndarray]:
     """The columns that name a job's rows (dataset, protocol, split seed, baseline or model), in ``keys``' order."""
     return {name: constant_column(n_rows, value, _KEY_TYPES.get(name, str)) for name, value in keys.items()}
+
+
+def _targets(problem: Problem, tests: list[str], exclude: bool) -> np.ndarray | None:
+    """Rows of each test perturbation's target gene(s) among the problem's genes, when they are excluded."""
+    return target_positions(tests, problem.genes) if exclude else None
 
 
 def _mean(values: np.ndarray) -> float:
@@ -91,8 +99,11 @@ def score_global_fit(
     top_genes: int,
     min_predictable_tests: int,
     keys: Mapping[str, Any],
+    exclude_target_gene: bool = False,
 ) -> ScoredFit:
     """Fit one baseline on all training conditions, predict and score its test perturbations.
+
+    With ``exclude_target_gene`` each perturbation's target gene(s) are left out of its metrics (SPEC 7).
 
     Raises
     ------
@@ -110,12 +121,13 @@ def score_global_fit(
         )
     predicted = protocol.global_predictions(problem, ridge)
     observed = problem.y[:, problem.col(problem.test)]
+    exclude = _targets(problem, problem.test, exclude_target_gene)
     n_rows = len(problem.test)
     table = {
         **key_columns(keys, n_rows),
         "condition": np.asarray(problem.test, dtype=str),
         # centred r: m over all training perturbations (SPEC 7); ranks: in the aggregation, over the common test set
-        **metric_columns(predicted, observed, problem.top_idx, problem.train_mean),
+        **metric_columns(predicted, observed, problem.top_idx, problem.train_mean, exclude),
         "n_genes": constant_column(n_rows, len(problem.genes), np.int64),
         "n_test": constant_column(n_rows, n_test, np.int64),
         "n_test_predictable": constant_column(n_rows, len(problem.test), np.int64),
@@ -167,6 +179,7 @@ def score_lsft_shard(
     settings: LsftSettings,
     top_genes: int,
     keys: Mapping[str, Any],
+    exclude_target_gene: bool = False,
 ) -> ScoredShard:
     """LSFT and the kNN reference for chunk ``chunk`` of ``n_chunks`` of the predictable test perturbations.
 
@@ -185,8 +198,9 @@ def score_lsft_shard(
         )
     result = protocol.lsft(problem, top_pct, tests, settings, shared=shared or None)
     observed = problem.y[:, problem.col(tests)]
-    local = metric_columns(result.local, observed, problem.top_idx, problem.train_mean)  # centred r: SPEC 7
-    knn = metric_columns(result.knn, observed, problem.top_idx, problem.train_mean)
+    exclude = _targets(problem, tests, exclude_target_gene)
+    local = metric_columns(result.local, observed, problem.top_idx, problem.train_mean, exclude)  # centred r: SPEC 7
+    knn = metric_columns(result.knn, observed, problem.top_idx, problem.train_mean, exclude)
     n_rows = len(tests)
     table = {
         **key_columns(keys, n_rows),
@@ -203,3 +217,81 @@ def score_lsft_shard(
         table[name] = constant_column(n_rows, value, bool if isinstance(value, bool) else str)
     table["n_genes"] = constant_column(n_rows, len(problem.genes), np.int64)
     return ScoredShard(result, table, list(problem.genes), {**keys, "pct": f"{top_pct:g}"}, warnings)
+
+
+@dataclass
+class ScoredModel:
+    """A model's own predictions for one (dataset, split seed), scored as a global fit is (SPEC 7.3)."""
+
+    table: dict[str, np.ndarray]
+    conditions: list[str]
+    genes: list[str]
+    predicted: np.ndarray
+    observed: np.ndarray
+    missing: list[str]
+    notes: list[str]
+    keys: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, metrics: str | os.PathLike[str], predictions: str | os.PathLike[str]) -> None:
+        """Write the metrics table and the predictions, in the layout of a global fit's."""
+        write_parquet(self.table, metrics)
+        reasons = {c: f"not in the predictions of {self.keys.get('model')}" for c in self.missing}
+        write_npz(
+            predictions,
+            conditions=np.asarray(self.conditions, dtype=str),
+            genes=np.asarray(self.genes, dtype=str),
+            predicted=self.predicted,
+            observed=self.observed,
+            not_predictable=np.asarray(json.dumps(reasons)),
+        )
+
+    def summary(self) -> str:
+        k = self.keys
+        return (f"model {k.get('model')} on {k.get('dataset')} (seed {k.get('seed')}): mean Pearson r "
+                f"{_mean(self.table['pearson_r']):.4f}, mean L2 {_mean(self.table['l2']):.4f} over {len(self.conditions)} "
+                f"test perturbations ({len(self.missing)} not predicted)")
+
+
+def score_model(
+    path: str | os.PathLike[str],
+    pseudobulk: str | os.PathLike[str],
+    split: str | os.PathLike[str],
+    *,
+    quantity: str,
+    top_genes: int,
+    keys: Mapping[str, Any],
+    exclude_target_gene: bool = False,
+) -> ScoredModel:
+    """Read a model's predictions for one (dataset, split seed), check them and score every test perturbation.
+
+    Δ̂ is the prediction minus the control mean (``quantity: expression``) or the prediction itself
+    (``delta``); the metrics are those of a baseline's global fit, over all measured genes (the centred
+    Pearson r centred on the mean Δ of all training perturbations).
+    """
+    from ..data.mean_expression import read_mean_expression, require_conditions, top_expressed
+    from ..io import read_json
+    from ..model.external import read_predictions
+
+    pb = read_mean_expression(pseudobulk)
+    parts = read_json(split)
+    require_conditions(pb, [c for part in parts.values() for c in part], pseudobulk)
+    x = np.asarray(pb.X, dtype=np.float64)
+    ctrl = x[pb.obs_names.get_loc(CTRL)]
+    genes = list(pb.var_names)
+    preds = read_predictions(path, quantity=quantity, genes=genes, ctrl_mean=ctrl, split=parts,
+                             model=str(keys.get("model")), dataset=str(keys.get("dataset")), seed=int(keys.get("seed", 0)))
+    observed = (x[pb.obs_names.get_indexer(preds.conditions)] - ctrl).T
+    train = [c for c in parts["train"] if c != CTRL]
+    train_mean = x[pb.obs_names.get_indexer(train)].mean(axis=0) - ctrl
+    exclude = target_positions(preds.conditions, pb.var_names) if exclude_target_gene else None
+    n_rows, n_test = len(preds.conditions), len(parts["test"])
+    table = {
+        **key_columns(keys, n_rows),
+        "condition": np.asarray(preds.conditions, dtype=str),
+        **metric_columns(preds.delta, observed, top_expressed(ctrl, top_genes), train_mean, exclude),
+        "n_genes": constant_column(n_rows, len(genes), np.int64),
+        "n_test": constant_column(n_rows, n_test, np.int64),
+        "n_test_predictable": constant_column(n_rows, n_rows, np.int64),
+        "quantity": constant_column(n_rows, quantity, str),
+    }
+    return ScoredModel(table, preds.conditions, genes, preds.delta, observed, preds.missing, preds.notes, dict(keys))

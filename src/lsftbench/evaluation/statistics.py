@@ -541,8 +541,12 @@ def common_test_set(df: pd.DataFrame) -> pd.DataFrame:
     """Per seed, the conditions that every (baseline, K) in ``df`` has rows for.
 
     The baselines and K are those of the whole frame, so a baseline with no rows in some seed leaves
-    that seed's common set empty. Returns columns ``seed, condition`` sorted by seed then condition.
+    that seed's common set empty. A frame whose rows carry ``in_common_test_set`` (set where the test
+    set was restricted further, e.g. to the perturbations every model of one's own predicts) keeps
+    only those. Returns columns ``seed, condition`` sorted by seed then condition.
     """
+    if "in_common_test_set" in df.columns:
+        df = df[df["in_common_test_set"].astype(bool)]
     configs = df[["baseline", "top_pct"]].drop_duplicates()
     n_configs = len(configs)
     have = df[["seed", "baseline", "top_pct", "condition"]].drop_duplicates()

@@ -24,6 +24,8 @@ __all__ = [
     "split_seeds",
     "seeded_spec",
     "uses_training_pca",
+    "models_for",
+    "model_file",
 ]
 
 #: The protocols a run can produce; each lives under its own path (``{results}/{dataset}/{protocol}/...``).
@@ -118,11 +120,61 @@ def baselines_for(config: dict[str, Any], dataset: str, protocol: str | None = N
     return [name for name in config["baselines"] if name not in skipped]
 
 
+def models_for(config: dict[str, Any], dataset: str, protocol: str | None = None) -> list[str]:
+    """The models of one's own evaluated on ``dataset`` (none under the ``seed_compat`` protocol, whose split
+    differs from the one the models were given), in config order."""
+    if (protocol or config.get("protocol", "default")) != "default":
+        return []
+    models = config.get("models") or {}
+    return [name for name, spec in models.items() if spec.get("datasets") is None or dataset in spec["datasets"]]
+
+
+def model_file(config: dict[str, Any], model: str, dataset: str, seed: int) -> tuple[str, str]:
+    """The predictions file of ``model`` for one (dataset, split seed) and its quantity (``expression``/``delta``)."""
+    spec = config["models"][model]
+    override = (spec.get("datasets") or {}).get(dataset) or {}
+    template = override.get("path", spec["path"])
+    return template.format(dataset=dataset, seed=seed), override.get("quantity", spec["quantity"])
+
+
+def _check_models(config: dict[str, Any]) -> list[str]:
+    """Problems of ``models:`` the schema cannot see: names, datasets, placeholders of the path templates."""
+    problems = []
+    datasets = benchmarked_datasets(config)
+    seeds = config.get("split", {}).get("seeds", [1])
+    for name, spec in (config.get("models") or {}).items():
+        if name in config["baselines"]:
+            problems.append(f"models.{name}: a baseline has the same name; give the model another one")
+        chosen = list(spec.get("datasets") or datasets)
+        unknown = [d for d in chosen if d not in config["datasets"]]
+        if unknown:
+            problems.append(f"models.{name}.datasets: {unknown} are not configured datasets")
+        for dataset in chosen:
+            override = (spec.get("datasets") or {}).get(dataset) or {}
+            template = override.get("path", spec["path"])
+            where = f"models.{name}" + (".datasets." + dataset if "path" in override else "") + ".path"
+            try:
+                template.format(dataset=dataset, seed=0)
+            except (KeyError, IndexError, ValueError) as err:
+                problems.append(f"{where}: {template!r} is not a path template with {{dataset}} and {{seed}} ({err})")
+                continue
+            if len(seeds) > 1 and "{seed}" not in template:
+                problems.append(f"{where}: {template!r} has no {{seed}} placeholder, but split.seeds has {len(seeds)} "
+                                "seeds: each split needs the predictions of a model trained on its own training set")
+            if len(chosen) > 1 and "{dataset}" not in template and "path" not in override:
+                problems.append(f"{where}: {template!r} has no {{dataset}} placeholder, but the model is evaluated on "
+                                f"{len(chosen)} datasets (add it, or give each dataset its path under datasets:)")
+    return problems
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Raise :class:`ConfigError` for cross-key problems the schema cannot see."""
     problems = []
     if "seed" in config.get("split", {}):
         problems.append("split.seed: replaced by split.seeds, a list of split seeds (e.g. split: {seeds: [1, 2]})")
+    if "mode_collapse_margin" in config.get("metrics", {}):
+        problems.append("metrics.mode_collapse_margin: replaced by metrics.mode_collapse_spread (a spread ratio below "
+                        "it flags mode collapse; default 0.1, SPEC 7)")
     datasets = config["datasets"]
     for name, ds in datasets.items():
         if ds["source"] == "local" and not ds.get("path"):
@@ -158,5 +210,6 @@ def check_config(config: dict[str, Any]) -> None:
                 problems.append(f"baselines.{name}.gene: type go_graph is a perturbation embedding")
         if model == "mean" and spec.get("pert") is None:
             problems.append(f"baselines.{name}: mean_response needs a 'pert' embedding to find LSFT neighbours")
+    problems += _check_models(config)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))

@@ -36,7 +36,7 @@ __all__ = [
 #: Dataset and baseline names: they are wildcard values and path components.
 NAME_PATTERN = r"[A-Za-z0-9_-]+"
 #: Directories directly under the results directory; a dataset of that name would share them.
-RESERVED_DATASET_NAMES = frozenset({"data", "figures", "logs", "resources", "tables"})
+RESERVED_DATASET_NAMES = frozenset({"data", "figures", "logs", "resources", "splits", "tables"})
 #: Configured paths with these values name a generated or downloaded resource, not a file.
 _KEYWORDS = {"path": ("synthetic", "gears"), "checkpoint": ("synthetic",)}
 _MAX_VALUE_CHARS = 120
@@ -185,7 +185,7 @@ def _line_of(node: Any, path: list[Any]) -> int | None:
 
 
 def check_names(config: dict[str, Any]) -> None:
-    """Dataset and baseline names must match :data:`NAME_PATTERN`; dataset names must not be reserved.
+    """Dataset, baseline and model names must match :data:`NAME_PATTERN`; dataset names must not be reserved.
 
     Raises
     ------
@@ -194,7 +194,7 @@ def check_names(config: dict[str, Any]) -> None:
     """
     problems = []
     allowed = f"names may contain only letters, digits, '_' and '-' (pattern {NAME_PATTERN}), because they become parts of output paths"
-    for section in ("datasets", "baselines"):
+    for section in ("datasets", "baselines", "models"):
         for name in config.get(section) or {}:
             if not re.fullmatch(NAME_PATTERN, str(name)):
                 problems.append(f"{section}: the name {str(name)!r} is not allowed: {allowed}")

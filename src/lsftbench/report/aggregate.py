@@ -1,8 +1,10 @@
-"""Reading one (dataset, protocol)'s global fits and LSFT shards back for the tables (SPEC 7, 7.1).
+"""Reading one (dataset, protocol)'s fits and LSFT shards back for the tables (SPEC 7, 7.1, 7.2).
 
-The rank metrics compare each test perturbation with all others, so they are computed here, once
-all shards exist, over the common test set of each split seed (the perturbations every baseline
-can predict) from the predictions the fit and LSFT jobs saved beside their metrics.
+The metrics that compare a test perturbation with the others — the PerturBench ranks, the
+discrimination score, the spread ratio of the mode-collapse check — are computed here, once all
+shards exist, over the common test set of each split seed (the perturbations every method can
+predict), from the predictions the fit and LSFT jobs saved beside their metrics. The DE-gene
+metrics (SPEC 7.2) need the dataset's differential expression and are computed here for every row.
 """
 
 from __future__ import annotations
@@ -16,11 +18,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..evaluation.metrics import mode_collapse, rank_metrics
+from ..data.conditions import target_positions
+from ..evaluation.de import DEResults, de_metrics
+from ..evaluation.metrics import discrimination_scores, rank_metrics, spread_ratio
+from ..evaluation.progress_bar import PROGRESS_METRICS, pool_progress_bars, progress_bar_table
 from ..evaluation.statistics import common_test_set
+from ..labels import Labels
 from .tables import per_perturbation
 
-__all__ = ["DatasetFrames", "dataset_frames", "unpredictable_frame", "add_rank_columns", "add_mode_collapse", "progress_tables"]
+__all__ = [
+    "DatasetFrames",
+    "ComparisonSettings",
+    "dataset_frames",
+    "unpredictable_frame",
+    "add_comparison_columns",
+    "add_model_comparison_columns",
+    "add_spread",
+    "progress_tables",
+]
 
 
 @dataclass
@@ -31,6 +46,18 @@ class DatasetFrames:
     coverage: pd.DataFrame  # per (seed, baseline): n_test, n_test_predictable, n_genes
     unpredictable: pd.DataFrame  # seed, baseline, condition, reason
     common_sizes: dict[int, int]  # common test set size per seed
+    spread: pd.DataFrame  # seed, baseline, top_pct (NaN for the global fit), method, spread over the common test set
+    models: pd.DataFrame  # one row per (seed, model, test perturbation): a model of one's own, scored (SPEC 7.3)
+
+
+@dataclass(frozen=True)
+class ComparisonSettings:
+    """What the comparison metrics depend on: ``metrics.rank_distance``, ``metrics.exclude_target_gene``
+    (ranks; the discrimination score always leaves the target out, as cell-eval does) and ``metrics.de_fdr``."""
+
+    rank_distance: str = "l2"
+    exclude_target_gene: bool = False
+    de_fdr: float = 0.05
 
 
 def _predictions_path(metrics_path: str | os.PathLike[str]) -> str:
@@ -42,12 +69,20 @@ def dataset_frames(
     global_metrics: Sequence[str | os.PathLike[str]],
     global_predictions: Sequence[str | os.PathLike[str]],
     lsft_metrics: Sequence[str | os.PathLike[str]],
-    distance: str = "l2",
+    settings: ComparisonSettings = ComparisonSettings(),
+    de: DEResults | str | os.PathLike[str] | None = None,
+    model_metrics: Sequence[str | os.PathLike[str]] = (),
+    model_predictions: Sequence[str | os.PathLike[str]] = (),
 ) -> DatasetFrames:
-    """Read every seed's global fits and LSFT shards, join them and add the rank metrics.
+    """Read every seed's global fits, LSFT shards and models of one's own; join them and add the comparison
+    and DE metrics.
 
     ``global_predictions`` are the fits' ``.npz`` files in the order of ``global_metrics``; each LSFT
-    shard's predictions are the ``.npz`` beside its ``.parquet``.
+    shard's predictions are the ``.npz`` beside its ``.parquet``; ``model_predictions`` likewise for the
+    models' ``model_metrics``. ``de`` is the dataset's differential expression
+    (:class:`lsftbench.evaluation.de.DEResults` or its file); without it the DE-gene metrics are left out.
+    The common test set of each seed holds the perturbations every baseline and every model predicts
+    (``in_common_test_set``).
     """
     glob = pd.concat(
         [pd.read_parquet(m).assign(_predictions=str(pr)) for m, pr in zip(global_metrics, global_predictions, strict=True)],
@@ -62,17 +97,66 @@ def dataset_frames(
         for (s, b, k), paths in lsft_rows.groupby(["seed", "baseline", "top_pct"])["_predictions"]
     }
     glob, lsft_rows = glob.drop(columns="_predictions"), lsft_rows.drop(columns="_predictions")
+    models, model_paths = None, {}
+    if model_metrics:
+        models = pd.concat([pd.read_parquet(m).assign(_predictions=str(pr))
+                            for m, pr in zip(model_metrics, model_predictions, strict=True)], ignore_index=True)
+        model_paths = {(int(s), m): p for (s, m), p in models.groupby(["seed", "model"])["_predictions"].first().items()}
+        models = models.drop(columns="_predictions")
     df = per_perturbation(lsft_rows, glob)
     common = common_test_set(df)
     common_sets = {int(s): set(g["condition"]) for s, g in common.groupby("seed")}
-    df = add_rank_columns(df, fit_paths, shard_paths, common_sets, distance=distance)
+    if models is not None:  # a model that predicts fewer perturbations shrinks the common test set, as a baseline does
+        for (seed, _), rows in models.groupby(["seed", "model"]):
+            common_sets[int(seed)] = common_sets.get(int(seed), set()) & set(rows["condition"])
+    df["in_common_test_set"] = [c in common_sets.get(int(s), set()) for s, c in zip(df["seed"], df["condition"])]
+    if de is not None and not isinstance(de, DEResults):
+        de = DEResults.load(de)
+    df, spread = add_comparison_columns(df, fit_paths, shard_paths, common_sets, settings, de)
+    model_frame = pd.DataFrame()
+    if models is not None:
+        model_frame, model_spread = add_model_comparison_columns(models, model_paths, common_sets, settings, de)
+        spread = pd.concat([spread, model_spread], ignore_index=True)
     coverage = glob.groupby(["seed", "baseline"], sort=True)[["n_test", "n_test_predictable", "n_genes"]].first().reset_index()
+    unpredictable = unpredictable_frame(fit_paths)
+    if models is not None:
+        model_coverage = models.groupby(["seed", "model"], sort=True)[["n_test", "n_test_predictable", "n_genes"]].first()
+        coverage = pd.concat([coverage, model_coverage.reset_index().rename(columns={"model": "baseline"})],
+                             ignore_index=True)
+        unpredictable = pd.concat([unpredictable, unpredictable_frame(model_paths)], ignore_index=True)
     return DatasetFrames(
         per_perturbation=df,
         coverage=coverage,
-        unpredictable=unpredictable_frame(fit_paths),
+        unpredictable=unpredictable,
         common_sizes={s: len(c) for s, c in sorted(common_sets.items())},
+        spread=spread,
+        models=model_frame,
     )
+
+
+def add_model_comparison_columns(
+    models: pd.DataFrame,
+    model_predictions: Mapping[tuple[int, str], str | os.PathLike[str]],
+    common: Mapping[int, set[str]],
+    settings: ComparisonSettings = ComparisonSettings(),
+    de: DEResults | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The comparison and DE metrics of the models of one's own (as :func:`add_comparison_columns` for a
+    global fit), added to their per-perturbation rows; and their spread ratios (method ``external``)."""
+    parts, spreads = [], []
+    for (seed, model), path in sorted(model_predictions.items()):
+        z = _npz(path)
+        conds = pd.Index(z["conditions"])
+        genes = Labels(z["genes"].tolist(), name="gene")
+        de_here = de.select(list(conds)).restrict(list(genes)) if de is not None else None
+        values, spread = _method_columns(z["predicted"], z["observed"], target_positions(conds, genes),
+                                         _positions(conds, sorted(common.get(int(seed), set()))), settings, de_here)
+        parts.append(pd.DataFrame({"seed": seed, "model": model, "condition": conds, **values}))
+        spreads.append((seed, model, np.nan, "external", spread))
+    out = models.merge(pd.concat(parts, ignore_index=True), on=["seed", "model", "condition"], how="left",
+                       validate="one_to_one")
+    out["in_common_test_set"] = [c in common.get(int(s), set()) for s, c in zip(out["seed"], out["condition"])]
+    return out, pd.DataFrame(spreads, columns=["seed", "baseline", "top_pct", "method", "spread"])
 
 
 def _npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -92,50 +176,119 @@ def unpredictable_frame(fit_paths: Mapping[tuple[int, str], str | os.PathLike[st
     return pd.DataFrame(rows, columns=["seed", "baseline", "condition", "reason"])
 
 
-def add_rank_columns(
+#: Columns the comparison adds per method (``<method>_<column>``), besides the DE metrics.
+COMPARISON_COLUMNS = ("rank", "rank_transposed", "ds_l1", "ds_l2", "ds_cosine")
+
+
+def _method_columns(
+    pred: np.ndarray,
+    observed: np.ndarray,
+    targets: np.ndarray,
+    keep: np.ndarray,
+    settings: ComparisonSettings,
+    de: DEResults | None,
+) -> tuple[dict[str, np.ndarray], float]:
+    """One method's comparison and DE metrics for every column of ``pred`` (NaN outside ``keep`` for
+    the metrics over the common test set) and its spread ratio over ``keep``."""
+    n = pred.shape[1]
+    out = {name: np.full(n, np.nan) for name in COMPARISON_COLUMNS}
+    spread = float("nan")
+    if len(keep) >= 2:
+        p, o = pred[:, keep], observed[:, keep]
+        ranks = rank_metrics(p, o, distance=settings.rank_distance,
+                             exclude=targets[keep] if settings.exclude_target_gene else None)
+        out["rank"][keep], out["rank_transposed"][keep] = ranks["rank"].to_numpy(), ranks["rank_transposed"].to_numpy()
+        for name, values in discrimination_scores(p, o, exclude=targets[keep]).items():
+            out[name][keep] = values
+        spread = spread_ratio(p, o)
+    if de is not None:
+        out.update(de_metrics(pred, observed, de, settings.de_fdr,
+                              exclude=targets if settings.exclude_target_gene else None))
+    return out, spread
+
+
+def _positions(conditions: pd.Index, names: Sequence[str]) -> np.ndarray:
+    """Positions of ``names`` (sorted, as the ranks take them) among ``conditions``; none for fewer than two."""
+    if len(names) < 2:
+        return np.zeros(0, dtype=np.intp)
+    positions = conditions.get_indexer(names)
+    if (positions < 0).any():
+        raise ValueError(f"common test perturbations without predictions: {list(np.asarray(names)[positions < 0][:5])}")
+    return positions
+
+
+def add_comparison_columns(
     df: pd.DataFrame,
     global_predictions: Mapping[tuple[int, str], str | os.PathLike[str]],
     lsft_predictions: Mapping[tuple[int, str, float], Sequence[str | os.PathLike[str]]],
     common: Mapping[int, set[str]],
-    distance: str = "l2",
-) -> pd.DataFrame:
-    """Add ``{local,knn,global}_{rank,rank_transposed}`` computed over each seed's common test set.
+    settings: ComparisonSettings = ComparisonSettings(),
+    de: DEResults | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add ``{local,knn,global}_{rank,rank_transposed,ds_l1,ds_l2,ds_cosine}`` over each seed's common test
+    set and, with ``de``, the DE-gene metrics (:data:`lsftbench.evaluation.de.DE_METRICS`, and ``n_de``).
 
     ``df`` is the per-perturbation frame (one row per seed, baseline, K, condition);
     ``global_predictions[(seed, baseline)]`` the global fit's ``.npz``;
     ``lsft_predictions[(seed, baseline, top_pct)]`` that K's shard ``.npz`` files. Rows outside the
-    common test set get NaN ranks (a rank is only comparable over one test set).
+    common test set get NaN ranks and scores (they are only comparable over one test set); the DE
+    metrics are defined for every row. Also returns the spread ratios (``seed, baseline, top_pct,
+    method, spread``; ``top_pct`` NaN for the global fit).
     """
-    df = df.copy()
-    for col in ("rank", "rank_transposed"):
-        for method in ("local", "knn", "global"):
-            df[f"{method}_{col}"] = np.nan
-    for (seed, baseline, pct), idx in df.groupby(["seed", "baseline", "top_pct"]).groups.items():
-        keep = sorted(common.get(int(seed), set()))
-        if len(keep) < 2:
-            continue
-        glob = _npz(global_predictions[(int(seed), baseline)])
-        gcols = pd.Index(glob["conditions"]).get_indexer(keep)
-        observed = glob["observed"][:, gcols]
-        preds = {"global": glob["predicted"][:, gcols]}
-        shards = [_npz(p) for p in lsft_predictions[(int(seed), baseline, float(pct))]]
-        conds = pd.Index(np.concatenate([s["conditions"] for s in shards]))
-        lcols = conds.get_indexer(keep)
-        for method in ("local", "knn"):
-            preds[method] = np.concatenate([s[method] for s in shards], axis=1)[:, lcols].astype(np.float64)
-        rows = df.loc[idx]
-        where = rows.index[rows["condition"].isin(keep)]
-        order = pd.Index(keep).get_indexer(df.loc[where, "condition"])
-        for method, pred in preds.items():
-            ranks = rank_metrics(pred, observed, distance=distance)
-            df.loc[where, f"{method}_rank"] = ranks["rank"].to_numpy()[order]
-            df.loc[where, f"{method}_rank_transposed"] = ranks["rank_transposed"].to_numpy()[order]
-    return df
+    global_parts, lsft_parts, spreads = [], [], []
+    for (seed, baseline), fit_path in sorted(global_predictions.items()):
+        glob = _npz(fit_path)
+        conds = pd.Index(glob["conditions"])
+        genes = Labels(glob["genes"].tolist(), name="gene")
+        observed = glob["observed"]
+        targets = target_positions(conds, genes)
+        common_names = sorted(common.get(int(seed), set()))
+        de_here = de.select(list(conds)).restrict(list(genes)) if de is not None else None
+        values, spread = _method_columns(glob["predicted"], observed, targets, _positions(conds, common_names),
+                                         settings, de_here)
+        global_parts.append(pd.DataFrame({"seed": seed, "baseline": baseline, "condition": conds,
+                                          **{f"global_{k}": v for k, v in values.items()}}))
+        spreads.append((seed, baseline, np.nan, "global", spread))
+        for (s, b, pct), paths in lsft_predictions.items():
+            if (s, b) != (int(seed), baseline):
+                continue
+            shards = [_npz(path) for path in paths]
+            shard_conds = pd.Index(np.concatenate([sh["conditions"] for sh in shards]))
+            cols = conds.get_indexer(shard_conds)  # LSFT predicts a subset of the global fit's tests (mean_response)
+            if (cols < 0).any():
+                raise ValueError(f"LSFT shards of {baseline}, seed {s}, top {pct:g}% hold test perturbations its global "
+                                 f"fit lacks: {list(shard_conds[cols < 0][:5])}")
+            keep = _positions(shard_conds, common_names)
+            de_shard = de_here.select(list(shard_conds)) if de_here is not None else None
+            for method in ("local", "knn"):
+                pred = np.concatenate([sh[method] for sh in shards], axis=1).astype(np.float64)
+                values, spread = _method_columns(pred, observed[:, cols], targets[cols], keep, settings, de_shard)
+                lsft_parts.append(pd.DataFrame({"seed": seed, "baseline": baseline, "top_pct": float(pct),
+                                                "condition": shard_conds, "_method": method,
+                                                **{f"{method}_{k}": v for k, v in values.items()}}))
+                spreads.append((seed, baseline, float(pct), method, spread))
+    out = df.merge(pd.concat(global_parts, ignore_index=True), on=["seed", "baseline", "condition"], how="left",
+                   validate="many_to_one")
+    for method in ("local", "knn"):
+        parts = [p.drop(columns="_method") for p in lsft_parts if p["_method"].iloc[0] == method] if lsft_parts else []
+        if parts:
+            out = out.merge(pd.concat(parts, ignore_index=True), on=["seed", "baseline", "top_pct", "condition"],
+                            how="left", validate="one_to_one")
+    spread = pd.DataFrame(spreads, columns=["seed", "baseline", "top_pct", "method", "spread"])
+    return out, spread
 
 
-def _baseline_scores(rows: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """Means per Baseline / Top % / Method (LSFT, kNN, global) of one seed's common-set rows."""
+#: ``Top %`` of a model of one's own in the progress-bar table (its predictions have no K).
+EXTERNAL = "external"
+
+
+def _baseline_scores(rows: pd.DataFrame, metrics: Sequence[str], models: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Means per Baseline / Top % / Method (LSFT, kNN, global; a model of one's own: ``external``) of one
+    seed's common-set rows."""
     out = []
+    if models is not None:
+        for model, grp in models.groupby("model", sort=False):
+            out.append({"Baseline": model, "Top %": EXTERNAL, "Method": EXTERNAL, **{m: grp[m].mean() for m in metrics}})
     for (baseline, pct), grp in rows.groupby(["baseline", "top_pct"], sort=True):
         for method, prefix in (("LSFT", "local"), ("kNN", "knn")):
             out.append({"Baseline": baseline, "Top %": f"{pct:g}%", "Method": method,
@@ -147,46 +300,67 @@ def _baseline_scores(rows: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame
 
 
 def progress_tables(
-    df: pd.DataFrame, method_frames: Mapping[int, pd.DataFrame], ceiling: pd.DataFrame, metrics: Sequence[str] = ("pearson_r", "l2")
+    df: pd.DataFrame,
+    method_frames: Mapping[int, pd.DataFrame],
+    ceiling: pd.DataFrame,
+    metrics: Sequence[str] = PROGRESS_METRICS,
+    models: pd.DataFrame | None = None,
 ) -> tuple[dict[int, pd.DataFrame], pd.DataFrame]:
-    """Per-seed progress-bar tables over each seed's common test set, and their pooled version."""
-    from ..evaluation.progress_bar import pool_progress_bars, progress_bar_table
-
+    """Per-seed progress-bar tables over each seed's common test set, and their pooled version; the models of
+    one's own (``models``, their per-perturbation rows) get rows of Method ``external``."""
     common = common_test_set(df)
     per_seed = {}
     for seed, frame in sorted(method_frames.items()):
         keep = common.loc[common["seed"] == seed, "condition"].tolist()
         rows = df[(df["seed"] == seed) & df["condition"].isin(keep)]
+        mine = None if models is None or not len(models) else models[(models["seed"] == seed) & models["condition"].isin(keep)]
         per_seed[seed] = progress_bar_table(
-            _baseline_scores(rows, metrics), frame, ceiling, conditions=keep, metrics=metrics,
+            _baseline_scores(rows, metrics, mine), frame, ceiling, conditions=keep, metrics=metrics,
             ceiling_columns={"centered_pearson_r": f"centered_pearson_r_seed{seed}"},
         )
-    return per_seed, pool_progress_bars(list(per_seed.values()))
+    pooled = pool_progress_bars(list(per_seed.values()))
+    if "synthetic_stand_in" in df.columns:  # every figure and table marks the stand-ins
+        stand_in = df.groupby("baseline")["synthetic_stand_in"].first().fillna("")
+        for table in (*per_seed.values(), pooled):
+            table["Synthetic Stand-in"] = table["Baseline"].map(stand_in).fillna("")
+    return per_seed, pooled
 
 
-#: Method prefixes of the performance table's rank columns.
-_RANK_METHODS = ("Local", "kNN", "Baseline")
+#: Method → its name in the performance table's column labels.
+_SPREAD_METHODS = {"local": "Local", "knn": "kNN", "global": "Baseline"}
 
 
-def add_mode_collapse(table: pd.DataFrame, margin: float) -> pd.DataFrame:
-    """Add ``Mode Collapse``: the methods of each row whose mean rank or mean transposed rank is
-    within ``margin`` of 0.5 (:func:`lsftbench.evaluation.metrics.mode_collapse`), e.g. ``kNN (transposed rank 0.49)``.
+def add_spread(table: pd.DataFrame, spread: pd.DataFrame, seed: int | None, threshold: float) -> pd.DataFrame:
+    """Add ``Local/kNN/Baseline Spread`` (spread ratio over the common test set; pooled: the mean of the
+    per-seed ratios) and ``Mode Collapse``, naming the methods whose spread is below ``threshold``
+    (``metrics.mode_collapse_spread``), e.g. ``Baseline (spread 0.00)``.
 
-    A model that predicts (nearly) the same response for every perturbation scores a transposed rank
-    of about 0.5 however close that response is to the observations (SPEC 7). Empty when no method is
-    flagged; the column is left out when the table has no rank columns.
+    A model that predicts (nearly) the same response for every perturbation has a spread of about 0,
+    whatever its distance to the observations (SPEC 7); ranks near 0.5 alone do not flag.
     """
-    columns = [(m, kind, f"{m} {label}") for m in _RANK_METHODS for kind, label in
-               (("rank", "Rank"), ("transposed rank", "Transposed Rank"))]
-    columns = [c for c in columns if c[2] in table.columns]
-    if not columns:
-        return table
-    flags: list[str] = []
-    for _, row in table.iterrows():
-        hits = [f"{m} ({kind} {row[col]:.2f})" for m, kind, col in columns if mode_collapse(row[col], margin)]
-        flags.append("; ".join(hits))
+    if seed is not None:
+        spread = spread[spread["seed"] == seed]
     out = table.copy()
-    names = tuple(c[2] for c in columns)
-    position = max(i for i, name in enumerate(out.columns) if str(name).startswith(names)) + 1
-    out.insert(position, "Mode Collapse", flags)
+    flags: list[str] = []
+    columns: dict[str, list[float]] = {f"{label} Spread": [] for label in _SPREAD_METHODS.values()}
+    for _, row in out.iterrows():
+        pct = _pct_value(row["Top %"])
+        hits = []
+        for method, label in _SPREAD_METHODS.items():
+            rows = spread[(spread["baseline"] == row["Baseline"]) & (spread["method"] == method)]
+            if method != "global":
+                rows = rows[np.isclose(rows["top_pct"], pct)]
+            value = float(rows["spread"].mean()) if len(rows) else np.nan
+            columns[f"{label} Spread"].append(value)
+            if np.isfinite(value) and value < threshold:
+                hits.append(f"{label} (spread {value:.2f})")
+        flags.append("; ".join(hits))
+    for name, values in columns.items():
+        out[name] = values
+    out["Mode Collapse"] = flags
     return out
+
+
+def _pct_value(top: object) -> float:
+    """``1`` from ``"1%"``."""
+    return float(str(top).rstrip("%"))

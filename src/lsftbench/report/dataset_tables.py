@@ -15,18 +15,30 @@ from typing import Any
 
 import pandas as pd
 
+from ..evaluation.de import DEResults
 from ..evaluation.statistics import StatsSettings
 from ..io import write_csv, write_parquet, write_text
-from .aggregate import DatasetFrames, add_mode_collapse, dataset_frames, progress_tables
+from .aggregate import ComparisonSettings, DatasetFrames, add_spread, dataset_frames, progress_tables
+from .leaderboard import (
+    leaderboard_note,
+    leaderboard_table,
+    method_frame,
+    metric_label,
+    model_comparisons,
+    model_comparisons_note,
+)
 from .tables import (
+    de_metrics_table,
+    de_note,
     fraction_improved_table,
     fraction_note,
     performance_note,
     performance_table,
     progress_note,
     rank_note,
+    render_markdown,
     summary_table,
-    to_markdown,
+    synthetic_note,
 )
 
 __all__ = ["DatasetTableSettings", "write_dataset_tables", "write_table"]
@@ -48,40 +60,64 @@ class DatasetTableSettings:
     stats: StatsSettings
     top_genes: int = 1000
     rank_distance: str = "l2"
-    mode_collapse_margin: float = 0.05
+    mode_collapse_spread: float = 0.1
+    exclude_target_gene: bool = False
+    de_fdr: float = 0.05
     skipped: Mapping[str, str] | None = None
+    primary_metric: str = "pearson_r"
+    synthetic: bool = False
 
     @classmethod
     def from_params(cls, dataset: str, protocol: str, params: Any) -> DatasetTableSettings:
-        """From the rule's ``params`` (``seeds``, ``statistics``, ``top_genes``, ``rank_distance``,
-        ``mode_collapse_margin``, ``skipped``)."""
+        """From the rule's ``params``: ``seeds``, ``statistics``, ``skipped`` and ``metrics`` (the config section)."""
+        m = params.metrics
         return cls(dataset, protocol, list(params.seeds), StatsSettings.from_config(params.statistics),
-                   params.top_genes, params.rank_distance, params.mode_collapse_margin, dict(params.skipped))
+                   m["top_genes"], m["rank_distance"], m["mode_collapse_spread"], m["exclude_target_gene"], m["de_fdr"],
+                   dict(params.skipped), params.primary_metric, bool(params.synthetic))
+
+    @property
+    def comparison(self) -> ComparisonSettings:
+        return ComparisonSettings(self.rank_distance, self.exclude_target_gene, self.de_fdr)
 
 
 def write_table(table: pd.DataFrame, note: str | None, title: str, root: str | os.PathLike[str], name: str,
-                protocol: str) -> None:
-    """One table as CSV (numeric columns) and Markdown (CI cells); a protocol other than the default says so in both."""
-    if protocol != "default":
+                s: DatasetTableSettings) -> None:
+    """One table as CSV (numeric columns) and Markdown (the view a reader wants first, with CI cells).
+
+    A protocol other than the default says so in both; a synthetic dataset says so in the Markdown's note.
+    """
+    if s.protocol != "default":
         table = table.copy()
-        table.insert(0, "Protocol", protocol)
+        table.insert(0, "Protocol", s.protocol)
+    if s.synthetic:
+        note = synthetic_note(s.dataset) + ("\n\n" + note if note else "")
     write_csv(table, f"{root}/{name}.csv")
-    write_text(to_markdown(table, title=title, note=note), f"{root}/{name}.md")
+    text = render_markdown(name, table, title, note, top_genes=s.top_genes, primary=metric_label(s.primary_metric))
+    write_text(text, f"{root}/{name}.md")
 
 
-def _performance_tables(df: pd.DataFrame, root: str, seed: int | None, s: DatasetTableSettings) -> dict[str, pd.DataFrame]:
-    """The performance tables (common and per-baseline test sets) and the fraction improved of one seed or pooled."""
-    context = dict(dataset=s.dataset, protocol=s.protocol, stats=s.stats)
+def _performance_tables(
+    frames: DatasetFrames, root: str, seed: int | None, s: DatasetTableSettings, gears_source: str
+) -> dict[str, pd.DataFrame]:
+    """The performance tables (common and per-baseline test sets), the fraction improved and the DE metrics
+    of one seed or pooled."""
+    df = frames.per_perturbation
+    context = dict(dataset=s.dataset, protocol=s.protocol, stats=s.stats, exclude_target_gene=s.exclude_target_gene)
     tables = {}
     for name, (test_set, suffix) in _PERFORMANCE.items():
         table = performance_table(df, seed=seed, test_set=test_set, stats=s.stats, top_genes=s.top_genes)
-        tables[name] = add_mode_collapse(table, s.mode_collapse_margin)
+        if test_set == "common":  # the spread is over the common test set, as the ranks are
+            table = add_spread(table, frames.spread, seed, s.mode_collapse_spread)
+        tables[name] = table
         note = performance_note(df, seed=seed, test_set=test_set, top_genes=s.top_genes, **context)
-        note += "\n" + rank_note(s.mode_collapse_margin)
-        write_table(tables[name], note, f"Performance by baseline and top %{suffix} ({s.dataset})", root, name, s.protocol)
+        note += "\n" + rank_note(s.mode_collapse_spread)
+        write_table(table, note, f"Performance by baseline and top %{suffix} ({s.dataset})", root, name, s)
     frac = fraction_improved_table(df, seed=seed, stats=s.stats)
     write_table(frac, fraction_note(df, seed=seed, **context), f"Fraction of perturbations improved ({s.dataset})",
-                root, "fraction_improved", s.protocol)
+                root, "fraction_improved", s)
+    de = de_metrics_table(df, seed=seed, stats=s.stats, top_genes=s.top_genes)
+    write_table(de, de_note(df, seed=seed, de_fdr=s.de_fdr, gears_source=gears_source, **context),
+                f"DE genes and discrimination by baseline and top % ({s.dataset})", root, "de_metrics", s)
     return tables
 
 
@@ -91,28 +127,49 @@ def write_dataset_tables(
     """Write every table of one (dataset, protocol) into the folder of ``per_perturbation``.
 
     ``inputs`` are the rule's inputs by name: ``global_metrics``, ``global_predictions``, ``lsft``
-    (shard tables), ``progress_methods`` (one per seed, in ``settings.seeds`` order) and
-    ``noise_ceiling``. Returns what the tables were made from (for the log).
+    (shard tables), ``progress_methods`` (one per seed, in ``settings.seeds`` order), ``noise_ceiling``,
+    ``de`` (the dataset's differential expression) and ``model_metrics`` / ``model_predictions`` (the
+    models of one's own). Returns what the tables were made from (for the log).
     """
     s = settings
-    frames = dataset_frames(inputs["global_metrics"], inputs["global_predictions"], inputs["lsft"],
-                            distance=s.rank_distance)
+    de = DEResults.load(inputs["de"])
+    frames = dataset_frames(inputs["global_metrics"], inputs["global_predictions"], inputs["lsft"], s.comparison, de,
+                            inputs.get("model_metrics", ()), inputs.get("model_predictions", ()))
     df = frames.per_perturbation
     root = str(Path(per_perturbation).parent)
     for seed in s.seeds:
-        _performance_tables(df, f"{root}/seed{seed}", seed, s)
-    pooled = _performance_tables(df, root, None, s)
+        _performance_tables(frames, f"{root}/seed{seed}", seed, s, de.gears_source)
+    pooled = _performance_tables(frames, root, None, s, de.gears_source)
     methods = {seed: pd.read_parquet(path) for seed, path in zip(s.seeds, inputs["progress_methods"], strict=True)}
-    progress, pooled_progress = progress_tables(df, methods, pd.read_parquet(inputs["noise_ceiling"]))
+    progress, pooled_progress = progress_tables(df, methods, pd.read_parquet(inputs["noise_ceiling"]),
+                                                models=frames.models)
     for seed, table in progress.items():
-        write_table(table, progress_note(), f"Progress bar, split seed {seed} ({s.dataset})", f"{root}/seed{seed}",
-                    "progress_bar", s.protocol)
-    write_table(pooled_progress, progress_note(pooled=True), f"Progress bar ({s.dataset})", root, "progress_bar",
-                s.protocol)
+        write_table(table, progress_note(exclude_target_gene=s.exclude_target_gene),
+                    f"Progress bar, split seed {seed} ({s.dataset})", f"{root}/seed{seed}", "progress_bar", s)
+    write_table(pooled_progress, progress_note(pooled=True, exclude_target_gene=s.exclude_target_gene),
+                f"Progress bar ({s.dataset})", root, "progress_bar", s)
     summary = summary_table(
         df, frames.coverage, s.skipped or {}, s.protocol, unpredictable=frames.unpredictable,
         perf=pooled["lsft_performance"], stats=s.stats, top_genes=s.top_genes,
     )
-    write_table(summary, None, f"Summary statistics ({s.dataset})", root, "summary", s.protocol)
+    write_table(summary, None, f"Summary statistics ({s.dataset})", root, "summary", s)
+    _leaderboards(frames, methods, progress, root, s)
     write_parquet(df, per_perturbation)
     return frames
+
+
+def _leaderboards(frames: DatasetFrames, methods: Mapping[int, pd.DataFrame], progress: Mapping[int, pd.DataFrame],
+                  root: str, s: DatasetTableSettings) -> None:
+    """Every method on one table, per seed and pooled; each model against each linear method; the methods' rows."""
+    frame = method_frame(frames.per_perturbation, frames.models, methods)
+    for seed in (*s.seeds, None):
+        table = leaderboard_table(frame, progress, s.primary_metric, s.stats, seed)
+        seeds = list(s.seeds) if seed is None else [seed]
+        where = root if seed is None else f"{root}/seed{seed}"
+        title = f"Leaderboard ({s.dataset})" + ("" if seed is None else f", split seed {seed}")
+        write_table(table, leaderboard_note(s.dataset, s.primary_metric, seeds, seed is None, s.stats.confidence),
+                    title, where, "leaderboard", s)
+    comparisons = model_comparisons(frame, s.stats)
+    write_table(comparisons, model_comparisons_note(s.dataset, s.seeds, s.stats.confidence),
+                f"Models of one's own against the linear methods ({s.dataset})", root, "model_comparisons", s)
+    write_parquet(frame, f"{root}/per_method.parquet")

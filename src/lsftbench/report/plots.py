@@ -40,6 +40,7 @@ __all__ = [
     "local_vs_global_figure",
     "progress_bar_figure",
     "improvement_distribution_figure",
+    "leaderboard_figure",
     "figure_title",
     "save_figure",
 ]
@@ -60,7 +61,7 @@ _METADATA: dict[str, dict[str, str | None]] = {
     "png": {"Software": None},
 }
 
-_COLOURS = {"global": "#7f7f7f", "LSFT": "#1f77b4", "kNN": "#ff7f0e"}
+_COLOURS = {"global": "#7f7f7f", "LSFT": "#1f77b4", "kNN": "#ff7f0e", "external": "#2ca02c"}
 _LEAK_COLOUR = "#b00020"
 
 P = ParamSpec("P")
@@ -96,7 +97,7 @@ def _suptitle(fig: Figure, title: str, protocol: str) -> None:
 def _pct_value(top: object) -> float:
     """Numeric K of a ``Top %`` cell (``"5%"`` → 5.0); ``"global"`` sorts first as −inf."""
     text = str(top).strip()
-    if text == "global":
+    if text in ("global", "external", ""):
         return float("-inf")
     match = re.fullmatch(r"([0-9.eE+-]+)\s*%?", text)
     if match is None:
@@ -306,96 +307,163 @@ def local_vs_global_figure(
 
 # ---------------------------------------------------------------------------------------------- (3) progress bar
 
-_METRIC_ORDER = ("Pearson r", "L2")
+_METRIC_ORDER = ("Pearson r", "Centred Pearson r", "L2", "MAE")
+#: The visible range of the gap axis (% of gap closed); bars beyond it are clipped with an arrow.
+_GAP_LIMITS = (-100.0, 140.0)
+#: Short names of the reference methods drawn on the gap axis.
+_BOUND_NAMES = {
+    "train mean": "train mean",
+    "no change": "no change",
+    "random perturbation embedding": "random emb.",
+    "idealized baseline (uses test data)": "idealized (test data)",
+    "sampling-noise ceiling": "noise ceiling",
+}
 
 
-def _progress_rows(table: pd.DataFrame, metric: str, methods: Sequence[str]) -> pd.DataFrame:
-    """Rows of one metric: per baseline the global fit, then each method by K."""
-    sub = table[(table["Metric"] == metric) & table["Method"].isin(methods)]
-    sub = sub.assign(
-        _k=sub["Top %"].map(_pct_value), _m=sub["Method"].map({m: i for i, m in enumerate(methods)})
-    )
-    return sub.sort_values(["Baseline", "_m", "_k"], kind="stable").drop(columns=["_k", "_m"]).reset_index(drop=True)
+def _gap_label(value: float) -> str:
+    """``"23%"``; ``"0%"`` (never ``"-0%"``) for a score a hair below the WAP; ``"NA"`` for no gap."""
+    if not np.isfinite(value):
+        return "NA"
+    rounded = int(np.round(value))
+    return f"{0 if rounded == 0 else rounded}%"
+
+
+def _progress_rows(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rows of one metric: per baseline the global fit, then LSFT at each K, with that K's kNN score beside it."""
+    sub = table[table["Metric"] == metric]
+    knn = sub[sub["Method"] == "kNN"].set_index(["Baseline", "Top %"])
+    rows = sub[sub["Method"].isin(["external", "global", "LSFT"])].copy()
+    keys = list(zip(rows["Baseline"], rows["Top %"], strict=True))
+    for column, source in (("kNN gap", "% of gap closed"), ("kNN gap SD", "% of gap closed SD")):
+        rows[column] = [knn[source].get(k, np.nan) if source in knn.columns else np.nan for k in keys]
+    rows = rows.assign(_k=rows["Top %"].map(_pct_value), _m=rows["Method"].map({"external": -1, "global": 0, "LSFT": 1}),
+                       _external=rows["Method"] != "external")  # models of one's own first
+    return (rows.sort_values(["_external", "Baseline", "_m", "_k"], kind="stable")
+            .drop(columns=["_k", "_m", "_external"]).reset_index(drop=True))
 
 
 def _progress_label(row: pd.Series) -> str:
     name = _baseline_label(str(row["Baseline"]), _stand_in(row))
-    if row["Method"] == "global":
-        return f"{name} · global fit"
-    return f"{name} · {row['Method']} top {row['Top %']}"
+    if row["Method"] == "external":
+        return f"{name} (external model)"
+    return f"{name} · global fit" if row["Method"] == "global" else f"{name} · LSFT top {row['Top %']}"
 
 
-def _mark_bounds(ax: plt.Axes, wap: np.ndarray, bap: np.ndarray, wap_name: str, bap_name: str) -> None:
-    """Name the WAP and BAP on a top axis when every row of the panel shares them."""
-    if len(wap) == 0 or np.ptp(wap) > 0 or np.ptp(bap) > 0 or not np.isfinite([wap[0], bap[0]]).all():
-        return
-    top = ax.secondary_xaxis("top")
-    top.set_xticks([wap[0], bap[0]], [f"WAP\n({wap_name})", f"BAP\n({bap_name})"], fontsize="x-small")
-    ax.axvline(wap[0], color="#9a9a9a", linewidth=0.6, linestyle="--", zorder=0)
-    ax.axvline(bap[0], color="#9a9a9a", linewidth=0.6, linestyle="--", zorder=0)
+def _bound_positions(rows: pd.DataFrame) -> dict[str, float]:
+    """Each null and cheater method's mean on the gap axis (% of gap closed), where the table has it."""
+    if not len(rows):
+        return {}
+    first = rows.iloc[0]
+    wap, bap = float(first["WAP"]), float(first["BAP"])
+    out = {}
+    for method in _BOUND_NAMES:
+        value = float(first.get(method, np.nan)) if method in rows.columns else np.nan
+        if np.isfinite(value) and np.isfinite(wap) and np.isfinite(bap) and bap != wap:
+            out[method] = 100.0 * (value - wap) / (bap - wap)
+    return out
 
 
-def _progress_panel(ax: plt.Axes, rows: pd.DataFrame, metric: str) -> None:
-    """Bars from WAP to BAP, the filled part from WAP to the score, the score marked and annotated."""
+def _bound_groups(positions: dict[str, float], low: float, high: float, width: float = 8.0) -> list[tuple[list[str], float]]:
+    """Bounds inside ``[low, high]``, those within ``width`` of each other drawn as one line with one label."""
+    groups: list[tuple[list[str], list[float]]] = []
+    for name, x in sorted(((n, x) for n, x in positions.items() if low <= x <= high), key=lambda item: item[1]):
+        if groups and x - groups[-1][1][-1] <= width:
+            groups[-1][0].append(name)
+            groups[-1][1].append(x)
+        else:
+            groups.append(([name], [x]))
+    return [(names, float(np.mean(xs))) for names, xs in groups]
+
+
+def _progress_panel(ax: plt.Axes, rows: pd.DataFrame, metric: str, show_labels: bool) -> None:
+    """One metric on the gap axis: 0 = WAP, 100 = BAP; the bar runs from 0 to the % of gap closed."""
     y = np.arange(len(rows), dtype=float)
-    wap, bap, score = (rows[c].to_numpy(dtype=float) for c in ("WAP", "BAP", "Score"))
+    low, high = _GAP_LIMITS
+    gap = rows["% of gap closed"].to_numpy(dtype=float)
+    sd = rows["% of gap closed SD"].to_numpy(dtype=float) if "% of gap closed SD" in rows.columns else np.full(len(rows), np.nan)
     colours = [_COLOURS.get(m, "#1f77b4") for m in rows["Method"]]
-    ax.barh(y, bap - wap, left=wap, height=0.62, color="#e6e6e6", edgecolor="#9a9a9a", linewidth=0.6, zorder=1)
-    ax.barh(y, score - wap, left=wap, height=0.62, color=colours, alpha=0.55, zorder=2)
-    ax.scatter(score, y, marker="|", s=160, color="black", linewidths=1.6, zorder=3)
-    for yi, gap in zip(y, rows["% of gap closed"].to_numpy(dtype=float)):
-        text = "NA" if not np.isfinite(gap) else f"{gap:.0f}% of gap closed"
-        ax.annotate(text, xy=(1.02, yi), xycoords=("axes fraction", "data"), va="center", fontsize="small")
-    ax.set_yticks(y, [_progress_label(r) for _, r in rows.iterrows()])
+    ax.axvspan(0, 100, color="#f0f0f0", zorder=0)
+    shown = np.clip(np.nan_to_num(gap, nan=0.0), low, high)
+    ax.barh(y, shown, left=0, height=0.62, color=colours, alpha=0.6, zorder=2)
+    ax.errorbar(np.clip(gap, low, high), y, xerr=np.where(np.isfinite(sd), sd, 0.0), fmt="none", ecolor="black",
+                elinewidth=0.7, capsize=2, zorder=3)
+    knn = rows["kNN gap"].to_numpy(dtype=float)
+    ax.scatter(np.clip(knn, low, high), y, marker="D", s=14, color=_COLOURS["kNN"], edgecolor="black", linewidth=0.4,
+               zorder=4)
+    box = dict(boxstyle="square,pad=0.1", facecolor="white", edgecolor="none", alpha=0.8)
+    for yi, value in zip(y, gap):
+        if np.isfinite(value) and (value < low or value > high):  # clipped: an arrow at the edge and the number
+            edge, step = (low, 1) if value < low else (high, -1)
+            ax.annotate("", xy=(edge, yi), xytext=(edge + 14 * step, yi),
+                        arrowprops=dict(arrowstyle="-|>", color="black", lw=0.8), zorder=5)
+            ax.text(edge + 16 * step, yi, _gap_label(value), va="center", ha="left" if step > 0 else "right",
+                    fontsize="x-small", zorder=5, bbox=box)
+        else:
+            ax.text(high - 2, yi, _gap_label(value), va="center", ha="right", fontsize="x-small", color="#333333",
+                    bbox=box, zorder=5)
+    # the bounds: WAP and BAP bind (0 and 100); the other null methods and the other cheater bound are drawn too
+    first = rows.iloc[0] if len(rows) else None
+    binding = set() if first is None else {m for col in ("WAP method", "BAP method") for m in str(first[col]).split(" / ")}
+    for names, x in _bound_groups(_bound_positions(rows), low, high):
+        bind = bool(binding & set(names))
+        ax.axvline(x, color="#555555" if bind else "#999999", linewidth=0.8 if bind else 0.6,
+                   linestyle="-" if bind else ":", zorder=1)
+        ax.text(x, -0.9, ", ".join(_BOUND_NAMES[n] for n in names), rotation=90, ha="center", va="bottom",
+                fontsize="xx-small", color="#333333" if bind else "#777777")
+    ax.set_xlim(low, high)
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    if metric == "L2":
-        ax.invert_xaxis()
-        ax.set_xlabel("mean L2 (lower is better; axis reversed so right = better)")
-    else:
-        ax.set_xlabel(f"mean {metric} (higher is better)")
-    wap_names, bap_names = (", ".join(sorted(set(rows[c].astype(str)))) for c in ("WAP method", "BAP method"))
-    ax.set_title(f"{metric}\nWAP: {wap_names} · BAP: {bap_names}", fontsize="small")
-    _mark_bounds(ax, wap, bap, wap_names, bap_names)
+    ax.set_yticks(y, [_progress_label(r) for _, r in rows.iterrows()])
+    ax.tick_params(axis="y", labelleft=show_labels)
+    if first is not None:
+        wap, bap = float(first["WAP"]), float(first["BAP"])
+        direction = "lower is better" if metric in ("L2", "MAE") else "higher is better"
+        ax.set_title(f"{metric} ({direction})\nWAP {wap:.3g} ({first['WAP method']})\nBAP {bap:.3g} ({first['BAP method']})",
+                     fontsize="x-small", pad=92)
+    ax.set_xlabel("% of gap closed (0 = WAP, 100 = BAP)")
     ax.grid(axis="x", linewidth=0.3, alpha=0.6)
 
 
 @_styled
-def progress_bar_figure(
-    table: pd.DataFrame, title: str, protocol: str = "default", methods: Sequence[str] = ("global", "LSFT")
-) -> Figure:
-    """Progress bars of one dataset: each baseline × K spanning WAP → BAP, one panel per metric.
+def progress_bar_figure(table: pd.DataFrame, title: str, protocol: str = "default") -> Figure:
+    """Progress bars of one dataset: how much of the gap from WAP to BAP each method closes, one panel per metric.
 
     Parameters
     ----------
     table
         Progress-bar table (contract of :mod:`lsftbench.evaluation.progress_bar`): ``Baseline``, ``Top %``, ``Method``,
-        ``Metric``, ``Score``, ``WAP``, ``WAP method``, ``BAP``, ``BAP method``, ``% of gap closed``.
+        ``Metric``, ``Score``, ``WAP``, ``WAP method``, ``BAP``, ``BAP method``, ``% of gap closed`` and the
+        means of the null and cheater methods; pooled tables add ``% of gap closed SD``.
     title
         First line of the figure title.
     protocol
         Protocol of the table (``"seed_compat"`` is labelled as leaking).
-    methods
-        Methods drawn, in this order within a baseline (``"global"``, ``"LSFT"``, ``"kNN"``).
 
     Returns
     -------
     Figure
-        The grey bar is the WAP → BAP gap; the coloured part runs from the WAP to the score (black tick),
-        annotated with the percentage of the gap closed. The BAP is named after its ``BAP method``
-        (``idealized baseline (uses test data)`` or ``sampling-noise ceiling``).
+        Every panel shares one axis, the % of the gap closed (0 = WAP, 100 = BAP; right is better for
+        every metric, L2 and MAE included). A bar per baseline's global fit and per LSFT top-K, the kNN
+        mean of the same neighbours as a diamond on the LSFT row, the SD across split seeds as a whisker;
+        the bounds that do not bind (other null methods, the other cheater bound) as dotted lines.
+        Bars beyond the axis are clipped with an arrow and their number.
     """
     metrics = [m for m in _METRIC_ORDER if m in set(table["Metric"])]
     if not metrics:
         raise ValueError(f"progress table has no rows for the metrics {_METRIC_ORDER}")
-    panels = [_progress_rows(table, m, list(methods)) for m in metrics]
+    panels = [_progress_rows(table, m) for m in metrics]
     n_rows = max(len(p) for p in panels)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6.2 * len(metrics) + 1.5, 0.34 * n_rows + 2.6), squeeze=False)
-    for ax, rows, metric in zip(axes[0], panels, metrics):
-        _progress_panel(ax, rows, metric)
-    handles: list[Patch | Line2D] = [Patch(facecolor="#e6e6e6", edgecolor="#9a9a9a", label="gap: WAP (worst acceptable) → BAP (best achievable)")]
-    handles += [Patch(facecolor=_COLOURS[m], alpha=0.55, label=f"{'global fit' if m == 'global' else m}: WAP → score") for m in methods if m in _COLOURS]
-    handles.append(Line2D([], [], color="black", marker="|", linestyle="", markersize=10, label="score"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize="small", frameon=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics) + 3.4, 0.3 * n_rows + 3.2), squeeze=False)
+    for k, (ax, rows, metric) in enumerate(zip(axes[0], panels, metrics, strict=True)):
+        _progress_panel(ax, rows, metric, show_labels=k == 0)
+    handles: list[Patch | Line2D] = [
+        Patch(facecolor="#f0f0f0", label="the gap: WAP (best null method) → BAP (tighter cheater bound)"),
+        Patch(facecolor=_COLOURS["global"], alpha=0.6, label="global fit"),
+        Patch(facecolor=_COLOURS["LSFT"], alpha=0.6, label="LSFT"),
+        Line2D([], [], marker="D", color=_COLOURS["kNN"], markeredgecolor="black", linestyle="", label="kNN (same neighbours)"),
+        Line2D([], [], color="black", marker="|", linestyle="", markersize=8, label="± SD across split seeds"),
+        Line2D([], [], color="#999999", linestyle=":", label="a bound that does not bind"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize="small", frameon=False)
     _suptitle(fig, title, protocol)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
@@ -440,6 +508,76 @@ def improvement_distribution_figure(df: pd.DataFrame, title: str, protocol: str 
     return fig
 
 
+# ---------------------------------------------------------------------------------------------- (5) leaderboard
+
+_KIND_STYLE = {
+    "external model": ("#2ca02c", "*", 90),
+    "global fit": ("#7f7f7f", "o", 28),
+    "LSFT": ("#1f77b4", "o", 28),
+    "kNN": ("#ff7f0e", "D", 22),
+    "null method": ("black", "x", 30),
+    "uses test data": (_LEAK_COLOUR, "^", 34),
+}
+
+
+def _bound_band(ax: plt.Axes, values: Sequence[float], colour: str, label: str) -> None:
+    """A vertical band over the per-seed values of a bound (a line for one seed)."""
+    values = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    if not values.size:
+        return
+    low, high = values.min(), values.max()
+    if high > low:
+        ax.axvspan(low, high, color=colour, alpha=0.18, zorder=0, label=label)
+    else:
+        ax.axvline(low, color=colour, alpha=0.6, linewidth=2, zorder=0, label=label)
+
+
+@_styled
+def leaderboard_figure(
+    table: pd.DataFrame, progress: Sequence[pd.DataFrame], metric: str, title: str, protocol: str = "default",
+    confidence: float = 0.95,
+) -> Figure:
+    """Every method of a leaderboard (:func:`lsftbench.report.leaderboard.leaderboard_table`) as a dot with its
+    interval, in the leaderboard's order; the WAP and BAP of the progress bar as bands over their per-seed values.
+
+    ``metric`` is the leaderboard's column label (e.g. ``"Pearson r"``); ``progress`` the per-seed progress-bar
+    tables (their WAP and BAP rows of that metric).
+    """
+    rows = table.dropna(subset=[metric]).reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8.5, 0.24 * len(rows) + 2.4))
+    y = np.arange(len(rows), dtype=float)
+    waps = [float(t.loc[t["Metric"] == metric, "WAP"].iloc[0]) for t in progress if (t["Metric"] == metric).any()]
+    baps = [float(t.loc[t["Metric"] == metric, "BAP"].iloc[0]) for t in progress if (t["Metric"] == metric).any()]
+    _bound_band(ax, waps, "#d62728", "WAP (best null method), range over seeds")
+    _bound_band(ax, baps, "#2ca02c", "BAP (tighter cheater bound), range over seeds")
+    for kind, (colour, marker, size) in _KIND_STYLE.items():
+        sel = (rows["Kind"] == kind).to_numpy()
+        if not sel.any():
+            continue
+        est = rows.loc[sel, metric].to_numpy(dtype=float)
+        low = rows.loc[sel, f"{metric} CI low"].to_numpy(dtype=float) if f"{metric} CI low" in rows else est
+        high = rows.loc[sel, f"{metric} CI high"].to_numpy(dtype=float) if f"{metric} CI high" in rows else est
+        ax.errorbar(est, y[sel], xerr=[np.nan_to_num(est - low), np.nan_to_num(high - est)], fmt="none", ecolor=colour,
+                    elinewidth=0.8, alpha=0.8, zorder=2)
+        ax.scatter(est, y[sel], marker=marker, s=size, color=colour, zorder=3, label=kind)
+    labels = []
+    for _, r in rows.iterrows():
+        note = " (external: not audited for leakage)" if r["Kind"] == "external model" else (
+            " (uses test data)" if r["Kind"] == "uses test data" and "uses test data" not in str(r["Method"]) else "")
+        labels.append(f"{int(r['Position'])}. {r['Method']}{note}")
+    ax.set_yticks(y, labels, fontsize="x-small")
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    lower = metric in ("L2", "MAE", "L2 (top 1000)")
+    ax.set_xlabel(f"mean {metric} over the common test set with {_level(confidence)} CI "
+                  f"({'lower' if lower else 'higher'} is better)")
+    ax.grid(axis="x", linewidth=0.3, alpha=0.6)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.8 / max(len(rows), 1) - 0.04), ncol=3, fontsize="x-small",
+              frameon=False)
+    _suptitle(fig, title, protocol)
+    fig.tight_layout()
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------- saving
 
 
@@ -469,13 +607,24 @@ def write_dataset_figures(
     dataset: str,
     protocol: str,
     confidence: float = 0.95,
+    leaderboard: str | os.PathLike[str] | None = None,
+    seed_progress: Sequence[str | os.PathLike[str]] = (),
+    primary_metric: str = "Pearson r",
+    seeds: Sequence[int] = (),
 ) -> None:
     """The figures of one (dataset, protocol) (rule ``figures``), each to the ``outputs`` named after it.
 
-    ``performance`` and ``progress`` are the pooled ``lsft_performance.csv`` and ``progress_bar.csv``,
-    ``per_perturbation`` the dataset's ``per_perturbation.parquet``.
+    ``performance``, ``progress`` and ``leaderboard`` are the pooled ``lsft_performance.csv``,
+    ``progress_bar.csv`` and ``leaderboard.csv``, ``per_perturbation`` the dataset's
+    ``per_perturbation.parquet``, ``seed_progress`` each seed's ``progress_bar.csv`` (the bounds' spread).
     """
+    seeds_text = f" (split seeds {', '.join(map(str, seeds))} pooled)" if len(seeds) > 1 else (
+        f" (split seed {seeds[0]})" if seeds else "")
     figures = {
+        "leaderboard": lambda: leaderboard_figure(
+            pd.read_csv(leaderboard), [pd.read_csv(path) for path in seed_progress], primary_metric,
+            f"Leaderboard: {dataset}{seeds_text}", protocol=protocol, confidence=confidence,
+        ),
         "local_vs_global": lambda: local_vs_global_figure(
             pd.read_csv(performance), f"LSFT vs global fit: {dataset} (split seeds pooled)", protocol=protocol,
             confidence=confidence,
@@ -488,7 +637,9 @@ def write_dataset_figures(
         ),
     }
     for name, make in figures.items():
-        save_figure(make(), [o for o in outputs if Path(o).stem == name])
+        paths = [o for o in outputs if Path(o).stem == name]
+        if paths:
+            save_figure(make(), paths)
 
 
 def write_forest_figure(

@@ -16,7 +16,7 @@ the same test set: the perturbations every baseline can predict (per split seed)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,10 +46,17 @@ __all__ = [
     "progress_note",
     "fraction_improved_table",
     "fraction_note",
+    "de_metrics_table",
+    "de_note",
+    "target_gene_note",
     "summary_table",
     "combined_table",
     "combined_note",
     "to_markdown",
+    "performance_markdown",
+    "render_markdown",
+    "synthetic_note",
+    "GLOBAL_HEADER",
 ]
 
 
@@ -69,6 +76,7 @@ class Family:
     higher_is_better: bool
     tests: bool = False
     top_genes: bool = False
+    table: str = "performance"  # "performance" (lsft_performance) or "de" (de_metrics)
 
     def label(self, top_genes: int) -> tuple[str, str]:
         """(value name, short key) with the top-gene count filled in."""
@@ -83,8 +91,21 @@ FAMILIES: tuple[Family, ...] = (
     Family("pearson_delta_top1000", "Pearson r (top {n})", "r, top {n}", "r_top1000", True, top_genes=True),
     Family("l2_top1000", "L2 (top {n})", "L2, top {n}", "l2_top1000", False, top_genes=True),
     Family("centered_pearson_r", "Centred r", "centred r", "centered_r", True),
+    Family("mae", "MAE", "MAE", "mae", False),
+    Family("ds_l1", "Discrimination (L1)", "DS L1", "ds_l1", True),
     Family("rank", "Rank", "rank", "rank", False),
     Family("rank_transposed", "Transposed Rank", "transposed rank", "rank_transposed", False),
+    # the de_metrics table: the other discrimination scores and the DE-gene metrics (SPEC 7, 7.2)
+    Family("ds_l2", "Discrimination (L2)", "DS L2", "ds_l2", True, table="de"),
+    Family("ds_cosine", "Discrimination (cosine)", "DS cosine", "ds_cosine", True, table="de"),
+    Family("de_overlap", "DE overlap", "DE overlap", "de_overlap", True, table="de"),
+    Family("de_top20", "DE top 20", "DE top 20", "de_top20", True, table="de"),
+    Family("de_top50", "DE top 50", "DE top 50", "de_top50", True, table="de"),
+    Family("de_top100", "DE top 100", "DE top 100", "de_top100", True, table="de"),
+    Family("de_direction", "DE direction", "DE direction", "de_direction", True, table="de"),
+    Family("de_spearman", "DE Spearman", "DE Spearman", "de_spearman", True, table="de"),
+    Family("pearson_de_delta", "Pearson r, DE genes", "r, DE genes", "pearson_de_delta", True, table="de"),
+    Family("mse_de", "MSE, DE genes", "MSE, DE genes", "mse_de", False, table="de"),
 )
 _METHODS = {"local": "Local", "global": "Baseline", "knn": "kNN"}
 _VS = {"global": "LSFT vs global", "knn": "LSFT vs kNN"}
@@ -155,9 +176,9 @@ def _omit_top(df: pd.DataFrame, top_genes: int) -> bool:
     return "n_genes" in df.columns and len(df) > 0 and int(df["n_genes"].max()) <= top_genes
 
 
-def _table_families(df: pd.DataFrame, top_genes: int) -> list[Family]:
+def _table_families(df: pd.DataFrame, top_genes: int, table: str = "performance") -> list[Family]:
     omit = _omit_top(df, top_genes)
-    return [f for f in _families(df) if not (f.top_genes and omit)]
+    return [f for f in _families(df) if f.table == table and not (f.top_genes and omit)]
 
 
 def _columns(f: Family) -> dict[str, str]:
@@ -197,7 +218,8 @@ def _row(
         # per-seed sizes can differ (different splits): the mean of the per-seed sizes, rounded half up
         "Train Size": int(np.floor(pooled_mean([g["train_size"] for g in per_seed]) + 0.5)),
         "Mean Similarity": pooled_mean([g["mean_similarity"].dropna() for g in per_seed]),
-        "Test Perturbations": len(rows),
+        "Test Perturbations": len(rows),  # summed over the seeds; per seed in the next column
+        "Test Perturbations (per seed)": ", ".join(f"{len(g)} (seed {int(g['seed'].iloc[0])})" for g in per_seed),
     }
     # one bootstrap for all families' rows; the fractions improved are fraction_improved_table's
     for f, fam in zip(families, row_statistics(rows, [_spec(f, rows) for f in families], settings, fractions=False)):
@@ -238,7 +260,7 @@ def _layout(families: list[Family], top_genes: int, pooled: bool) -> list[str]:
         if f.metric not in ("pearson_r", "l2"):
             values = [f"Local {name}", f"Baseline {name}", f"kNN {name}", f"Improvement ({key})", f"kNN Improvement ({key})"]
             cols += _with_ci(values, pooled)
-    cols += ["Test Perturbations", *[f"Undefined ({named[f.metric][1]})" for f in families]]
+    cols += ["Test Perturbations", "Test Perturbations (per seed)", *[f"Undefined ({named[f.metric][1]})" for f in families]]
     return cols + ["Seeds", "Genes", "Synthetic Stand-in"]
 
 
@@ -332,6 +354,7 @@ def performance_note(
     test_set: str = "common",
     stats: StatsSettings | None = None,
     top_genes: int = 1000,
+    exclude_target_gene: bool = False,
 ) -> str:
     """The Markdown note of a performance table: protocol, seeds, test set and its size, how to read cells."""
     settings = stats or StatsSettings()
@@ -351,27 +374,123 @@ def performance_note(
     if _omit_top(df, top_genes):
         lines.append(f"The top-{top_genes}-gene columns are omitted: no baseline has more than {top_genes} genes on "
                      f"this dataset, so they would equal the all-gene columns.")
+    lines.append(target_gene_note(exclude_target_gene))
     return "\n".join(lines)
 
 
-def rank_note(mode_collapse_margin: float) -> str:
-    """The note line on the rank columns and ``Mode Collapse`` of a performance table."""
+def rank_note(mode_collapse_spread: float) -> str:
+    """The note lines on the MAE, discrimination, rank and spread columns and ``Mode Collapse`` of a performance table."""
     return (
-        f"Rank (lower is better): 0 when each prediction is closest to its own observation, 0.5 for random. "
-        f"`Mode Collapse` names the methods whose mean rank or transposed rank is within "
-        f"{mode_collapse_margin:g} of 0.5 (metrics.mode_collapse_margin): their predictions barely tell "
-        f"perturbations apart (e.g. the same response for every perturbation)."
+        "MAE: mean absolute error over genes (cell-eval's mae). Discrimination (L1): cell-eval's discrimination "
+        "score (the Virtual Cell Challenge's PDS), 1 when each prediction is closer to its own observation than to "
+        "any other (target gene left out). Rank (lower is better): PerturBench's rank, 0 when each prediction is "
+        "closest to its own observation, 0.5 for random.\n"
+        f"`Spread`: mean distance between the method's predictions over mean distance between the observations "
+        f"(common test set; pooled: mean over seeds). `Mode Collapse` names the methods whose spread is below "
+        f"{mode_collapse_spread:g} (metrics.mode_collapse_spread): they predict nearly the same response for every "
+        f"perturbation. Ranks near 0.5 alone do not flag: on hard data every method's rank is near 0.5."
     )
 
 
-def progress_note(pooled: bool = False) -> str:
+def progress_note(pooled: bool = False, exclude_target_gene: bool = False) -> str:
     """The note of a progress-bar table (:func:`lsftbench.evaluation.progress_bar.progress_bar_table`)."""
     note = (
         "How much of the gap from the worst acceptable (WAP: best null method) to the best achievable performance "
         "(BAP: the tighter of the idealized baseline, which USES TEST DATA on purpose, and the sampling-noise "
-        "ceiling) each method closes, over the common test set: % of gap closed = (score - WAP) / (BAP - WAP)."
+        "ceiling) each method closes, over the common test set: % of gap closed = (score - WAP) / (BAP - WAP); "
+        "for L2 and MAE (lower is better) the same on -score.\n"
+        "Sampling-noise ceiling: what a perfect model (the true mean change) is expected to score against the observed "
+        "change, from random disjoint halves of each test perturbation's cells (Spearman-Brown for correlations, the "
+        "scaled half difference for L2 and MAE); perturbations with fewer than 4 cells are left out of it. The noise of "
+        "the control mean is ignored. cell-eval's --ceiling and the Virtual Cell Challenge's replicate score report "
+        "the halves' agreement with each other (the reliability, in noise_ceiling.parquet); this ceiling is its "
+        "square root for correlations."
     )
-    return note + (" Pooled: means over split seeds." if pooled else "")
+    if pooled:
+        note += ("\nPooled: every number is the mean of its per-seed values (the % of gap closed too, the same numbers "
+                 "its SD is over).")
+    return note + "\n" + target_gene_note(exclude_target_gene)
+
+
+# ---------------------------------------------------------------------------------------------------
+# DE-gene metrics and the other discrimination scores
+
+
+def de_metrics_table(
+    df: pd.DataFrame,
+    seed: int | None = None,
+    test_set: str = "common",
+    stats: StatsSettings | None = None,
+    top_genes: int = 1000,
+) -> pd.DataFrame:
+    """The metrics that do not fit ``lsft_performance``, one row per (baseline, K, metric) (long format).
+
+    The discrimination scores with L2 and cosine distances and the DE-gene metrics of SPEC 7.2, each
+    with ``Local``, ``Global`` (the global fit) and ``kNN`` means, the improvements over the global fit,
+    CIs and pooling exactly as :func:`performance_table` (same rows, same test set; a perturbation whose
+    metric is undefined — e.g. fewer than 3 DE genes — is left out of that metric's means and counted).
+    """
+    settings = stats or StatsSettings()
+    pooled = seed is None
+    rows = _select(df, seed, test_set)
+    families = _table_families(df, top_genes, "de")
+    records = []
+    for (baseline, pct), grp in rows.groupby(["baseline", "top_pct"], sort=True):
+        for f, fam in zip(families, row_statistics(grp, [_spec(f, grp) for f in families], settings, p_values=False,
+                                                   fractions=False)):
+            rec: dict[str, object] = {"Baseline": baseline, "Top %": _pct(pct), "Metric": f.name}
+            for method, est in fam.means.items():  # long format: the row's "Baseline" is the baseline's name
+                _put(rec, "Global" if method == "global" else _METHODS[method], est, pooled)
+            for method, est in fam.improvement.items():
+                _put(rec, "kNN Improvement" if method == "knn" else "Improvement", est, pooled)
+            rec["Perturbations"], rec["Undefined"] = fam.n_used, fam.n_undefined
+            records.append(rec)
+    table = pd.DataFrame.from_records(records, columns=None if records else ["Baseline", "Top %", "Metric"])
+    if pooled and len(table):
+        table["Seeds"] = rows["seed"].nunique()
+    return _order(table, _with_ci(["Local", "Global", "kNN", "Improvement", "kNN Improvement"], pooled),
+                  ["Baseline", "Top %", "Metric"])
+
+
+def de_note(
+    df: pd.DataFrame,
+    dataset: str,
+    protocol: str = "default",
+    seed: int | None = None,
+    test_set: str = "common",
+    stats: StatsSettings | None = None,
+    de_fdr: float = 0.05,
+    gears_source: str = "smallest p",
+    exclude_target_gene: bool = False,
+) -> str:
+    """The Markdown note of the ``de_metrics`` table."""
+    settings = stats or StatsSettings()
+    gears = ("GEARS's own `uns[\"top_non_dropout_de_20\"]` of the data file" if gears_source == "uns"
+             else "the 20 genes of smallest p of the test below (the data file has no GEARS DE genes)")
+    return "\n".join([
+        f"**Protocol: {protocol_label(protocol)}**",
+        "",
+        f"Dataset `{dataset}`, {_scope_text(df, seed)}. Means over {_test_set_text(df, seed, test_set)}; cells "
+        f"`mean [low, high]` with the {100 * settings.confidence:g} % bootstrap interval, as in `lsft_performance`.",
+        "Discrimination (L2, cosine): cell-eval's discrimination score with those distances (L1 is in "
+        "`lsft_performance`); 1 when every prediction is closer to its own observation than to any other.",
+        f"DE genes (SPEC 7.2): Welch's t-test of each perturbation's cells against the ctrl cells, Benjamini-Hochberg "
+        f"within the perturbation, DE set = q < {de_fdr:g} (metrics.de_fdr). `DE overlap`: share of the DE set among "
+        "as many genes of largest |predicted change| (cell-eval's overlap_at_N); `DE top N`: the same for the N "
+        "DE genes of smallest p; `DE direction`: share of the DE set predicted with the observed sign; "
+        "`DE Spearman`: over the DE set. Undefined (left out, counted) when a perturbation has fewer than 3 DE genes.",
+        f"`Pearson r, DE genes` and `MSE, DE genes`: GEARS's pearson_de_delta and mse_de, over {gears}.",
+        target_gene_note(exclude_target_gene),
+    ])
+
+
+def target_gene_note(exclude_target_gene: bool) -> str:
+    """The line every table note carries about the perturbed gene's own row (SPEC 7)."""
+    if exclude_target_gene:
+        return ("Target gene: EXCLUDED (metrics.exclude_target_gene: true, the Virtual Cell Challenge 2026 convention): "
+                "each perturbation's own target gene(s) are left out of every one of its metrics.")
+    return ("Target gene: included (metrics.exclude_target_gene: false, as in the paper), except in the discrimination "
+            "scores, which leave it out as cell-eval does.")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -415,6 +534,7 @@ def fraction_note(
     seed: int | None = None,
     test_set: str = "common",
     stats: StatsSettings | None = None,
+    exclude_target_gene: bool = False,
 ) -> str:
     """The Markdown note of a fraction-improved table."""
     settings = stats or StatsSettings()
@@ -430,6 +550,7 @@ def fraction_note(
         f"improvement), as `percent [low, high]` with the {100 * settings.confidence:g} % Wilson score interval; "
         "`Perturbations Counted` is its denominator. Perturbations with an undefined value of the metric are left out "
         "(`Undefined`).",
+        target_gene_note(exclude_target_gene),
     ])
 
 
@@ -579,18 +700,20 @@ def _fmt(col: str, value: object) -> str:
     if isinstance(value, (float, np.floating)):
         if np.isnan(value):
             return "NA"
-        if col.startswith(("p (", "q (")):
+        if col.startswith(("p (", "q (")) or col in ("p", "q"):
             return f"{value:.3g}"
+        if col.startswith("% of gap closed"):
+            return f"{value:.1f}"
         return f"{100 * value:.2f}%" if _is_fraction(col) else f"{value:.4f}"
     return "" if value is None else str(value)
 
 
-def _cell(row: pd.Series, col: str, columns: set[str]) -> str:
+def _cell(row: pd.Series, col: str, columns: set[str], interval: bool = True, sd: bool = True) -> str:
     text = _fmt(col, row[col])
-    if col + _CI[0] in columns and col + _CI[1] in columns:
+    if interval and col + _CI[0] in columns and col + _CI[1] in columns:
         low, high = _fmt(col, row[col + _CI[0]]), _fmt(col, row[col + _CI[1]])
         text += f" [{low}, {high}]"
-    if col + _SD in columns:
+    if sd and col + _SD in columns:
         text += f" (SD {_fmt(col, row[col + _SD])})"
     return text
 
@@ -602,19 +725,135 @@ def _shown(columns: list[str]) -> list[str]:
     return [c for c in columns if c not in folded]
 
 
-def to_markdown(df: pd.DataFrame, title: str | None = None, note: str | None = None) -> str:
+def to_markdown(
+    df: pd.DataFrame,
+    title: str | None = None,
+    note: str | None = None,
+    columns: Sequence[str] | None = None,
+    rename: Mapping[str, str] | None = None,
+    plain: Iterable[str] = (),
+    sd: bool = True,
+    footer: str | None = None,
+) -> str:
     """Render a table as GitHub Markdown.
 
     A value with ``<V> CI low``/``<V> CI high`` columns becomes one cell ``0.4120 [0.3980, 0.4270]`` (and
-    `` (SD 0.0100)`` when ``<V> SD (seeds)`` exists); floats to 4 decimals, p/q to 3 significant digits,
-    fractions as percentages, integers as integers. The CSV keeps the separate numeric columns.
+    `` (SD 0.0100)`` when ``<V> SD (seeds)`` exists and ``sd``); floats to 4 decimals, p/q to 3 significant
+    digits, fractions as percentages, integers as integers. ``columns`` chooses (and orders) the shown
+    columns (absent ones are skipped; default: all), ``plain`` those shown without interval or SD,
+    ``rename`` their headers; ``footer`` follows the table. The CSV keeps every separate numeric column.
     """
-    cols, present = _shown(list(df.columns)), set(df.columns)
+    present = set(df.columns)
+    cols = _shown(list(df.columns)) if columns is None else [c for c in columns if c in present]
+    plain, rename = set(plain), dict(rename or {})
     lines = [f"## {title}", ""] if title else []
     if note:
         lines += [note, ""]
-    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("| " + " | ".join(rename.get(c, c) for c in cols) + " |")
     lines.append("|" + "|".join("---" for _ in cols) + "|")
     for _, row in df.iterrows():
-        lines.append("| " + " | ".join(_cell(row, c, present) for c in cols) + " |")
+        lines.append("| " + " | ".join(_cell(row, c, present, c not in plain, sd and c not in plain) for c in cols) + " |")
+    if footer:
+        lines += ["", footer]
     return "\n".join(lines) + "\n"
+
+
+#: Markdown headers of the performance tables: the global fit is "Global" there (the CSV keeps the LSFT
+#: note's "Baseline <metric>" names, e.g. ``Baseline Pearson r``: the mapping is this prefix).
+GLOBAL_HEADER = ("Baseline ", "Global ")
+
+
+def _global_headers(columns: Iterable[str]) -> dict[str, str]:
+    """``Baseline Pearson r`` → ``Global Pearson r`` for the value columns (not the ``Baseline`` name column)."""
+    old, new = GLOBAL_HEADER
+    return {c: new + c[len(old):] for c in columns if c.startswith(old)}
+
+
+def _long_metrics(table: pd.DataFrame, families: Sequence[tuple[str, str]], keys: Sequence[str]) -> pd.DataFrame:
+    """The performance table's further metrics in long format: one row per (keys, metric), with Local,
+    Global, kNN and the improvements (each with its interval)."""
+    records = []
+    for _, row in table.iterrows():
+        for name, key in families:
+            if f"Local {name}" not in table.columns:
+                continue
+            rec = {k: row[k] for k in keys if k in table.columns}
+            rec["Metric"] = name
+            for label, col in (("Local", f"Local {name}"), ("Global", f"Baseline {name}"), ("kNN", f"kNN {name}"),
+                               ("Improvement", f"Improvement ({key})"), ("kNN Improvement", f"kNN Improvement ({key})")):
+                for tail in ("", *_CI):
+                    if col + tail in table.columns:
+                        rec[label + tail] = row[col + tail]
+            undefined = f"Undefined ({key})"
+            if undefined in table.columns:
+                rec["Undefined"] = row[undefined]
+            records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def performance_markdown(table: pd.DataFrame, title: str, note: str | None, csv_name: str, top_genes: int = 1000) -> str:
+    """A performance table as a reader wants it first: the LSFT note's columns with their intervals
+    (the global fit named ``Global``), kNN beside them, then its other metrics in long format; every
+    column (SDs across seeds, p-values, counts) is in the CSV."""
+    r, l2 = ("Pearson r", "r"), ("L2", "L2")
+    main = [c for c in ("Dataset", "Protocol") if c in table.columns] + ["Baseline", "Top %"]
+    for name, key in (r, l2):
+        main += [f"Local {name}", f"Baseline {name}", f"kNN {name}", f"Improvement ({key})"]
+    main += ["Train Size", "Mean Similarity", "q (LSFT vs global, r)", "Test Perturbations (per seed)", "Mode Collapse",
+             "Synthetic Stand-in"]
+    footer = (f"Every column — the SD across seeds, kNN improvements, p- and q-values, counts — is in `{csv_name}`; "
+              "there, the global fit's columns keep the LSFT note's names (`Baseline Pearson r` = Global Pearson r).")
+    text = to_markdown(table, title, note, columns=main, rename=_global_headers(main), sd=False, footer=footer)
+    families = [f.label(top_genes) for f in FAMILIES if f.table == "performance" and f.metric not in ("pearson_r", "l2")]
+    families = [(name, key) for name, key in families if f"Local {name}" in table.columns]
+    keys = [c for c in ("Dataset", "Protocol", "Baseline", "Top %") if c in table.columns]
+    more = _long_metrics(table, families, keys)
+    if len(more):
+        text += "\n" + to_markdown(
+            more, "More metrics", "The same rows' other metrics (means with their intervals): centred Pearson r, "
+            "MAE, the L1 discrimination score, the PerturBench ranks, and the top-gene metrics where shown.",
+            sd=False,
+        )
+    return text
+
+
+#: The columns of a progress-bar table's Markdown (the bounds' own means and the SDs are in the CSV).
+_PROGRESS_VIEW = ("Protocol", "Baseline", "Top %", "Method", "Metric", "Score", "WAP", "WAP method", "BAP", "BAP method",
+                  "% of gap closed", "Seeds", "Synthetic Stand-in")
+#: The columns of a leaderboard's Markdown (every metric is in the CSV).
+_LEADERBOARD_VIEW = ("Protocol", "Position", "Method", "Kind", "Pearson r", "% of gap closed (Pearson r)", "L2", "MAE",
+                     "Discrimination (L1)", "Best linear method", "q (vs best linear (Pearson r))", "Note")
+
+
+def synthetic_note(dataset: str) -> str:
+    """The line every table note of a synthetic dataset starts with."""
+    return (f"**Synthetic data**: `{dataset}` is the embedded generator's stand-in for the dataset of that name; the "
+            "numbers describe the generator, not real cells.")
+
+
+def render_markdown(name: str, table: pd.DataFrame, title: str, note: str | None, *, top_genes: int = 1000,
+                    primary: str = "Pearson r") -> str:
+    """The Markdown of table ``name`` (e.g. ``lsft_performance``): the view a reader wants first, with a line
+    saying which CSV holds every column."""
+    csv_name = f"{name}.csv"
+    if name in ("lsft_performance", "lsft_performance_per_baseline", "combined"):
+        return performance_markdown(table, title, note, csv_name, top_genes)
+    if name == "progress_bar":
+        return to_markdown(table, title, note, columns=_PROGRESS_VIEW, plain=_PROGRESS_VIEW,
+                           footer=f"The SD across seeds and every bound's own mean are in `{csv_name}`.")
+    if name == "leaderboard":
+        view = [c.replace("Pearson r", primary) if primary != "Pearson r" and "Pearson r" in c else c
+                for c in _LEADERBOARD_VIEW]
+        if primary not in ("Pearson r", "L2", "MAE", "Discrimination (L1)"):
+            view.insert(view.index("L2"), "Pearson r")
+        view.insert(view.index("Best linear method"), f"vs best linear ({primary})")
+        view.remove("Best linear method")
+        plain = [c for c in view if c not in (primary, f"vs best linear ({primary})")]
+        best = str(table["Best linear method"].iloc[0]) if "Best linear method" in table and len(table) else "none"
+        return to_markdown(table, title, note, columns=view, plain=plain, sd=False,
+                           footer=f"Best linear method (the reference of `vs best linear`): {best}. Every metric (centred "
+                                  f"r, ranks, discrimination with L2 and cosine distances, the DE metrics), its interval "
+                                  f"and the counts are in `{csv_name}`.")
+    if name in ("de_metrics", "model_comparisons"):
+        return to_markdown(table, title, note, sd=False, footer=f"The SD across seeds is in `{csv_name}`.")
+    return to_markdown(table, title, note)

@@ -1,0 +1,373 @@
+"""Differential expression from the cells and the DE-gene metrics (SPEC 7.2).
+
+* :func:`differential_expression`: per perturbation and gene, Welch's t-test of its cells against the
+  ``ctrl`` cells (``scipy.stats.ttest_ind_from_stats``, two-sided) from the per-condition means and
+  variances the pseudobulk pass gathered (:func:`lsftbench.data.pseudobulk.pseudobulk`, no second
+  pass over ``X``); genes with zero variance in both groups get p = 1. Benjamini–Hochberg within each
+  perturbation (``scipy.stats.false_discovery_control``), so a perturbation's DE set does not depend
+  on which others are evaluated. On GEARS files the 20 genes of ``uns["top_non_dropout_de_20"]`` are
+  kept for GEARS's own DE metrics; elsewhere the 20 genes of smallest p stand in for them.
+* :func:`de_metrics`: for predictions Δ̂ of perturbations with DE set ``D_t`` (q < ``metrics.de_fdr``):
+  ``de_overlap`` (cell-eval's ``overlap_at_N``: the top-|D_t| genes by |Δ̂| that are in D_t),
+  ``de_top{20,50,100}`` (the same for the N genes of smallest p), ``de_direction`` (share of D_t
+  with the observed sign), ``de_spearman`` (over D_t), and GEARS's ``pearson_de_delta`` and ``mse_de``
+  over its 20 genes. NaN where ``|D_t| < 3`` (counted in the tables).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from ..data.conditions import CTRL
+from ..io import atomic_h5py_file
+
+__all__ = [
+    "DE_METRICS",
+    "TOP_N",
+    "GEARS_DE_KEY",
+    "DEResults",
+    "welch_pvalues",
+    "differential_expression",
+    "differential_expression_from_files",
+    "read_gears_de_genes",
+    "de_metrics",
+]
+
+log = logging.getLogger(__name__)
+
+#: The DE-set sizes of ``de_top{N}``.
+TOP_N = (20, 50, 100)
+#: The per-perturbation DE metrics, in table order.
+DE_METRICS = ("de_overlap", *(f"de_top{n}" for n in TOP_N), "de_direction", "de_spearman", "pearson_de_delta", "mse_de")
+#: GEARS's per-perturbation list of its top-20 non-dropout DE genes (gene ids of ``var_names``).
+GEARS_DE_KEY = "top_non_dropout_de_20"
+#: Genes kept per perturbation in p order (the largest ``TOP_N``).
+_ORDER_KEPT = max(TOP_N)
+#: Fewest genes in a DE set for the DE metrics to be defined.
+MIN_DE_GENES = 3
+
+
+def welch_pvalues(
+    means: np.ndarray, variances: np.ndarray, n_cells: np.ndarray, ctrl: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's t statistic and two-sided p-value of every condition (rows) against row ``ctrl``, per gene.
+
+    ``means`` and ``variances`` (ddof 1) are conditions × genes, ``n_cells`` per condition: the
+    numbers ``scipy.stats.ttest_ind(cells_t, cells_ctrl, equal_var=False)`` computes from the cells.
+    A gene with zero variance in both groups has t = 0 and p = 1; a condition with fewer than two
+    cells NaN. The ``ctrl`` row is NaN.
+    """
+    from scipy import stats
+
+    n = np.asarray(n_cells, dtype=np.float64)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res = stats.ttest_ind_from_stats(
+            means, np.sqrt(variances), n, means[ctrl][None, :], np.sqrt(variances[ctrl])[None, :], n[ctrl],
+            equal_var=False,
+        )
+    t, p = np.array(res.statistic, dtype=np.float64), np.array(res.pvalue, dtype=np.float64)
+    flat = (variances == 0) & (variances[ctrl][None, :] == 0)
+    t[flat], p[flat] = 0.0, 1.0
+    t[ctrl], p[ctrl] = np.nan, np.nan
+    return t, p
+
+
+@dataclass
+class DEResults:
+    """Differential expression of every perturbation against ``ctrl`` (SPEC 7.2).
+
+    ``qvalue`` (conditions × genes) defines the DE sets; ``order`` holds each perturbation's
+    :data:`_ORDER_KEPT` genes of smallest p (ties: larger |t| first, then gene order), the ``de_top{N}``
+    sets; ``gears_top20`` the 20 genes of GEARS's own metrics (``-1`` padded), from
+    ``uns["top_non_dropout_de_20"]`` when ``gears_source`` is ``"uns"``, else the 20 genes of smallest p.
+    """
+
+    conditions: list[str]
+    genes: list[str]
+    n_cells: np.ndarray
+    qvalue: np.ndarray
+    order: np.ndarray
+    gears_top20: np.ndarray
+    gears_source: str
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write to an HDF5 file (atomically)."""
+        with atomic_h5py_file(path) as f:
+            f.create_dataset("conditions", data=np.asarray(self.conditions, dtype=object), dtype=h5py.string_dtype())
+            f.create_dataset("genes", data=np.asarray(self.genes, dtype=object), dtype=h5py.string_dtype())
+            f.create_dataset("n_cells", data=self.n_cells)
+            f.create_dataset("qvalue", data=self.qvalue)
+            f.create_dataset("order", data=self.order)
+            f.create_dataset("gears_top20", data=self.gears_top20)
+            f.attrs["gears_source"] = self.gears_source
+            f.attrs["test"] = "Welch t-test against ctrl cells, BH within each perturbation (SPEC 7.2)"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], conditions: Sequence[str] | None = None) -> DEResults:
+        """Read a file written by :meth:`save`; only the rows of ``conditions`` when given (``KeyError``
+        for one not in the file)."""
+        with h5py.File(path, "r") as f:
+            names = f["conditions"].asstr()[...].tolist()
+            rows = slice(None)
+            if conditions is not None:
+                position = {c: i for i, c in enumerate(names)}
+                missing = [c for c in conditions if c not in position]
+                if missing:
+                    raise KeyError(f"{path}: no differential expression for {missing[:5]}")
+                rows = [position[c] for c in conditions]
+                names = list(conditions)
+
+            def read(key: str) -> np.ndarray:
+                data = f[key]
+                if isinstance(rows, slice):
+                    return data[...]
+                order = np.argsort(rows)
+                out = np.empty((len(rows), *data.shape[1:]), dtype=data.dtype)
+                if len(rows):
+                    out[order] = data[np.asarray(rows)[order]]
+                return out
+
+            return cls(names, f["genes"].asstr()[...].tolist(), read("n_cells"), read("qvalue"), read("order"),
+                       read("gears_top20"), str(f.attrs["gears_source"]))
+
+    def select(self, conditions: Sequence[str]) -> DEResults:
+        """The rows of ``conditions`` (``KeyError`` for one without DE results)."""
+        position = {c: i for i, c in enumerate(self.conditions)}
+        missing = [c for c in conditions if c not in position]
+        if missing:
+            raise KeyError(f"no differential expression for {missing[:5]}")
+        rows = np.asarray([position[c] for c in conditions], dtype=np.int64)
+        return DEResults(list(conditions), self.genes, self.n_cells[rows], self.qvalue[rows], self.order[rows],
+                         self.gears_top20[rows], self.gears_source)
+
+    def restrict(self, genes: Sequence[str]) -> DEResults:
+        """The same results over ``genes`` (a subset of :attr:`genes`, e.g. a baseline's genes): DE sets and
+        gene lists keep only those genes, in their order of significance (``KeyError`` for an unknown gene)."""
+        genes = list(genes)
+        if genes == self.genes:
+            return self
+        position = {g: i for i, g in enumerate(self.genes)}
+        missing = [g for g in genes if g not in position]
+        if missing:
+            raise KeyError(f"genes without differential expression: {missing[:5]}")
+        cols = np.asarray([position[g] for g in genes], dtype=np.int64)
+        new_index = np.full(len(self.genes) + 1, -1, dtype=np.int64)  # old position (or -1 → last) → new
+        new_index[cols] = np.arange(len(cols))
+
+        def remap(lists: np.ndarray) -> np.ndarray:
+            mapped = new_index[lists]  # -1 stays -1 (last entry)
+            out = np.full_like(mapped, -1)
+            for i, row in enumerate(mapped):
+                row = row[row >= 0]
+                out[i, : len(row)] = row
+            return out
+
+        return DEResults(self.conditions, genes, self.n_cells, self.qvalue[:, cols], remap(self.order),
+                         remap(self.gears_top20), self.gears_source)
+
+    def de_sets(self, fdr: float) -> np.ndarray:
+        """Boolean conditions × genes: q < ``fdr``."""
+        with np.errstate(invalid="ignore"):
+            return self.qvalue < fdr
+
+
+def differential_expression(
+    means: np.ndarray,
+    variances: np.ndarray,
+    n_cells: np.ndarray,
+    conditions: Sequence[str],
+    genes: Sequence[str],
+    gears_genes: Mapping[str, Sequence[str]] | None = None,
+) -> DEResults:
+    """Welch's t-test of every perturbation against ``ctrl`` and BH within each perturbation.
+
+    Parameters
+    ----------
+    means, variances, n_cells
+        The pseudobulk's ``X``, ``layers["variance"]`` and ``obs["n_cells"]`` (conditions × genes).
+    conditions, genes
+        Their names (``ctrl`` among the conditions).
+    gears_genes
+        Condition → the 20 gene symbols of GEARS's ``top_non_dropout_de_20`` (:func:`read_gears_de_genes`),
+        or ``None`` (not a GEARS file): then the 20 genes of smallest p are GEARS's stand-in.
+    """
+    from scipy import stats
+
+    conditions = list(conditions)
+    ctrl = conditions.index(CTRL)
+    t, p = welch_pvalues(np.asarray(means, dtype=np.float64), np.asarray(variances, dtype=np.float64), n_cells, ctrl)
+    keep = [i for i, c in enumerate(conditions) if c != CTRL]
+    t, p = t[keep], p[keep]
+    q = np.full(p.shape, np.nan)
+    defined = np.isfinite(p).all(axis=1)
+    if defined.any():
+        q[defined] = stats.false_discovery_control(p[defined], axis=1)
+    n_keep = min(_ORDER_KEPT, p.shape[1])
+    order = np.full((len(keep), _ORDER_KEPT), -1, dtype=np.int64)
+    for i in np.flatnonzero(defined):  # smallest p first, larger |t| first among equal p, then gene order
+        order[i, :n_keep] = np.lexsort((-np.abs(t[i]), p[i]))[:n_keep]
+    names = [conditions[i] for i in keep]
+    gears = np.full((len(keep), 20), -1, dtype=np.int64)
+    source = "smallest p"
+    if gears_genes:
+        source = "uns"
+        position = {g: i for i, g in enumerate(genes)}
+        for row, condition in enumerate(names):
+            listed = [position[g] for g in gears_genes.get(condition, []) if g in position][:20]
+            gears[row, : len(listed)] = listed
+    else:
+        gears[:, :20] = order[:, :20]
+    return DEResults(names, list(genes), np.asarray(n_cells)[keep], q, order, gears, source)
+
+
+def read_gears_de_genes(path: str | os.PathLike[str]) -> dict[str, list[str]] | None:
+    """GEARS's ``uns["top_non_dropout_de_20"]`` of a ``perturb_processed.h5ad``, as condition → gene symbols.
+
+    The keys are GEARS's ``<cell_type>_<condition>_<dose>`` names (e.g. ``K562_AARS+ctrl_1+1``) and the
+    values gene ids of ``var_names``; both are mapped as GEARS builds them (``obs["cell_type"]``,
+    ``var["gene_name"]``). ``None`` when the file has no such entry (not a GEARS file).
+    """
+    with h5py.File(path, "r") as f:
+        if "uns" not in f or GEARS_DE_KEY not in f["uns"]:
+            return None
+        group = f["uns"][GEARS_DE_KEY]
+        lists = {key: [str(v) for v in group[key].asstr()[...].tolist()] for key in group}
+        var = f["var"]
+        ids = var[var.attrs["_index"]].asstr()[...].tolist()
+        symbols = _strings(var["gene_name"]) if "gene_name" in var else ids
+        cell_types = _strings(f["obs"]["cell_type"]) if "cell_type" in f["obs"] else []
+        conditions = _strings(f["obs"]["condition"]) if "condition" in f["obs"] else []
+    symbol_of = dict(zip(ids, symbols, strict=True))
+    prefixes = sorted({f"{ct}_" for ct in cell_types}, key=len, reverse=True)
+    known = set(conditions)
+    out: dict[str, list[str]] = {}
+    for key, genes in lists.items():
+        name = key.rsplit("_", 1)[0]  # drop the dose
+        name = next((name[len(pre):] for pre in prefixes if name.startswith(pre)), name.split("_", 1)[-1])
+        if known and name not in known:
+            log.warning("%s: uns[%r] key %r names no condition of the file; ignored", path, GEARS_DE_KEY, key)
+            continue
+        out[name] = [symbol_of.get(g, g) for g in genes]
+    return out
+
+
+def _strings(node: h5py.Group | h5py.Dataset) -> list[str]:
+    """A string column of an anndata ``obs``/``var`` group: plain or categorical."""
+    if isinstance(node, h5py.Group):  # categorical: codes into categories
+        categories = node["categories"].asstr()[...]
+        return categories[node["codes"][...]].tolist()
+    return node.asstr()[...].tolist()
+
+
+def differential_expression_from_files(
+    pseudobulk: str | os.PathLike[str], data: str | os.PathLike[str] | None = None
+) -> DEResults:
+    """:func:`differential_expression` of a pseudobulk h5ad (with ``layers["variance"]``), with GEARS's
+    DE genes from the raw ``data`` file when it has them (rule ``differential_expression``)."""
+    with h5py.File(pseudobulk, "r") as f:
+        if "layers" not in f or "variance" not in f["layers"]:
+            raise ValueError(f"{pseudobulk}: no layers/variance (written by an older pseudobulk rule); rerun the rule "
+                             "pseudobulk (snakemake --forcerun pseudobulk)")
+        conditions = f["obs"][f["obs"].attrs["_index"]].asstr()[...].tolist()
+        genes = f["var"][f["var"].attrs["_index"]].asstr()[...].tolist()
+        means, variances = f["X"][...], f["layers"]["variance"][...]
+        n_cells = f["obs"]["n_cells"][...]
+    gears = read_gears_de_genes(data) if data is not None else None
+    return differential_expression(means, variances, n_cells, conditions, genes, gears)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _exclude_targets(mask: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
+    """``mask`` (genes × p) with each perturbation's excluded gene rows set False."""
+    if exclude is None:
+        return mask
+    mask = mask.copy()
+    for k in range(exclude.shape[1]):
+        cols = np.flatnonzero(exclude[:, k] >= 0)
+        mask[exclude[cols, k], cols] = False
+    return mask
+
+
+def _drop_excluded(lists: np.ndarray, exclude: np.ndarray | None, keep: int) -> np.ndarray:
+    """Per perturbation (rows), the first ``keep`` entries of ``lists`` that are not excluded (``-1`` padded)."""
+    out = np.full((lists.shape[0], keep), -1, dtype=np.int64)
+    for i, row in enumerate(lists):
+        row = row[row >= 0]
+        if exclude is not None:
+            row = row[~np.isin(row, exclude[i][exclude[i] >= 0])]
+        out[i, : min(keep, len(row))] = row[:keep]
+    return out
+
+
+def _top_by_magnitude(pred: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Rank (0 = largest) of each gene by |Δ̂| within each column, among the ``allowed`` genes."""
+    magnitude = np.where(allowed, np.abs(pred), -np.inf)
+    order = np.argsort(-magnitude, axis=0, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(pred.shape[0])[:, None], axis=0)
+    return ranks
+
+
+def de_metrics(
+    pred: np.ndarray,
+    obs: np.ndarray,
+    de: DEResults,
+    fdr: float = 0.05,
+    exclude: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The DE-gene metrics of predictions ``pred`` (genes × p) of the perturbations of ``de`` (its rows).
+
+    ``obs`` is the observed Δ on the same genes (``de.genes``). ``exclude`` (p × k gene rows, ``-1``
+    padding) leaves each perturbation's target gene(s) out of its DE set, its top-N lists and GEARS's
+    20 genes (``metrics.exclude_target_gene``). Returns :data:`DE_METRICS` arrays plus ``n_de`` (|D_t|).
+    """
+    from scipy import stats
+
+    pred, obs = np.asarray(pred, dtype=np.float64), np.asarray(obs, dtype=np.float64)
+    n_genes, p = pred.shape
+    if obs.shape != pred.shape or len(de.genes) != n_genes or len(de.conditions) != p:
+        raise ValueError(f"predictions {pred.shape}, observations {obs.shape} and DE results "
+                         f"({len(de.genes)} genes, {len(de.conditions)} perturbations) do not match")
+    allowed = _exclude_targets(np.ones((n_genes, p), dtype=bool), exclude)
+    de_set = _exclude_targets(de.de_sets(fdr).T, exclude)  # genes × p
+    n_de = de_set.sum(axis=0)
+    defined = n_de >= MIN_DE_GENES
+    out = {name: np.full(p, np.nan) for name in DE_METRICS}
+    ranks = _top_by_magnitude(pred, allowed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hits = (de_set & (ranks < n_de[None, :])).sum(axis=0)
+        out["de_overlap"] = np.where(defined, hits / n_de, np.nan)
+        top = _drop_excluded(de.order, exclude, max(TOP_N))
+        for n in TOP_N:
+            n_eff = np.minimum(n, n_de)
+            in_top = np.zeros((n_genes, p), dtype=bool)
+            for i in np.flatnonzero(defined):
+                in_top[top[i, : n_eff[i]], i] = True
+            hits = (in_top & (ranks < n_eff[None, :])).sum(axis=0)
+            out[f"de_top{n}"] = np.where(defined, hits / n_eff, np.nan)
+        agree = de_set & (np.sign(pred) == np.sign(obs))
+        out["de_direction"] = np.where(defined, agree.sum(axis=0) / n_de, np.nan)
+    for i in np.flatnonzero(defined):
+        genes_i = de_set[:, i]
+        rho = stats.spearmanr(pred[genes_i, i], obs[genes_i, i]).statistic
+        out["de_spearman"][i] = rho
+    gears = _drop_excluded(de.gears_top20, exclude, 20)
+    for i in range(p):
+        idx = gears[i][gears[i] >= 0]
+        if len(idx) < MIN_DE_GENES:
+            continue
+        a, b = pred[idx, i], obs[idx, i]
+        if np.ptp(a) > 0 and np.ptp(b) > 0:
+            out["pearson_de_delta"][i] = float(np.corrcoef(a, b)[0, 1])
+        out["mse_de"][i] = float(np.mean((a - b) ** 2))
+    out["n_de"] = n_de.astype(np.float64)
+    return out
