@@ -158,15 +158,18 @@ def embedding_inputs(wildcards):
 
 
 def model_predictions(wildcards):
-    """A model's predictions for one (dataset, split seed); a missing file stops the run before any job."""
-    path, _ = wc.model_file(config, wildcards.model, wildcards.dataset, int(wildcards.seed))
-    if not os.path.exists(path):
-        raise ValueError(
-            f"model {wildcards.model!r}: its predictions for dataset {wildcards.dataset}, split seed {wildcards.seed} "
-            f"are missing: {path} (export the splits with `snakemake splits`, write the predictions there, or fix "
-            f"models.{wildcards.model}.path)"
-        )
-    return path
+    """A model's predictions for one (dataset, split seed), when the file exists.
+
+    A missing file is left out of the inputs so that evaluate_model runs and stops with an error naming the
+    model, file, dataset and seed (an input function that raises would only be a warning in Snakemake's DAG).
+    """
+    path = model_path(wildcards)
+    return path if os.path.exists(path) else []
+
+
+def model_path(wildcards):
+    """The path of a model's predictions for one (dataset, split seed), from its config template."""
+    return wc.model_file(config, wildcards.model, wildcards.dataset, int(wildcards.seed))[0]
 
 
 def model_outputs(dataset, seed, ext):

@@ -40,6 +40,7 @@ rule evaluate_model:
         mem_mb=4000,
         runtime=20,
     params:
+        path=model_path,
         quantity=lambda w: wc.model_file(config, w.model, w.dataset, int(w.seed))[1],
         top_genes=config["metrics"]["top_genes"],
         exclude_target_gene=config["metrics"]["exclude_target_gene"],

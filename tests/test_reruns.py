@@ -12,7 +12,8 @@ from lsftbench.pipeline.config import baselines_for
 pytestmark = pytest.mark.workflow
 
 #: The jobs after the per-(dataset, seed) work: tables, figures, combined table, run index, target.
-AGGREGATION = {"dataset_tables": 3, "figures": 3, "forest_figure": 1, "combined_table": 1, "run_index": 1, "all": 1}
+AGGREGATION = {"dataset_tables": 3, "figures": 3, "forest_figure": 1, "combined_table": 1, "leaderboard": 1,
+               "run_index": 1, "all": 1}
 
 
 def plan_with(run, change, *targets):
@@ -108,7 +109,7 @@ def test_deleted_shard_reruns_that_shard_and_aggregation(shared_run):
     shard.unlink()
     try:
         assert planned_jobs(root, root=root) == {"lsft": 1, "dataset_tables": 1, "figures": 1, "forest_figure": 1,
-                                                 "combined_table": 1, "run_index": 1, "all": 1}
+                                                 "combined_table": 1, "leaderboard": 1, "run_index": 1, "all": 1}
     finally:
         if not shard.exists():
             shard.write_bytes(saved)

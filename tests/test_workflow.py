@@ -35,10 +35,12 @@ EXPECTED_DEFAULT_JOBS = {
     "lsft": PAIRS * len(SEEDS) * 3,  # x 3 K values
     "progress_methods": 3 * len(SEEDS),
     "noise_ceiling": 3,
+    "differential_expression": 3,
     "dataset_tables": 3,
     "figures": 3,
     "forest_figure": 1,
     "combined_table": 1,
+    "leaderboard": 1,
     "run_index": 1,
     "all": 1,
 }
@@ -105,7 +107,9 @@ def test_tables_list_every_baseline_and_k_with_sane_values(shared_run):
         for (_, _, pct), grp in rows.groupby(["seed", "baseline", "top_pct"]):
             assert (grp["train_size"] == n_neighbours(grp["n_train_candidates"].iloc[0], pct)).all()
         md = (_tables(results, "default", dataset) / "lsft_performance.md").read_text()
-        assert md.count("\n| ") == len(expected) + 1  # header + one row per baseline x K
+        main, more = md.split("## More metrics")
+        assert main.count("\n| ") == len(expected) + 1  # header + one row per baseline x K
+        assert more.count("\n| ") == 1 + len(expected) * len(md_more_metrics(perf))  # the rest, one row per metric
         assert "common test set, perturbations every baseline can predict" in md and " [" in md
         synthetic = perf.set_index("Baseline")["Synthetic Stand-in"].fillna("").groupby(level=0).first()
         assert synthetic.get("lpm_scgptGeneEmb") == "gene" and synthetic.get("lpm_gearsPertEmb") == "pert"
@@ -231,3 +235,10 @@ def test_lsft_shards_memory_map_the_products_of_the_global_fit(shared_run):
     n_train = pd.read_parquet(Path(str(seed_dir).format("default")) / "lpm_selftrained" / "top5" / "chunk0-of-1.parquet")[
         "n_train_candidates"].iloc[0]
     assert shard.shape == (n_train, n_train, 2)
+
+
+def md_more_metrics(perf: pd.DataFrame) -> list[str]:
+    """The metrics of a performance table's "More metrics" Markdown section: its families other than r and L2."""
+    return [c.removeprefix("Local ") for c in perf.columns
+            if c.startswith("Local ") and not c.endswith((" CI low", " CI high", " SD (seeds)"))
+            and c not in ("Local Pearson r", "Local L2")]

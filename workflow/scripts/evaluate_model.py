@@ -6,7 +6,7 @@ from lsftbench.pipeline.job import job_keys, setup_logging
 log = setup_logging(snakemake)  # noqa: F821
 inp, out, p, w = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards  # noqa: F821
 scored = score_model(
-    inp.predictions, inp.pseudobulk, inp.split, quantity=p.quantity, top_genes=p.top_genes, keys=job_keys(w),
+    p.path, inp.pseudobulk, inp.split, quantity=p.quantity, top_genes=p.top_genes, keys=job_keys(w),
     exclude_target_gene=p.exclude_target_gene,
 )
 for note in scored.notes:

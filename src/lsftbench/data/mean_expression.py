@@ -21,7 +21,7 @@ from ..labels import Labels
 if TYPE_CHECKING:
     import anndata as ad
 
-__all__ = ["MeanExpression", "read_mean_expression", "require_conditions", "top_expressed"]
+__all__ = ["MeanExpression", "read_mean_expression", "require_conditions", "top_expressed", "training_mean_delta"]
 
 @dataclass(frozen=True)
 class MeanExpression:
@@ -57,3 +57,23 @@ def top_expressed(ctrl_mean: np.ndarray, n: int = 1000) -> np.ndarray:
     """Indices of the ``n`` genes with the highest control mean (stable for ties)."""
     order = np.argsort(-np.asarray(ctrl_mean), kind="stable")
     return np.sort(order[: min(n, len(order))])
+
+
+def training_mean_delta(pb: ad.AnnData | MeanExpression, split: dict[str, list[str]]) -> np.ndarray:
+    """``m``: the mean Δ (genes) of all training perturbations of ``split`` (``ctrl`` excluded), SPEC 5 and 7.
+
+    ``mean_response``'s prediction, the ``train mean`` null method and the centre of the centred Pearson r;
+    computed one way everywhere (one matrix-vector product over the rows, minus the control mean), so a
+    model predicting it is ``mean_response`` to the last bit. ``ValueError`` when the split trains on no
+    perturbation.
+    """
+    train = [c for c in split["train"] if c != "ctrl"]
+    if not train:
+        raise ValueError("the split has no training perturbation besides ctrl")
+    x = np.asarray(pb.X, dtype=np.float64)
+    rows = pb.obs_names.get_indexer(train)
+    weights = np.zeros(x.shape[0])
+    weights[rows] = 1.0 / len(rows)  # split conditions are unique
+    mean = weights @ x
+    mean -= x[pb.obs_names.get_loc("ctrl")]
+    return mean

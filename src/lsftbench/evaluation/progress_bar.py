@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.conditions import CTRL, target_positions
-from ..data.mean_expression import top_expressed
+from ..data.mean_expression import MeanExpression, top_expressed, training_mean_delta
 from ..embeddings.build import Embedding, build_embedding, pert_columns_from_rows, training_pca_gene_scores
 from ..embeddings.pca import pca_scores
 from ..io import read_json
@@ -38,7 +38,6 @@ from .metrics import perturbation_metrics
 if TYPE_CHECKING:
     import anndata as ad
 
-    from ..data.mean_expression import MeanExpression
 
 __all__ = [
     "TRAIN_MEAN",
@@ -111,12 +110,10 @@ def _as_anndata(pb: ad.AnnData | MeanExpression) -> ad.AnnData:
 def train_mean_delta(pb: ad.AnnData | MeanExpression, split: dict[str, list[str]]) -> np.ndarray:
     """``m`` = mean Δ of the training perturbations (``ctrl`` excluded) over all measured genes.
 
-    The ``train mean`` null prediction and the centre of the centred Pearson r (SPEC 7).
+    The ``train mean`` null prediction and the centre of the centred Pearson r (SPEC 7):
+    :func:`lsftbench.data.mean_expression.training_mean_delta`, for an AnnData's pandas names too.
     """
-    train = [c for c in split["train"] if c != CTRL]
-    if not train:
-        raise ValueError("the split has no training perturbation besides ctrl")
-    return _delta(pb, train).mean(axis=1)
+    return training_mean_delta(MeanExpression(np.asarray(pb.X), Labels(pb.obs_names), Labels(pb.var_names)), split)
 
 
 def idealized_embedding(

@@ -268,7 +268,7 @@ def score_model(
     (``delta``); the metrics are those of a baseline's global fit, over all measured genes (the centred
     Pearson r centred on the mean Δ of all training perturbations).
     """
-    from ..data.mean_expression import read_mean_expression, require_conditions, top_expressed
+    from ..data.mean_expression import read_mean_expression, require_conditions, top_expressed, training_mean_delta
     from ..io import read_json
     from ..model.external import read_predictions
 
@@ -281,8 +281,7 @@ def score_model(
     preds = read_predictions(path, quantity=quantity, genes=genes, ctrl_mean=ctrl, split=parts,
                              model=str(keys.get("model")), dataset=str(keys.get("dataset")), seed=int(keys.get("seed", 0)))
     observed = (x[pb.obs_names.get_indexer(preds.conditions)] - ctrl).T
-    train = [c for c in parts["train"] if c != CTRL]
-    train_mean = x[pb.obs_names.get_indexer(train)].mean(axis=0) - ctrl
+    train_mean = training_mean_delta(pb, parts)
     exclude = target_positions(preds.conditions, pb.var_names) if exclude_target_gene else None
     n_rows, n_test = len(preds.conditions), len(parts["test"])
     table = {

@@ -140,7 +140,11 @@ def _read_table(path: Path, sep: str | None, fail: Any) -> _Raw:
             if head.count(other) > head.count(sep):
                 shape = "tab-separated" if other == "\t" else "comma-separated"
                 fail(f"looks {shape} although its name ends in {path.suffix}: rename it (.tsv for tabs, .csv for commas)")
-            frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig")
+            header = next(csv.reader([head.lstrip("\ufeff")], delimiter=sep))
+            repeated = [k for k, n in Counter(header).items() if n > 1]
+            if repeated:  # pandas would rename them (G, G.1): caught here
+                fail(f"duplicate genes: {_examples(repeated)}")
+            frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig", float_precision="round_trip")
     except (OSError, ValueError, csv.Error, pd.errors.ParserError) as err:
         if isinstance(err, ValueError) and str(err).startswith(str(path)):
             raise
@@ -154,8 +158,7 @@ def _read_table(path: Path, sep: str | None, fail: Any) -> _Raw:
     non_numeric = [c for c in data.columns if not pd.api.types.is_numeric_dtype(data[c])]
     if non_numeric:
         fail(f"gene columns that are not numbers: {_examples(non_numeric)}")
-    return _Raw(labels, [str(c) for c in data.columns], data.to_numpy(dtype=np.float64),
-                cell_level=len(set(labels)) < len(labels))
+    return _Raw(labels, [str(c) for c in data.columns], data.to_numpy(dtype=np.float64))  # one row per condition
 
 
 def _condition_map(labels: Sequence[str], conditions: Sequence[str]) -> dict[str, str]:
@@ -268,13 +271,13 @@ def _check_quantity(rows: np.ndarray, ctrl: np.ndarray, quantity: str, fail: Any
     """Values that look like the other quantity are an error (SPEC 7.3).
 
     Log-normalised expression is never negative; changes from the control mean are centred on 0 and
-    take both signs. ``expression`` with more than 1 % negative values, or ``delta`` without a negative
-    value whose mean is near the control mean's, is the other quantity.
+    take both signs. ``expression`` with more than 1 % negative values, or ``delta`` with less than 1 %
+    negative values and a mean near the control mean's, is the other quantity.
     """
     negative = float((rows < 0).mean())
     if quantity == "expression" and negative > 0.01:
         fail(f"declared quantity: expression, but {100 * negative:.0f} % of the values are negative and they are "
              f"centred on {np.mean(rows):.3g}: these look like changes from the control mean; set quantity: delta")
-    if quantity == "delta" and negative == 0 and np.mean(rows) > 0.5 * max(float(np.mean(ctrl)), 1e-12):
-        fail(f"declared quantity: delta, but no value is negative and their mean ({np.mean(rows):.3g}) is that of "
+    if quantity == "delta" and negative < 0.01 and np.mean(rows) > 0.5 * max(float(np.mean(ctrl)), 1e-12):
+        fail(f"declared quantity: delta, but {100 * negative:.1f} % of the values are negative and their mean ({np.mean(rows):.3g}) is that of "
              f"expression (the control mean's is {np.mean(ctrl):.3g}): set quantity: expression")

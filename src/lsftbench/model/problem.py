@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..data.conditions import CTRL, single_gene
-from ..data.mean_expression import MeanExpression, read_mean_expression, require_conditions, top_expressed
+from ..data.mean_expression import (
+    MeanExpression,
+    read_mean_expression,
+    require_conditions,
+    top_expressed,
+    training_mean_delta,
+)
 from ..embeddings.build import Embedding
 from ..io import read_json
 from ..labels import Labels
@@ -91,8 +97,8 @@ def make_problem(
     y = rows.T
     expr_t = x[pb.obs_names.get_indexer(train_perts)]
     target_rows = {c: (pb.var_names.get_loc(g) if (g := single_gene(c)) in pb.var_names else -1) for c in conditions}
-    train_mean = _mean_row(x, pb.obs_names.get_indexer([c for c in split["train"] if c != CTRL]))[gene_rows]
-    train_mean -= ctrl[gene_rows]
+    train_perts_all = [c for c in split["train"] if c != CTRL]
+    train_mean = training_mean_delta(pb, split)[gene_rows] if train_perts_all else np.full(len(gene_rows), np.nan)
     return Problem(
         embedding=emb,
         genes=emb.genes,
@@ -110,15 +116,6 @@ def make_problem(
         top_idx=top_expressed(ctrl[gene_rows], top_n),
         train_mean=train_mean,
     )
-
-
-def _mean_row(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Mean of ``x[rows]`` as one matrix-vector product, without copying the rows (NaN for no rows)."""
-    if not len(rows):
-        return np.full(x.shape[1], np.nan)
-    weights = np.zeros(x.shape[0])
-    weights[rows] = 1.0 / len(rows)  # split conditions are unique
-    return weights @ x
 
 
 def load_problem(

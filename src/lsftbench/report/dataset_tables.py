@@ -163,7 +163,7 @@ def _leaderboards(frames: DatasetFrames, methods: Mapping[int, pd.DataFrame], pr
     """Every method on one table, per seed and pooled; each model against each linear method; the methods' rows."""
     frame = method_frame(frames.per_perturbation, frames.models, methods)
     for seed in (*s.seeds, None):
-        table = leaderboard_table(frame, progress, s.primary_metric, s.stats, seed)
+        table = leaderboard_table(frame, progress, s.primary_metric, s.stats, seed, frames.spread, s.mode_collapse_spread)
         seeds = list(s.seeds) if seed is None else [seed]
         where = root if seed is None else f"{root}/seed{seed}"
         title = f"Leaderboard ({s.dataset})" + ("" if seed is None else f", split seed {seed}")

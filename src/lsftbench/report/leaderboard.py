@@ -166,11 +166,15 @@ def leaderboard_table(
     primary: str = "pearson_r",
     stats: StatsSettings | None = None,
     seed: int | None = None,
+    spread: pd.DataFrame | None = None,
+    mode_collapse_spread: float = 0.1,
 ) -> pd.DataFrame:
     """The leaderboard of one dataset (module docstring): one row per method of ``frame`` (:func:`method_frame`).
 
     ``progress`` holds each seed's progress-bar table (WAP and BAP per metric). ``seed`` restricts to one
     split seed; ``None`` pools them (mean of the per-seed means, SD across seeds, stratified bootstrap).
+    ``spread`` (:attr:`lsftbench.report.aggregate.DatasetFrames.spread`) adds each method's spread ratio and
+    ``Mode Collapse`` where it is below ``mode_collapse_spread`` (SPEC 7).
     """
     settings = stats or StatsSettings()
     if seed is not None:
@@ -203,6 +207,11 @@ def leaderboard_table(
                        else "uses test data by design: an upper reference" if row["kind"] == "uses test data" else "")
         records.append(rec)
     table = pd.DataFrame.from_records(records)
+    if spread is not None:
+        ratios = _spread_by_method(spread if seed is None else spread[spread["seed"] == seed])
+        table["Spread"] = table["Method"].map(ratios)
+        table["Mode Collapse"] = [f"yes (spread {v:.2f})" if np.isfinite(v) and v < mode_collapse_spread else ""
+                                  for v in table["Spread"].to_numpy(dtype=np.float64)]
     _compare_with_best_linear(table, frame, primary, keep[primary], settings, pooled)
     lower = primary in _LOWER
     order = table[metric_label(primary)].to_numpy(dtype=np.float64) * (1 if lower else -1)
@@ -215,6 +224,16 @@ def leaderboard_table(
                                              .groupby("method")["_k"].apply(lambda s: int(s.isna().sum()))
                                              .reindex(table["Method"]).to_numpy())
     return table.reset_index(drop=True)
+
+
+def _spread_by_method(spread: pd.DataFrame) -> dict[str, float]:
+    """Each method's spread ratio (mean over seeds) by its leaderboard label."""
+    labels = []
+    for baseline, pct, method in zip(spread["baseline"], spread["top_pct"], spread["method"]):
+        kind = {"global": None, "local": "LSFT", "knn": "kNN", "external": "model"}[method]
+        labels.append(baseline if kind == "model" else f"{baseline} · global fit" if kind is None
+                      else f"{baseline} · {kind} top {pct:g}%")
+    return spread.assign(label=labels).groupby("label")["spread"].mean().to_dict()
 
 
 def _compare_with_best_linear(
@@ -306,9 +325,12 @@ def model_comparisons(
                 rec["p"] = pooled_signed_rank_p(sub["seed"].to_numpy(), sub["condition"].to_numpy(), d) if len(d) else math.nan
                 rec["Perturbations"] = int(len(d))
                 records.append(rec)
-    table = pd.DataFrame.from_records(records)
+    label = "Model - other"
+    columns = ["Model", "Compared with", "Kind", "Metric", label, label + _CI[0], label + _CI[1],
+               *([label + _SD] if pooled else []), "p", "Perturbations"]
+    table = pd.DataFrame.from_records(records, columns=columns)  # without models: the header only
+    table.insert(table.columns.get_loc("p") + 1, "q", np.nan)
     if len(table):
-        table.insert(table.columns.get_loc("p") + 1, "q", np.nan)
         for m, idx in table.groupby("Metric").groups.items():
             table.loc[idx, "q"] = bh_qvalues(table.loc[idx, "p"].to_numpy(dtype=np.float64))
     return table

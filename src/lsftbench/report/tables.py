@@ -822,7 +822,7 @@ _PROGRESS_VIEW = ("Protocol", "Baseline", "Top %", "Method", "Metric", "Score", 
                   "% of gap closed", "Seeds", "Synthetic Stand-in")
 #: The columns of a leaderboard's Markdown (every metric is in the CSV).
 _LEADERBOARD_VIEW = ("Protocol", "Position", "Method", "Kind", "Pearson r", "% of gap closed (Pearson r)", "L2", "MAE",
-                     "Discrimination (L1)", "Best linear method", "q (vs best linear (Pearson r))", "Note")
+                     "Discrimination (L1)", "Best linear method", "q (vs best linear (Pearson r))", "Mode Collapse", "Note")
 
 
 def synthetic_note(dataset: str) -> str:
