@@ -25,6 +25,12 @@ include: "rules/models.smk"
 include: "rules/aggregate.smk"
 
 
+# A real run (never a dry run) records the settings it starts with (lsftbench.pipeline.settings): going back to
+# them later, after dry runs with other settings, reruns nothing.
+onstart:
+    SETTINGS.mark_used()
+
+
 # The tables, figures and run index of the configured protocol.
 rule all:
     default_target: True

@@ -5,6 +5,7 @@ rule dataset_tables:
     """Pooled and per-seed tables of one (dataset, protocol), with confidence intervals and tests."""
     input:
         unpack(aggregate_inputs),
+        settings=settings_token("tables"),
     output:
         pooled=[
             report(
@@ -40,6 +41,7 @@ rule dataset_tables:
         metrics={k: config["metrics"][k] for k in TABLE_METRIC_KEYS},
         primary_metric=config["leaderboard"]["primary_metric"],
         synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
+        settings=ws.table_settings(config),
     script:
         "../workflow/scripts/dataset_tables.py"
 
@@ -52,6 +54,7 @@ rule figures:
         progress=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/progress_bar.csv",
         leaderboard=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/leaderboard.csv",
         seed_progress=lambda w: [f"{table_dir(w.dataset, w.protocol)}/seed{s}/progress_bar.csv" for s in SEEDS],
+        settings=settings_token("tables"),
     output:
         [
             report(
@@ -76,6 +79,8 @@ rule figures:
         confidence=config["statistics"]["confidence"],
         primary_metric=config["leaderboard"]["primary_metric"],
         seeds=SEEDS,
+        synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
+        settings=ws.table_settings(config),
     script:
         "../workflow/scripts/figures.py"
 
@@ -83,7 +88,8 @@ rule figures:
 rule forest_figure:
     """LSFT improvement with its 95 % CI per baseline x K, one panel per dataset, split seeds pooled."""
     input:
-        lambda w: [f"{table_dir(d, w.protocol)}/lsft_performance.csv" for d in DATASETS],
+        performance=lambda w: [f"{table_dir(d, w.protocol)}/lsft_performance.csv" for d in DATASETS],
+        settings=settings_token("tables"),
     output:
         [
             report(
@@ -106,6 +112,8 @@ rule forest_figure:
         datasets=DATASETS,
         n_seeds=len(SEEDS),
         confidence=config["statistics"]["confidence"],
+        synthetic=SYNTHETIC_DATASETS,
+        settings=ws.table_settings(config),
     script:
         "../workflow/scripts/forest_figure.py"
 
@@ -113,7 +121,8 @@ rule forest_figure:
 rule combined_table:
     """One table across datasets (pooled over seeds, common test set)."""
     input:
-        lambda w: [f"{table_dir(d, w.protocol)}/lsft_performance.csv" for d in DATASETS],
+        performance=lambda w: [f"{table_dir(d, w.protocol)}/lsft_performance.csv" for d in DATASETS],
+        settings=settings_token("tables"),
     output:
         csv=report(
             f"{RESULTS}/tables/{{protocol}}/combined.csv",
@@ -137,6 +146,8 @@ rule combined_table:
         runtime=10,
     params:
         datasets=DATASETS,
+        synthetic=SYNTHETIC_DATASETS,
+        settings=ws.table_settings(config),
     script:
         "../workflow/scripts/combined_table.py"
 
@@ -144,7 +155,8 @@ rule combined_table:
 rule leaderboard:
     """Every method of every dataset on one table: the datasets' leaderboards side by side."""
     input:
-        lambda w: [f"{table_dir(d, w.protocol)}/leaderboard.csv" for d in DATASETS],
+        leaderboards=lambda w: [f"{table_dir(d, w.protocol)}/leaderboard.csv" for d in DATASETS],
+        settings=settings_token("tables"),
     output:
         csv=report(
             f"{RESULTS}/tables/{{protocol}}/leaderboard.csv",
@@ -169,6 +181,8 @@ rule leaderboard:
     params:
         datasets=DATASETS,
         primary_metric=config["leaderboard"]["primary_metric"],
+        synthetic=SYNTHETIC_DATASETS,
+        settings=ws.table_settings(config),
     script:
         "../workflow/scripts/leaderboard.py"
 
@@ -176,8 +190,9 @@ rule leaderboard:
 rule run_index:
     """The run's table of contents: every table and figure of one protocol, and the settings behind them."""
     input:
-        lambda w: [path for d in DATASETS for path in dataset_tables(d, w.protocol) + figures(d, w.protocol)]
+        files=lambda w: [path for d in DATASETS for path in dataset_tables(d, w.protocol) + figures(d, w.protocol)]
         + run_outputs(w.protocol),
+        settings=settings_token("run"),
     output:
         f"{RESULTS}/tables/{{protocol}}/README.md",
     log:
@@ -193,6 +208,9 @@ rule run_index:
         datasets=DATASETS,
         seeds=SEEDS,
         top_pcts=TOP_PCTS,
+        synthetic=SYNTHETIC_DATASETS,
+        settings=ws.table_settings(config),
+        config=ws.output_config(config),
     script:
         "../workflow/scripts/run_index.py"
 
@@ -202,6 +220,7 @@ rule audit_table:
     input:
         default=f"{RESULTS}/tables/default/{{dataset}}/lsft_performance.csv",
         seed_compat=f"{RESULTS}/tables/seed_compat/{{dataset}}/lsft_performance.csv",
+        settings=settings_token("tables"),
     output:
         csv=report(
             f"{RESULTS}/tables/audit/{{dataset}}.csv",
@@ -223,5 +242,8 @@ rule audit_table:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
+        settings=ws.table_settings(config),
     script:
         "../workflow/scripts/audit_table.py"

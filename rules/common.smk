@@ -3,6 +3,7 @@
 # the same interpreter); with --sdm conda each env's post-deploy script installs it from LSFTBENCH_ROOT.
 import copy
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("LSFTBENCH_ROOT", str(workflow.basedir))
@@ -10,6 +11,7 @@ os.environ.setdefault("LSFTBENCH_ROOT", str(workflow.basedir))
 from lsftbench.formats import SCGPT_FILES
 from lsftbench.pipeline import config as wc
 from lsftbench.pipeline import preflight
+from lsftbench.pipeline import settings as ws
 
 # A config of one's own: `--configfile my.yaml` runs exactly what my.yaml declares (plus schema
 # defaults), instead of being merged into config/config.yaml's datasets and baselines.
@@ -21,18 +23,61 @@ if USER_CONFIGFILES:
 # Start-up checks (before the DAG): the schema with its defaults, one line per problem naming the
 # key and where it is written; names usable as wildcards; every configured input path present.
 preflight.validate_config(
-    config, Path(workflow.basedir) / "config" / "schema.yaml", USER_CONFIGFILES or ["config/config.yaml"]
+    config,
+    Path(workflow.basedir) / "config" / "schema.yaml",
+    USER_CONFIGFILES or ["config/config.yaml"],
+    command_line=dict(workflow.config_settings.config),
 )
 preflight.check_names(config)
 wc.check_config(config)
 preflight.check_paths(config)
 
 RESULTS = wc.results_dir(config, USER_CONFIGFILES)
+# What the outputs were made from, kept with them (lsftbench.pipeline.settings): one token per group of
+# settings, rewritten only when its content (settings, hashes of configured inputs) changes, so that
+# reruns follow settings and input content even without .snakemake/. Only the main process writes,
+# and it holds the working directory's run lock (jobs on a cluster parse this file again).
+SETTINGS = ws.SettingsTokens(RESULTS, config)
+if workflow.is_main_process:
+    ws.run_lock()
+    for group in SETTINGS.sync():
+        print(f"settings changed since the last run: {group} ({SETTINGS.path(group)})", file=sys.stderr)
 PROTOCOL = config["protocol"]
 DATASETS = wc.benchmarked_datasets(config)
 SEEDS = wc.split_seeds(config)
+# Datasets from the embedded generator: every table, figure and the run index say so.
+SYNTHETIC_DATASETS = [d for d in DATASETS if config["datasets"][d]["source"] == "synthetic"]
 TOP_PCTS = [wc.pct_label(p) for p in config["top_pcts"]]
 N_CHUNKS = config["lsft"]["test_chunks"]
+
+
+def dataset_chunks(dataset):
+    """LSFT jobs per (seed, baseline, K) of a dataset: lsft.test_chunks, capped at its number of perturbations
+    when that is known before the run (synthetic presets, local files), so a small dataset never gets
+    more jobs than it has perturbations."""
+    ds = config["datasets"][dataset]
+    n = None
+    if ds["source"] == "synthetic":
+        from lsftbench.data.synthetic.datasets import PRESETS
+
+        preset = PRESETS.get(ds.get("preset", dataset))
+        n = (ds.get("overrides") or {}).get("n_perts", preset.n_perts if preset else None)
+    elif ds["source"] == "local" or os.path.exists(f"resources/gears/{dataset}/perturb_processed.h5ad"):
+        from lsftbench.data.h5ad import count_perturbations
+
+        path = ds["path"] if ds["source"] == "local" else f"resources/gears/{dataset}/perturb_processed.h5ad"
+        n = count_perturbations(path)
+    return N_CHUNKS if n is None else max(1, min(N_CHUNKS, int(n)))
+
+
+CHUNKS = {dataset: dataset_chunks(dataset) for dataset in config["datasets"]}
+for _dataset, _n in CHUNKS.items():
+    if _n < N_CHUNKS and workflow.is_main_process:
+        print(
+            f"WARNING: lsft.test_chunks = {N_CHUNKS} capped at {_n} for dataset {_dataset}, its number of "
+            "perturbations: more LSFT jobs than perturbations would only be empty",
+            file=sys.stderr,
+        )
 # Tables of one (dataset, protocol): pooled over split seeds, and per seed.
 POOLED_TABLES = [
     "leaderboard",
@@ -56,7 +101,7 @@ FIGURES = ["leaderboard", "local_vs_global", "improvement_distribution", "progre
 # What `snakemake splits` exports per (dataset, split seed) for a model's own training code.
 SPLIT_EXPORT_FILES = ["split.json", "split.pkl", "test_conditions.csv", "genes.csv", "control_mean.csv"]
 # The metrics settings the tables depend on (a change of any other reruns no table).
-TABLE_METRIC_KEYS = ["top_genes", "rank_distance", "mode_collapse_spread", "exclude_target_gene", "de_fdr"]
+TABLE_METRIC_KEYS = list(ws.TABLE_METRIC_KEYS)
 
 
 wildcard_constraints:
@@ -73,6 +118,19 @@ wildcard_constraints:
 
 def dataset_config(dataset):
     return config["datasets"][dataset]
+
+
+def settings_token(group):
+    """The settings token of ``group`` (lsftbench.pipeline.settings.settings_groups), an input of its rules."""
+    return SETTINGS.path(group)
+
+
+def dataset_token(wildcards):
+    return settings_token(f"data/{wildcards.dataset}")
+
+
+def embedding_token(wildcards):
+    return settings_token(f"embedding/{wildcards.baseline}")
 
 
 #: Outputs of one (dataset, protocol, split seed), as a wildcard pattern.
@@ -217,9 +275,10 @@ def go_graph_csv(wildcards):
 
 
 def lsft_shards(dataset, protocol, seed, baseline, pct):
+    n = CHUNKS[dataset]
     return [
-        f"{RESULTS}/{dataset}/{protocol}/seed{seed}/lsft/{baseline}/top{pct}/chunk{chunk}-of-{N_CHUNKS}.parquet"
-        for chunk in range(N_CHUNKS)
+        f"{RESULTS}/{dataset}/{protocol}/seed{seed}/lsft/{baseline}/top{pct}/chunk{chunk}-of-{n}.parquet"
+        for chunk in range(n)
     ]
 
 

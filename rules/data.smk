@@ -3,6 +3,8 @@
 
 rule synthetic_data:
     """Generate a seeded synthetic GEARS-format dataset (no network needed)."""
+    input:
+        settings=dataset_token,
     output:
         f"{RESULTS}/data/{{dataset}}/perturb_processed.h5ad",
     log:

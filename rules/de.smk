@@ -8,6 +8,7 @@ rule differential_expression:
     input:
         pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
         data=perturb_data,
+        settings=dataset_token,
     output:
         f"{RESULTS}/{{dataset}}/de.h5",
     log:

@@ -5,6 +5,7 @@ rule embedding:
     """Embeddings A (genes x d) and B (d x conditions) of one (dataset, protocol, split seed, baseline)."""
     input:
         unpack(embedding_inputs),
+        settings=embedding_token,
     output:
         f"{SPLIT_DIR}/embeddings/{{baseline}}.npz",
     log:
@@ -28,6 +29,7 @@ rule training_pca:
     input:
         pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
         split=f"{SPLIT_DIR}/split.json",
+        settings=settings_token("pca"),
     output:
         f"{SPLIT_DIR}/training_pca.npz",
     log:

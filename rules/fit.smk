@@ -7,6 +7,7 @@ rule global_fit:
         pseudobulk=protocol_pseudobulk,
         split=f"{SPLIT_DIR}/split.json",
         embedding=f"{SPLIT_DIR}/embeddings/{{baseline}}.npz",
+        settings=lambda w: settings_token(f"fit/{w.baseline}"),
     output:
         metrics=f"{SPLIT_DIR}/global/{{baseline}}.parquet",
         predictions=f"{SPLIT_DIR}/global/{{baseline}}.npz",
@@ -22,7 +23,7 @@ rule global_fit:
         mem_mb=4000,
         runtime=30,
     params:
-        ridge_penalty=config["ridge_penalty"],
+        ridge_penalty=lambda w: ws.ridge_penalty(config, w.baseline),
         top_genes=config["metrics"]["top_genes"],
         min_predictable_tests=config["metrics"]["min_predictable_tests"],
         exclude_target_gene=config["metrics"]["exclude_target_gene"],

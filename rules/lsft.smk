@@ -8,6 +8,7 @@ rule lsft:
         split=f"{SPLIT_DIR}/split.json",
         embedding=f"{SPLIT_DIR}/embeddings/{{baseline}}.npz",
         shared=lsft_shared_matrices,
+        settings=lambda w: settings_token(f"lsft/{w.protocol}/{w.baseline}"),
     output:
         metrics=f"{SPLIT_DIR}/lsft/{{baseline}}/top{{pct}}/chunk{{chunk}}-of-{{n_chunks}}.parquet",
         predictions=f"{SPLIT_DIR}/lsft/{{baseline}}/top{{pct}}/chunk{{chunk}}-of-{{n_chunks}}.npz",
@@ -20,7 +21,7 @@ rule lsft:
         mem_mb=4000,
         runtime=60,
     params:
-        ridge_penalty=config["ridge_penalty"],
+        ridge_penalty=lambda w: ws.ridge_penalty(config, w.baseline),
         center=config["lsft"]["center"],
         published_version=config["seed_compat"]["published_version"],
         refit_embeddings=config["lsft"]["refit_embeddings"],

@@ -8,6 +8,7 @@ rule export_split:
         split=f"{RESULTS}/{{dataset}}/default/seed{{seed}}/split.json",
         pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
         data=perturb_data,
+        settings=dataset_token,
     output:
         [f"{RESULTS}/splits/{{dataset}}/seed{{seed}}/{name}" for name in SPLIT_EXPORT_FILES],
     log:
@@ -28,6 +29,7 @@ rule evaluate_model:
         predictions=model_predictions,
         pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
         split=f"{RESULTS}/{{dataset}}/default/seed{{seed}}/split.json",
+        settings=lambda w: settings_token(f"models/{w.model}/{w.dataset}/seed{w.seed}"),
     output:
         metrics=f"{RESULTS}/{{dataset}}/default/seed{{seed}}/models/{{model}}.parquet",
         predictions=f"{RESULTS}/{{dataset}}/default/seed{{seed}}/models/{{model}}.npz",

@@ -8,6 +8,7 @@ rule progress_methods:
     input:
         pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
         split=f"{SPLIT_DIR}/split.json",
+        settings=settings_token("progress"),
     output:
         f"{SPLIT_DIR}/progress_methods.parquet",
     log:
@@ -35,6 +36,7 @@ rule noise_ceiling:
         data=perturb_data,
         pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
         splits=lambda w: [f"{RESULTS}/{w.dataset}/{w.protocol}/seed{s}/split.json" for s in SEEDS],
+        settings=lambda w: [dataset_token(w), settings_token("noise_ceiling")],
     output:
         f"{RESULTS}/{{dataset}}/{{protocol}}/noise_ceiling.parquet",
     log:

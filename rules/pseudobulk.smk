@@ -5,6 +5,7 @@ rule pseudobulk:
     """Mean expression per condition, streamed over row chunks of X."""
     input:
         perturb_data,
+        settings=dataset_token,
     output:
         f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
     log:
@@ -25,6 +26,7 @@ rule seed_compat_pseudobulk:
     """Pseudobulk as the published LSFT code computes it (float32 means, first-cell order), for seed_compat."""
     input:
         perturb_data,
+        settings=dataset_token,
     output:
         f"{RESULTS}/{{dataset}}/seed_compat/pseudobulk.h5ad",
     log:

@@ -6,6 +6,8 @@ SYNTHETIC = f"{RESULTS}/resources/synthetic"
 
 rule synthetic_scgpt_checkpoint:
     """A small scGPT-shaped checkpoint directory (real key names and shapes, synthetic weights)."""
+    input:
+        settings=settings_token("synthetic"),
     output:
         model=f"{SYNTHETIC}/scgpt/best_model.pt",
         vocab=f"{SYNTHETIC}/scgpt/vocab.json",
@@ -27,6 +29,8 @@ rule synthetic_scgpt_checkpoint:
 
 rule synthetic_scfoundation_checkpoint:
     """A small scFoundation-shaped models.ckpt and its gene list."""
+    input:
+        settings=settings_token("synthetic"),
     output:
         model=f"{SYNTHETIC}/scfoundation/models.ckpt",
         gene_list=f"{SYNTHETIC}/scfoundation/gene_list.tsv",
@@ -47,6 +51,8 @@ rule synthetic_scfoundation_checkpoint:
 
 rule synthetic_go_graph:
     """A GO-like weighted gene graph in the layout of GEARS' go_essential_all.csv."""
+    input:
+        settings=settings_token("synthetic"),
     output:
         csv=f"{SYNTHETIC}/go_essential_all.csv",
     log:
@@ -68,6 +74,7 @@ rule pretrained_gene_table:
     """Gene embedding table extracted from an scGPT or scFoundation checkpoint (torch, CPU)."""
     input:
         unpack(pretrained_inputs),
+        settings=embedding_token,
     output:
         f"{RESULTS}/resources/gene_tables/{{baseline}}.{{side}}.pretrained.tsv",
     log:
@@ -88,6 +95,7 @@ rule go_graph_table:
     """Adjacency spectral embedding of the GO graph (d largest-magnitude eigenvalues)."""
     input:
         csv=go_graph_csv,
+        settings=embedding_token,
     output:
         f"{RESULTS}/resources/gene_tables/{{baseline}}.{{side}}.go_graph.tsv",
     log:
@@ -108,6 +116,7 @@ rule seed_compat_gene_table:
     """Gene tables as the published code's loaders build them (seed_compat): raw scGPT rows, GEARS' GO embedding."""
     input:
         unpack(seed_compat_table_inputs),
+        settings=embedding_token,
     output:
         f"{RESULTS}/resources/gene_tables/{{baseline}}.{{side}}.seed_compat.tsv",
     log:

@@ -7,6 +7,7 @@ rule split:
         unpack(go_filter_inputs),
         data=perturb_data,
         split_file=split_file,
+        settings=lambda w: [dataset_token(w), settings_token("split")],
     output:
         f"{SPLIT_DIR}/split.json",
     log:
@@ -19,5 +20,6 @@ rule split:
         runtime=10,
     params:
         train_gene_set_size=config["split"]["train_gene_set_size"],
+        min_tests=config["metrics"]["min_predictable_tests"],
     script:
         "../workflow/scripts/split.py"

@@ -842,3 +842,181 @@ def test_too_many_test_chunks_are_capped_with_a_log_line_and_change_no_table(tmp
     assert len(expected) == n_used and expected["condition"].is_unique
     pd.testing.assert_frame_equal(pd.read_parquet(per_perturbation), expected, check_exact=False, rtol=1e-9, atol=1e-12)
     assert not _temporaries(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 22: inputs that used to be silently wrong, crash, or mislead
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_mis_cased_target_is_an_error_not_a_silent_drop(tmp_path):
+    """Item 4: ``a+ctrl`` where the gene is ``A`` would leave training as "target not measured"."""
+    conditions = ["ctrl"] * 4 + ["a+ctrl"] * 3 + ["ctrl+B"] * 3 + ["C+ctrl"] * 2
+    path = _write(tmp_path / "cased.h5ad", conditions=conditions)
+    with pytest.raises(InputDataError, match=r"cased.h5ad: 1 perturbation target\(s\) match a gene symbol in "
+                                             r"var\['gene_name'\] only when upper/lower case is ignored: 'a' \(gene 'A'\)"):
+        open_perturb_data(path)
+
+
+def test_dense_float16_x_is_read_as_float32_by_every_reader(tmp_path):
+    """Item 6: the pseudobulk and the noise ceiling read float16 X the same way (as float32), no SciPy error."""
+    from lsftbench.evaluation.noise_ceiling import noise_ceiling_from_files
+
+    adata = make_dataset("adamson", seed=3, **TINY)
+    x16 = adata.X.toarray().astype(np.float16)
+    half = tmp_path / "half.h5ad"
+    single = tmp_path / "single.h5ad"
+    for path, x in ((half, x16), (single, x16.astype(np.float32))):
+        write_h5ad(ad.AnnData(X=x, obs=adata.obs, var=adata.var), path)
+    pb_half, pb_single = pseudobulk(half), pseudobulk(single)
+    np.testing.assert_array_equal(np.asarray(pb_half.X), np.asarray(pb_single.X))
+    write_h5ad(pb_single, tmp_path / "pb.h5ad")
+    perts = [c for c in pb_single.obs_names if c != "ctrl"]
+    split = {"train": ["ctrl", *perts[6:]], "val": [], "test": perts[:6]}
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    ceilings = [noise_ceiling_from_files(p, tmp_path / "pb.h5ad", {1: tmp_path / "split.json"}, replicates=2, seed=0)
+                for p in (half, single)]
+    pd.testing.assert_frame_equal(*ceilings)
+
+
+def test_x_in_a_layer_only_is_named_with_the_layers(tmp_path):
+    """Item 9: X is None (valid AnnData) with the data in a layer: say so, not "corrupted"."""
+    adata = make_dataset("adamson", seed=3, **TINY)
+    bare = ad.AnnData(obs=adata.obs, var=adata.var, layers={"logcounts": adata.X, "counts": adata.X})
+    path = tmp_path / "layers.h5ad"
+    bare.write_h5ad(path)
+    with pytest.raises(InputDataError, match=r"layers.h5ad: X is empty \(the AnnData has no X matrix\): its data are "
+                                             r"in layers 'counts', 'logcounts'; copy the one of log-normalised"):
+        pseudobulk(path)
+
+
+def test_a_file_that_is_not_a_torch_checkpoint_is_said_to_be_one(tmp_path):
+    """Item 10: not "pass trust_pickle=True" (no such config key, and unsafe), but what the file is not."""
+    from lsftbench.embeddings.pretrained import extract_scfoundation
+
+    ckpt = tmp_path / "models.ckpt"
+    ckpt.write_text("this is a text file\n")
+    genes = tmp_path / "genes.tsv"
+    genes.write_text("gene_name\nA\n")
+    with pytest.raises(InputDataError, match=r"models.ckpt: not a PyTorch checkpoint \(a torch.save file is a zip "
+                                             r"archive holding data.pkl; this file starts with b'this is ") as err:
+        extract_scfoundation(ckpt, genes)
+    assert "trust_pickle" not in str(err.value) and "weights_only=False" not in str(err.value)
+
+
+def test_an_exponent_without_a_dot_gets_the_yaml_hint(tmp_path):
+    """Item 11: YAML 1.1 reads ``1e-1`` as text."""
+    config = default_config()
+    config["ridge_penalty"] = "1e-1"
+    with pytest.raises(ConfigError, match=r"'ridge_penalty': '1e-1' is not of type 'number' \(YAML reads '1e-1' as "
+                                          r"text, not a number: write 0.1 or 1.0e-1, with a dot in the mantissa\)"):
+        validate_config(config, SCHEMA)
+
+
+def test_a_value_set_with_config_on_the_command_line_is_blamed_on_it():
+    """Issue 23: ``--config pca_dim=ten`` named config/config.yaml's line instead of the command line."""
+    config = default_config()
+    config["pca_dim"] = "ten"
+    with pytest.raises(ConfigError) as err:
+        validate_config(config, SCHEMA, [REPO / "config" / "config.yaml"], command_line={"pca_dim": "ten"})
+    assert "'pca_dim' (set with --config on the command line): 'ten' is not of type 'integer'" in str(err.value)
+    with pytest.raises(ConfigError, match=r"'pca_dim' \(.*config.yaml:\d+\): 'ten'"):
+        validate_config(config, SCHEMA, [REPO / "config" / "config.yaml"])
+
+
+def test_a_tab_separated_file_named_csv_is_said_to_be(tmp_path):
+    """Item 12."""
+    path = tmp_path / "emb.csv"
+    pd.DataFrame({"gene": GENES, "d0": np.arange(5.0), "d1": np.arange(5.0)}).to_csv(path, sep="\t", index=False)
+    with pytest.raises(InputDataError, match=r"emb.csv: the file name says comma-separated but its header line is "
+                                             r"tab-separated \(3 fields\): rename it to .tsv"):
+        read_gene_table(path)
+
+
+@pytest.mark.parametrize("n_perts", [3, 8])
+def test_a_dataset_too_small_for_a_simulation_split_is_said_so_at_the_split(tmp_path, n_perts):
+    """Item 8: 3 or 8 perturbations used to fail in a fit, naming an .npz."""
+    from lsftbench.data.split import check_split_size
+    from lsftbench.model.protocol import get_protocol
+
+    path = tmp_path / "small.h5ad"
+    write_h5ad(make_dataset("adamson", seed=3, **{**TINY, "n_perts": n_perts, "n_unmeasured": 0}), path)
+    result = get_protocol("default").split(path, seed=1)
+    n_test = len(result.split["test"])
+    assert n_test < 3
+    with pytest.raises(ValueError, match=rf"small.h5ad \(split seed 1\): the dataset is too small for a simulation "
+                                         rf"split: its {n_perts} perturbations gave {n_test} test and \d+ training "
+                                         r"perturbations; the benchmark needs at least 3 test perturbations "
+                                         r"\(metrics.min_predictable_tests\) and 2 training perturbations, so about 14"):
+        check_split_size(result.split, 3, where=f"{path} (split seed 1)")
+
+
+def test_results_dir_that_is_a_file_stops_at_start_up(tmp_path):
+    """Item 7 (the Snakefile runs this check before the DAG, see test_faults for the run)."""
+    from lsftbench.pipeline.settings import SettingsTokens
+
+    (tmp_path / "results").write_text("not a directory\n")
+    with pytest.raises(ConfigError, match=r"results_dir: '.*results' is an existing file, not a directory"):
+        SettingsTokens(tmp_path / "results", validated_default()).sync()
+
+
+def validated_default() -> dict:
+    config = default_config()
+    validate_config(config, SCHEMA)
+    return config
+
+
+@pytest.mark.parametrize("damage", ["cut", "overwritten", "crc", "pickled"])
+def test_a_damaged_npz_names_the_file_and_the_rebuild_command(tmp_path, damage):
+    """Item 5: never numpy's hint to allow_pickle, never a bare BadZipFile."""
+    from lsftbench.io import DamagedFileError, read_npz, write_npz
+
+    path = tmp_path / "emb.npz"
+    write_npz(path, A=np.arange(2000.0), names=np.asarray(["a", "b"]))
+    raw = bytearray(path.read_bytes())
+    if damage == "cut":
+        path.write_bytes(bytes(raw[: len(raw) // 2]))
+    elif damage == "overwritten":
+        path.write_bytes(b"\0" * len(raw))
+    elif damage == "crc":
+        raw[400] ^= 0xFF  # inside A's data: the zip member's CRC-32 no longer matches
+        path.write_bytes(bytes(raw))
+    else:
+        with open(path, "wb") as fh:
+            np.savez(fh, A=np.asarray([{"x": 1}], dtype=object))
+    with pytest.raises(DamagedFileError) as err:
+        read_npz(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: the file is damaged (")
+    assert f"snakemake --cores all --forcerun {path}" in message
+    assert "allow_pickle" not in message and "allow_pickle=True" not in message
+
+
+@pytest.mark.parametrize("damage", ["cut", "page"])
+def test_a_damaged_parquet_names_the_file_and_the_rebuild_command(tmp_path, damage):
+    from lsftbench.io import DamagedFileError, read_parquet, write_parquet
+
+    path = tmp_path / "metrics.parquet"
+    write_parquet({"x": np.arange(5000.0)}, path)
+    raw = bytearray(path.read_bytes())
+    if damage == "cut":
+        path.write_bytes(bytes(raw[: len(raw) // 2]))
+    else:
+        raw[2000] ^= 0xFF  # a data page: its checksum no longer matches
+        path.write_bytes(bytes(raw))
+    with pytest.raises(DamagedFileError, match=rf"metrics.parquet: the file is damaged .* --forcerun {re.escape(str(path))}"):
+        read_parquet(path)
+
+
+def test_a_damaged_pseudobulk_is_found_by_its_checksum(tmp_path):
+    from lsftbench.data.mean_expression import read_mean_expression
+    from lsftbench.io import DamagedFileError
+
+    pb = pseudobulk(_write(tmp_path / "d.h5ad"))
+    path = tmp_path / "pb.h5ad"
+    write_h5ad(pb, path)
+    read_mean_expression(path)
+    with h5py.File(path, "r+") as f:
+        f["X"][0, 0] += 1.0  # the bytes change, the file stays a valid HDF5 file
+    with pytest.raises(DamagedFileError, match=r"pb.h5ad: the file is damaged \(the checksum of X does not match"):
+        read_mean_expression(path)

@@ -24,7 +24,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from workflow_utils import REPO, SNAKEMAKE, TINY, planned_jobs, snakemake, tiny_config, write_config
+from workflow_utils import REPO, SNAKEMAKE, TINY, job_counts, planned_jobs, snakemake, tiny_config, write_config
 
 from lsftbench.data.synthetic.datasets import make_dataset
 from lsftbench.embeddings.gene_tables import write_gene_table
@@ -285,3 +285,157 @@ def test_kill_9_at_any_point_then_resume_gives_identical_tables(tmp_path):
     assert _tables(workdir) == expected, kills
     assert not _temporaries(workdir)
     assert planned_jobs(workdir) == {}
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 22: nothing stale, nothing damaged — inputs replaced under their old mtime, settings
+# without .snakemake/, damaged intermediates, a second run at the same time
+# --------------------------------------------------------------------------------------------
+
+
+def _integrity_config() -> dict:
+    config = tiny_config()
+    config["datasets"] = {"toy": {"source": "local", "path": "inputs/toy.h5ad"}}
+    config["baselines"] = {name: copy.deepcopy(config["baselines"][name]) for name in ("lpm_selftrained", "mean_response")}
+    config["top_pcts"] = [10]
+    config["split"] = {"seeds": [1]}
+    config["statistics"] = {"n_resamples": 200}
+    config["progress_bar"] = {"replicates": 4}
+    return config
+
+
+@pytest.fixture(scope="module")
+def integrity_run(tmp_path_factory) -> Path:
+    """A finished small run on a local dataset; each test works on its own copy (mtimes kept)."""
+    root = tmp_path_factory.mktemp("integrity")
+    (root / "inputs").mkdir()
+    write_h5ad(make_dataset("adamson", seed=5, **TINY), root / "inputs" / "toy.h5ad")
+    write_config(root, _integrity_config())
+    snakemake(root, "--cores", "2")
+    return root
+
+
+def _copy_run(run: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(run, dest, symlinks=True)  # copy2: modification times kept, new inodes and change times
+    return dest
+
+
+def _performance(workdir: Path) -> pd.DataFrame:
+    return pd.read_csv(workdir / "results" / "tables" / "default" / "toy" / "lsft_performance.csv")
+
+
+@pytest.mark.workflow
+def test_an_input_replaced_under_its_old_mtime_reruns_and_changes_the_tables(integrity_run, tmp_path):
+    """Item 1: ``cp -p`` of another dataset over the input used to rerun nothing; the copy itself (new inode and
+    change time, same content) must rerun nothing."""
+    workdir = _copy_run(integrity_run, tmp_path / "w")
+    assert planned_jobs(workdir) == {}  # copied: same content, nothing to do
+    before = _performance(workdir)
+    data = workdir / "inputs" / "toy.h5ad"
+    stamp = data.stat()
+    other = tmp_path / "other.h5ad"
+    write_h5ad(make_dataset("adamson", seed=6, **TINY), other)
+    data.write_bytes(other.read_bytes())
+    os.utime(data, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # what cp -p / rsync -a / tar x do
+    assert data.stat().st_mtime_ns == stamp.st_mtime_ns
+    jobs = planned_jobs(workdir)
+    assert {"pseudobulk", "split", "global_fit", "lsft", "dataset_tables"} <= set(jobs)
+    snakemake(workdir, "--cores", "2")
+    after = _performance(workdir)
+    assert not np.allclose(after["Local Pearson r"], before["Local Pearson r"])
+    assert planned_jobs(workdir) == {}
+
+
+@pytest.mark.workflow
+def test_settings_changed_without_snakemake_metadata_rerun_what_they_change(integrity_run, tmp_path):
+    """Item 2 (and issue 23): with .snakemake/ gone, λ reruns the ridge fits and shards only (mean_response has
+    no λ) and every table says which λ made it; a dry run with other settings, then the old ones, reruns nothing."""
+    workdir = _copy_run(integrity_run, tmp_path / "w")
+    import shutil
+
+    shutil.rmtree(workdir / ".snakemake")
+    assert planned_jobs(workdir) == {}
+    config = _integrity_config()
+    changed = copy.deepcopy(config)
+    changed["ridge_penalty"] = 0.5
+    write_config(workdir, changed)
+    jobs = planned_jobs(workdir)
+    assert jobs["global_fit"] == 1 and jobs["lsft"] == 1  # lpm_selftrained only, not mean_response
+    assert jobs["progress_methods"] == 1 and "embedding" not in jobs and "pseudobulk" not in jobs
+    write_config(workdir, config)  # the dry run was only a look: back to the settings of the results
+    assert planned_jobs(workdir) == {}
+    write_config(workdir, changed)
+    snakemake(workdir, "--cores", "2")
+    md = (workdir / "results" / "tables" / "default" / "toy" / "lsft_performance.md").read_text()
+    assert "Ridge penalty λ 0.5" in md and "Every setting: `tables/default/README.md`" in md
+    summary = pd.read_csv(workdir / "results" / "tables" / "default" / "toy" / "summary.csv").set_index("Statistic")
+    assert summary.loc["Setting: Ridge penalty λ", "Value"] == "0.5"
+    index = (workdir / "results" / "tables" / "default" / "README.md").read_text()
+    assert "ridge_penalty: 0.5" in index and "n_resamples: 200" in index and "Made with" not in index.split("```")[1]
+    shutil.rmtree(workdir / ".snakemake")
+    write_config(workdir, config)  # back to λ 0.1 after a real run with 0.5: the fits must rerun
+    assert planned_jobs(workdir)["global_fit"] == 1
+
+
+@pytest.mark.workflow
+def test_damaged_bytes_in_the_shared_gram_matrix_stop_the_shard_with_the_rebuild_command(integrity_run, tmp_path):
+    """Item 3: the shard used to run on the damaged matrix and exit 0 with wrong tables."""
+    workdir = _copy_run(integrity_run, tmp_path / "w")
+    expected = _performance(workdir)
+    shared = Path("results/toy/default/seed1/lsft/lpm_selftrained/shared")
+    gram = workdir / shared / "gram_targets.npy"  # the Gram matrix with the targets column
+    raw = bytearray(gram.read_bytes())
+    raw[200] ^= 0x10  # past the .npy header: a valid-looking file with one wrong value
+    gram.write_bytes(bytes(raw))
+    shard = next((workdir / "results/toy/default/seed1/lsft/lpm_selftrained/top10").glob("chunk*.parquet"))
+    shard.unlink()  # the shard reruns, reading the shared products
+    proc = snakemake(workdir, "--cores", "2", check=False)
+    assert proc.returncode != 0
+    log = next((workdir / "results/logs/lsft/toy/default/seed1/lpm_selftrained/top10").glob("chunk*.log")).read_text()
+    assert (f"{shared}: the file is damaged (the checksum of gram_targets.npy does not match the one in its meta.json)" in log)
+    assert f"snakemake --cores all --forcerun {shared}" in log
+    assert not shard.exists()
+    snakemake(workdir, "--cores", "2", "--forcerun", str(shared))  # the command the message gives
+    pd.testing.assert_frame_equal(_performance(workdir), expected)
+
+
+@pytest.mark.workflow
+def test_a_second_run_in_the_same_directory_is_refused(integrity_run, tmp_path):
+    """Item 14: two runs at once raced on Snakemake's lock files; the second one now stops at start-up."""
+    workdir = _copy_run(integrity_run, tmp_path / "w")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from lsftbench.pipeline.settings import run_lock; "
+                               "run_lock(sys.argv[1]); print('locked', flush=True); time.sleep(60)", str(workdir)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        proc = snakemake(workdir, "-n", check=False)
+        assert proc.returncode != 0
+        out = proc.stdout + proc.stderr
+        assert f"another run of this workflow is active in {workdir.resolve()} (pid {holder.pid}" in out
+        assert "run one Snakemake at a time per working directory" in out
+    finally:
+        holder.kill()
+        holder.wait()
+    assert planned_jobs(workdir) == {}  # the lock goes with its process
+
+
+@pytest.mark.workflow
+def test_results_dir_that_is_a_file_and_too_many_chunks_at_start_up(integrity_run, tmp_path):
+    """Items 7 and 13: a results_dir that is a file stops the dry run; test_chunks above the dataset's
+    perturbations is capped in the DAG (not only in the shards' content), with a warning."""
+    workdir = _copy_run(integrity_run, tmp_path / "w")
+    config = _integrity_config()
+    write_config(workdir, {**config, "results_dir": "inputs/toy.h5ad"})
+    proc = snakemake(workdir, "-n", check=False)
+    assert proc.returncode != 0
+    assert "results_dir: 'inputs/toy.h5ad' is an existing file, not a directory" in proc.stdout + proc.stderr
+    config["lsft"] = {"test_chunks": 1000}
+    write_config(workdir, config)
+    proc = snakemake(workdir, "-n", "--cores", "1")
+    n_perts = TINY["n_perts"]
+    assert f"lsft.test_chunks = 1000 capped at {n_perts} for dataset toy" in proc.stderr
+    assert job_counts(proc.stdout + proc.stderr)["lsft"] == 2 * n_perts  # two baselines, one K, one seed

@@ -207,5 +207,5 @@ def test_slurm_tables_equal_local_tables(runs):
     assert Path("results/tables/default/combined.csv") in local_tables
     for rel in local_tables:
         a, b = pd.read_csv(runs["local"] / rel), pd.read_csv(runs["slurm"] / rel)
-        assert len(a) > 0, rel
+        assert len(a) > 0 or rel.name == "model_comparisons.csv", rel  # no models of one's own: its header only
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=1e-12, obj=str(rel))

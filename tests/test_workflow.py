@@ -241,4 +241,4 @@ def md_more_metrics(perf: pd.DataFrame) -> list[str]:
     """The metrics of a performance table's "More metrics" Markdown section: its families other than r and L2."""
     return [c.removeprefix("Local ") for c in perf.columns
             if c.startswith("Local ") and not c.endswith((" CI low", " CI high", " SD (seeds)"))
-            and c not in ("Local Pearson r", "Local L2")]
+            and c not in ("Local Pearson r", "Local L2", "Local Spread")]  # the spread is in the Mode Collapse column

@@ -22,7 +22,9 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +34,14 @@ if TYPE_CHECKING:  # the fit and LSFT jobs write Parquet without importing panda
     import pandas as pd
 
 __all__ = [
+    "DamagedFileError",
     "DiskFullError",
     "InputDataError",
+    "X_CHECKSUM",
+    "array_crc32",
+    "file_crc32",
+    "read_npz",
+    "read_parquet",
     "atomic_path",
     "atomic_h5py_file",
     "write_json",
@@ -65,6 +73,91 @@ class InputDataError(ValueError):
         super().__init__(f"{path}: {problem}")
         self.path = str(path)
         self.problem = problem
+
+
+class DamagedFileError(ValueError):
+    """An intermediate file of the pipeline is damaged (cut short, overwritten, a checksum mismatch, pickled
+    content where arrays belong); the message names the file and the command that rebuilds it."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(
+            f"{path}: the file is damaged ({problem}). It is an intermediate output of this workflow: rebuild it "
+            f"and what was made from it with `snakemake --cores all --forcerun {path}` (add the --configfile / "
+            "--profile options of your run)"
+        )
+        self.path = str(path)
+        self.problem = problem
+
+
+def file_crc32(path: str | os.PathLike[str]) -> str:
+    """CRC-32 of a file's bytes as 8 hex digits (the checksum zip archives use; cheap: about 2 GB/s)."""
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return f"{crc:08x}"
+
+
+#: Root attribute of an h5ad written by :func:`write_h5ad` holding the CRC-32 of a dense ``X``.
+X_CHECKSUM = "lsftbench_X_crc32"
+
+
+def array_crc32(array: np.ndarray) -> str:
+    """CRC-32 of an array's bytes in C order, as 8 hex digits."""
+    return f"{zlib.crc32(np.ascontiguousarray(array).view(np.uint8).ravel()):08x}"
+
+
+def read_npz(path: str | os.PathLike[str], names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` written by :func:`write_npz` (all, or ``names``), read in full.
+
+    Each member's CRC-32 is checked as it is read (zip archives store one), so damaged bytes are found.
+
+    Raises
+    ------
+    DamagedFileError
+        The file is not a complete ``.npz`` of arrays: cut short, overwritten, a CRC mismatch, a missing
+        member, or pickled objects (which are never loaded).
+    FileNotFoundError
+        The file does not exist.
+    """
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            wanted = z.files if names is None else list(names)
+            missing = [n for n in wanted if n not in z.files]
+            if missing:
+                raise DamagedFileError(path, f"it lacks the arrays {missing}")
+            return {name: z[name] for name in wanted}
+    except DamagedFileError:
+        raise
+    except ValueError as err:
+        if "allow_pickle" in str(err) or "pickle" in str(err).lower():
+            raise DamagedFileError(path, "it holds pickled Python objects where arrays belong") from None
+        raise DamagedFileError(path, f"{type(err).__name__}: {_first_line(err)}") from None
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, zlib.error) as err:
+        raise DamagedFileError(path, f"{type(err).__name__}: {_first_line(err)}") from None
+
+
+def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """A Parquet table as a data frame (``pandas.read_parquet``), its page checksums verified.
+
+    Raises
+    ------
+    DamagedFileError
+        The file is not a readable Parquet file (cut short, overwritten, a page checksum mismatch).
+    FileNotFoundError
+        The file does not exist.
+    """
+    import pandas as pd  # noqa: PLC0415
+    import pyarrow as pa  # noqa: PLC0415
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return pd.read_parquet(path, engine="pyarrow", columns=columns, page_checksum_verification=True)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise DamagedFileError(path, f"{type(err).__name__}: {_first_line(err)}") from None
 
 
 def _temp_pattern(final: Path) -> re.Pattern[str]:
@@ -256,7 +349,7 @@ def write_parquet(df: pd.DataFrame | Mapping[str, Any], path: str | os.PathLike[
     """
     if not isinstance(df, Mapping):
         with atomic_path(path) as tmp:
-            df.to_parquet(tmp, engine="pyarrow", index=False)
+            df.to_parquet(tmp, engine="pyarrow", index=False, write_page_checksum=True)
         return
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
@@ -265,7 +358,7 @@ def write_parquet(df: pd.DataFrame | Mapping[str, Any], path: str | os.PathLike[
     if len({len(a) for a in arrays}) > 1:
         raise ValueError(f"columns of unequal length: { {n: len(a) for n, a in zip(df, arrays)} }")
     with atomic_path(path) as tmp:
-        pq.write_table(pa.Table.from_arrays(arrays, names=list(df)), tmp)
+        pq.write_table(pa.Table.from_arrays(arrays, names=list(df)), tmp, write_page_checksum=True)
 
 
 def _arrow_column(name: str, values: Any) -> Any:
@@ -316,6 +409,8 @@ def write_h5ad(adata: Any, path: str | os.PathLike[str]) -> None:
         f.attrs["encoding-type"] = "anndata"
         f.attrs["encoding-version"] = "0.1.0"
         write_elem(f, "/", adata)
+        if isinstance(adata.X, np.ndarray):  # a dense X (the pseudobulks) carries its checksum, checked on read
+            f.attrs[X_CHECKSUM] = array_crc32(adata.X)
 
 
 def write_npz(path: str | os.PathLike[str], **arrays: Any) -> None:

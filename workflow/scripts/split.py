@@ -1,6 +1,6 @@
 """Rule split: GEARS simulation split, a user split JSON, or the seed_compat split."""
 
-from lsftbench.data.split import split_summary
+from lsftbench.data.split import check_split_size, split_summary
 from lsftbench.io import write_json
 from lsftbench.model.protocol import get_protocol
 from lsftbench.pipeline.job import setup_logging
@@ -17,4 +17,6 @@ for note in result.notes:
 for warning in result.warnings:
     log.warning("%s", warning)
 log.info("%s: %s", result.source, split_summary(result.split))
+check_split_size(result.split, p.min_tests, where=f"{inp.data} (split seed {w.seed})",
+                 train_gene_set_size=p.train_gene_set_size)
 write_json(result.split, snakemake.output[0])  # noqa: F821

@@ -39,6 +39,7 @@ __all__ = [
     "check_condition_names",
     "check_targets_measured",
     "check_matrix_layout",
+    "count_perturbations",
     "check_values",
     "ValueScan",
 ]
@@ -168,6 +169,10 @@ def check_targets_measured(
     spelled differently from the condition names, would otherwise fail much later with "LSFT needs
     at least one training perturbation".
 
+    A target that matches a gene symbol only when case is ignored (``g00000+ctrl`` where the gene is
+    ``G00000``) is an error too: read as written it is "not measured", and its cells would silently leave
+    training.
+
     Returns
     -------
     int
@@ -176,7 +181,7 @@ def check_targets_measured(
     Raises
     ------
     InputDataError
-        When none is; the message gives examples from both sides.
+        When none is, or when some match only case-insensitively; the message gives examples.
     """
     targets = perturbation_targets(str(c) for c in conditions)
     if not targets:
@@ -184,6 +189,18 @@ def check_targets_measured(
     known = set(symbols)
     matched = sum(t in known for t in targets)
     where = "var['gene_name']" if has_gene_name else "var_names (the file has no var['gene_name'] column)"
+    by_case: dict[str, list[str]] = {}
+    for s in known:
+        by_case.setdefault(str(s).upper(), []).append(str(s))
+    cased = {t: by_case[t.upper()] for t in targets if t not in known and t.upper() in by_case}
+    if matched and cased:
+        pairs = ", ".join(f"{t!r} (gene {' / '.join(map(repr, genes))})" for t, genes in sorted(cased.items())[:5])
+        raise InputDataError(
+            path,
+            f"{len(cased)} perturbation target(s) match a gene symbol in {where} only when upper/lower case is "
+            f"ignored: {pairs}{' ...' if len(cased) > 5 else ''}; as written they are not measured genes and their "
+            "cells would be left out of training. Spell the conditions in obs['condition'] like the gene symbols",
+        )
     if matched:
         if matched < len(targets) / 2:
             log.warning("%s: only %d of %d perturbation targets are among the gene symbols in %s", path, matched, len(targets), where)
@@ -207,6 +224,23 @@ def _examples(names: pd.Index | list[str], k: int = 3) -> str:
     return ", ".join(repr(str(n)) for n in list(names[:k]))
 
 
+def count_perturbations(path: str | os.PathLike[str]) -> int | None:
+    """The number of perturbation conditions (``ctrl`` not counted) of a GEARS h5ad, read from the categories
+    of ``obs["condition"]`` without loading the file; ``None`` when it cannot be told cheaply (no such file,
+    a non-categorical column, an unreadable file)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            column = f["obs"]["condition"]
+            if not isinstance(column, h5py.Group) or "categories" not in column:
+                return None
+            names = [c.decode() if isinstance(c, bytes) else str(c) for c in column["categories"][...]]
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return sum(name != CTRL for name in names)
+
+
 def check_matrix_layout(path: str | os.PathLike[str], n_obs: int, n_vars: int) -> None:
     """Check the on-disk structure of ``X`` against the cells × genes shape before streaming it.
 
@@ -223,6 +257,12 @@ def check_matrix_layout(path: str | os.PathLike[str], n_obs: int, n_vars: int) -
 
     try:
         with h5py.File(path, "r") as f:
+            if "X" not in f:
+                layers = sorted(f["layers"]) if isinstance(f.get("layers"), h5py.Group) else []
+                where = (f"its data are in layers {', '.join(map(repr, layers))}; copy the one of log-normalised "
+                         "expression to X (adata.X = adata.layers[name]) and write the file again") if layers else \
+                    "it has no layers either"
+                raise InputDataError(path, f"X is empty (the AnnData has no X matrix): {where}")
             x = f["X"]
             if isinstance(x, h5py.Dataset):
                 if tuple(x.shape) != (n_obs, n_vars):

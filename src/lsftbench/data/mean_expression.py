@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import h5py
 import numpy as np
 
-from ..io import InputDataError
+from ..io import X_CHECKSUM, DamagedFileError, InputDataError, array_crc32
 from ..labels import Labels
 
 if TYPE_CHECKING:
@@ -39,9 +39,16 @@ def read_mean_expression(path: str | os.PathLike[str]) -> MeanExpression:
     attribute names the index dataset) rather than ``anndata.read_h5ad``: the fit and LSFT jobs are
     short, and importing anndata would be a sizeable part of each one.
     """
-    with h5py.File(path, "r") as f:
-        names = [Labels(f[g][f[g].attrs["_index"]].asstr()[...].tolist(), name=g) for g in ("obs", "var")]
-        return MeanExpression(X=np.asarray(f["X"][...], dtype=np.float64), obs_names=names[0], var_names=names[1])
+    try:
+        with h5py.File(path, "r") as f:
+            names = [Labels(f[g][f[g].attrs["_index"]].asstr()[...].tolist(), name=g) for g in ("obs", "var")]
+            x = f["X"][...]
+            expected = f.attrs.get(X_CHECKSUM)
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        raise DamagedFileError(path, f"{type(err).__name__}: {' '.join(str(err).split())[:200]}") from None
+    if expected is not None and array_crc32(x) != str(expected):
+        raise DamagedFileError(path, "the checksum of X does not match the one written with it")
+    return MeanExpression(X=np.asarray(x, dtype=np.float64), obs_names=names[0], var_names=names[1])
 
 
 def require_conditions(pb: ad.AnnData | MeanExpression, conditions: list[str], path: str | os.PathLike[str]) -> None:

@@ -185,6 +185,13 @@ def row_chunks(
                 yield start, block
 
 
+def _read_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype X is read in: float16 values are read as float32 (HDF5 converts on read), so that every
+    reader of X (pseudobulk, DE statistics, noise ceiling) gets the same numbers and SciPy's sparse
+    routines, which have no float16, can take them."""
+    return np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
+
+
 class _CsrReader:
     """Reads row ranges of an on-disk CSR matrix into two reusable buffer sets."""
 
@@ -194,7 +201,8 @@ class _CsrReader:
         self.n_genes = n_genes
         max_nnz = max((int(self.indptr[b] - self.indptr[a]) for a, b in bounds), default=0)
         self.buffers = [
-            (np.empty(max_nnz, dtype=self.data.dtype), np.empty(max_nnz, dtype=self.indices.dtype)) for _ in range(2)
+            (np.empty(max_nnz, dtype=_read_dtype(self.data.dtype)), np.empty(max_nnz, dtype=self.indices.dtype))
+            for _ in range(2)
         ]
 
     def read(self, start: int, stop: int, slot: int) -> sp.csr_matrix:
@@ -212,7 +220,8 @@ class _DenseReader:
 
     def __init__(self, dataset: h5py.Dataset, n_genes: int, chunk_size: int) -> None:
         self.dataset = dataset
-        self.buffers = [np.empty((min(chunk_size, dataset.shape[0]), n_genes), dtype=dataset.dtype) for _ in range(2)]
+        self.buffers = [np.empty((min(chunk_size, dataset.shape[0]), n_genes), dtype=_read_dtype(dataset.dtype))
+                        for _ in range(2)]
 
     def read(self, start: int, stop: int, slot: int) -> np.ndarray:
         buf = self.buffers[slot][: stop - start]
@@ -227,7 +236,8 @@ def _anndata_chunks(
     try:
         for start, stop in bounds:
             block = adata.X[start:stop]
-            yield start, sp.csr_matrix(block) if sp.issparse(block) else np.asarray(block)
+            block = sp.csr_matrix(block) if sp.issparse(block) else np.asarray(block)
+            yield start, block.astype(_read_dtype(block.dtype), copy=False)
     finally:
         adata.file.close()
 

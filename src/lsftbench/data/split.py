@@ -23,7 +23,7 @@ import numpy as np
 from ..io import InputDataError, read_json
 from .conditions import CTRL
 
-__all__ = ["SETS", "EXPORT_README", "export_split", "split_conditions", "gears_simulation_split", "seed_compat_split", "read_split_json", "split_summary"]
+__all__ = ["SETS", "EXPORT_README", "export_split", "split_conditions", "check_split_size", "gears_simulation_split", "seed_compat_split", "read_split_json", "split_summary"]
 
 SETS = ("train", "val", "test")
 
@@ -270,6 +270,39 @@ def split_summary(split: dict[str, Sequence[str]]) -> dict[str, int]:
     counts = {name: len(split.get(name, [])) for name in SETS}
     counts["total"] = sum(counts.values())
     return counts
+
+
+def check_split_size(split: dict[str, Sequence[str]], min_tests: int, *, where: str, train_gene_set_size: float = 0.75) -> None:
+    """Stop at the split when a dataset is too small to benchmark on it.
+
+    Parameters
+    ----------
+    split
+        The split (``train``, ``val``, ``test`` condition lists).
+    min_tests
+        Fewest test perturbations a baseline must predict (``metrics.min_predictable_tests``).
+    where
+        The data file and split seed, named in the error.
+
+    Raises
+    ------
+    ValueError
+        With the number of perturbations, how many went to test and training, and roughly how many the
+        dataset needs for a simulation split with ``train_gene_set_size``.
+    """
+    n_test = len(split.get("test", []))
+    n_train = len([c for c in split.get("train", []) if c != "ctrl"])
+    n_perts = n_test + n_train + len(split.get("val", []))
+    if n_test >= min_tests and n_train >= 2:
+        return
+    test_share = max(1.0 - float(train_gene_set_size), 1e-3)
+    needed = max(int(np.ceil(min_tests / test_share)) + 2, min_tests + 3)
+    raise ValueError(
+        f"{where}: the dataset is too small for a simulation split: its {n_perts} perturbations gave {n_test} test and "
+        f"{n_train} training perturbations; the benchmark needs at least {min_tests} test perturbations "
+        f"(metrics.min_predictable_tests) and 2 training perturbations, so about {needed} perturbations or more "
+        f"(train_gene_set_size {train_gene_set_size:g} puts about {test_share:.0%} of the genes into test)"
+    )
 
 
 #: What :func:`export_split` writes, file by file (also the README of an exported split).

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..data.conditions import CTRL, single_gene
-from ..io import read_json, write_npz
+from ..io import read_json, read_npz, write_npz
 from ..labels import Labels
 from ..pipeline.config import uses_training_pca
 from .pca import pca_scores
@@ -117,18 +117,18 @@ class Embedding:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Embedding:
         """Read an embedding written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            return cls(
-                genes=Labels(z["genes"].tolist(), name="gene"),
-                A=z["A"],
-                conditions=Labels(z["conditions"].tolist(), name="condition"),
-                B=z["B"],
-                gene_type=meta["gene_type"],
-                pert_type=meta["pert_type"],
-                model=meta["model"],
-                info=meta["info"],
-            )
+        z = read_npz(path, ("meta", "genes", "A", "conditions", "B"))
+        meta = json.loads(str(z["meta"]))
+        return cls(
+            genes=Labels(z["genes"].tolist(), name="gene"),
+            A=z["A"],
+            conditions=Labels(z["conditions"].tolist(), name="condition"),
+            B=z["B"],
+            gene_type=meta["gene_type"],
+            pert_type=meta["pert_type"],
+            model=meta["model"],
+            info=meta["info"],
+        )
 
     def column(self, condition: str) -> np.ndarray:
         """``B[:, condition]``."""
@@ -181,9 +181,9 @@ class TrainingPCA:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrainingPCA:
         """Read a file written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as z:
-            return cls(genes=Labels(z["genes"].tolist(), name="gene"), scores=z["scores"],
-                       train=tuple(z["train"].tolist()), dim=int(z["dim"]))
+        z = read_npz(path, ("genes", "scores", "train", "dim"))
+        return cls(genes=Labels(z["genes"].tolist(), name="gene"), scores=z["scores"],
+                   train=tuple(z["train"].tolist()), dim=int(z["dim"]))
 
     def check(self, genes: Sequence[str], split: dict[str, list[str]], dim: int) -> None:
         """Raise ``ValueError`` unless this PCA was computed for these genes, training conditions and ``dim``."""

@@ -218,6 +218,14 @@ def _read_text_body(path: Path, sep: str, **kwargs: Any) -> pd.DataFrame:
 def _read_text_table(path: Path, layout: str, sep: str) -> tuple[pd.DataFrame, str]:
     """Delimited text gene table in either layout, and the layout used."""
     header = _read_header(path, sep)
+    other = "\t" if sep == "," else ","
+    if len(header) == 1 and other in header[0]:
+        names = {",": "comma", "\t": "tab"}
+        raise InputDataError(
+            path, f"the file name says {names[sep]}-separated but its header line is "
+                  f"{names[other]}-separated ({len(header[0].split(other))} fields): rename it to "
+                  f"{'.tsv' if other == chr(9) else '.csv'}, or write it with {names[sep]}s",
+        )
     body = _read_text_body(path, sep)
     if body.shape[0] == 0:
         raise InputDataError(path, "zero genes: the table has a header but no data rows")

@@ -35,24 +35,47 @@ __all__ = ["extract_scgpt", "extract_scfoundation", "extract_gene_table"]
 # --------------------------------------------------------------------------------------------
 
 
+def _looks_like_torch_file(path: Path) -> bool:
+    """A zip archive with a ``data.pkl`` member (``torch.save``), or a pickle stream (the legacy format)."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return any(name == "data.pkl" or name.endswith("/data.pkl") for name in archive.namelist())
+        except (zipfile.BadZipFile, OSError):
+            return False
+    with open(path, "rb") as fh:
+        return fh.read(1) == b"\x80"  # pickle protocol 2+ opcode PROTO
+
+
 def _torch_load(path: Path, trust_pickle: bool = False) -> Any:
-    """``torch.load`` on CPU with ``weights_only=True`` (optionally falling back to full pickle)."""
+    """``torch.load`` on CPU with ``weights_only=True`` (optionally, from Python only, a full unpickle).
+
+    A file that is not a PyTorch checkpoint at all (``torch.save`` writes a zip archive holding
+    ``data.pkl``; the legacy format is a pickle stream) is said to be one, not sent through the unpickler.
+    """
     import torch
 
     if not path.is_file():
         raise InputDataError(path, "file does not exist")
+    if not _looks_like_torch_file(path):
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        raise InputDataError(
+            path, f"not a PyTorch checkpoint (a torch.save file is a zip archive holding data.pkl; this file starts with "
+                  f"{head!r}): check the configured checkpoint path")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if not trust_pickle:
             raise InputDataError(
                 path,
-                "checkpoint holds objects other than tensors and plain containers, which "
-                "weights_only loading refuses; pass trust_pickle=True only for a file you trust "
-                f"({err})",
+                "the checkpoint holds Python objects other than tensors and plain containers; checkpoints are read "
+                f"with torch.load(weights_only=True), which refuses to run such objects' code ({err})",
             ) from err
     except Exception as err:  # noqa: BLE001 - any reader failure is an input problem
-        raise InputDataError(path, f"not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+        raise InputDataError(path, f"not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001

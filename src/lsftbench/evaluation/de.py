@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from ..data.conditions import CTRL
-from ..io import atomic_h5py_file
+from ..io import DamagedFileError, atomic_h5py_file
 
 __all__ = [
     "DE_METRICS",
@@ -111,7 +111,16 @@ class DEResults:
     @classmethod
     def load(cls, path: str | os.PathLike[str], conditions: Sequence[str] | None = None) -> DEResults:
         """Read a file written by :meth:`save`; only the rows of ``conditions`` when given (``KeyError``
-        for one not in the file)."""
+        for one not in the file; :class:`lsftbench.io.DamagedFileError` for an unreadable file)."""
+        try:
+            return cls._load(path, conditions)
+        except KeyError:
+            raise
+        except (OSError, ValueError, TypeError) as err:
+            raise DamagedFileError(path, f"{type(err).__name__}: {' '.join(str(err).split())[:200]}") from None
+
+    @classmethod
+    def _load(cls, path: str | os.PathLike[str], conditions: Sequence[str] | None) -> DEResults:
         with h5py.File(path, "r") as f:
             names = f["conditions"].asstr()[...].tolist()
             rows = slice(None)

@@ -75,6 +75,12 @@ class ScoredFit:
             predicted=self.predicted,
             observed=self.observed,
             not_predictable=np.asarray(json.dumps(reasons)),  # why the other tests are not predictable
+            # training perturbations the fit could not use, and why (listed in the summary table)
+            not_trained=np.asarray(json.dumps(unpredictable_reasons(problem.train_not_used, problem.measured_genes,
+                                                                    problem.embedding))),
+            # the dimensions the embeddings have (PCA ones are capped by the rank of the training data)
+            dims=np.asarray(json.dumps({"gene": int(problem.embedding.A.shape[1]) if problem.embedding.A.size else 0,
+                                        "pert": int(problem.embedding.B.shape[0]), "model": problem.embedding.model})),
         )
         started = time.perf_counter()
         names = self.protocol.save_shared(problem, shared)

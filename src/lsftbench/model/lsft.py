@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..embeddings.pca import GRAM_TOL, pca_scores
-from ..io import atomic_path
+from ..io import DamagedFileError, atomic_path, file_crc32
 from .global_fit import training_center
 from .problem import Problem
 from .ridge import predict, solve_y_axb
@@ -395,15 +395,18 @@ def save_shared(
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     (out / "meta.json").unlink(missing_ok=True)
+    checksums = {}
     for name in names:
         with atomic_path(out / f"{name}.npy") as tmp:
             np.save(tmp, shared.get(name), allow_pickle=False)
+            checksums[name] = file_crc32(tmp)
     meta: dict[str, Any] = {"format": 1, "arrays": names, "refit_embeddings": bool(refit_embeddings)}
     if names:
         meta.update(
             y_is_expr_minus_ctrl=shared.y_is_expr_minus_ctrl,
             identity_rows=shared.identity_rows,
             fingerprint=_fingerprint(problem),
+            crc32=checksums,
         )
     with atomic_path(out / "meta.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=1) + "\n")
@@ -422,7 +425,10 @@ def load_shared(problem: Problem, path: str | os.PathLike[str]) -> list[str]:
     meta_path = folder / "meta.json"
     if not meta_path.exists():
         raise ValueError(f"{folder}: no meta.json; not a complete directory written by save_shared()")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DamagedFileError(folder, f"meta.json is not valid JSON ({err})") from None
     if meta.get("format") != 1:
         raise ValueError(f"{folder}: unknown shared-matrix format {meta.get('format')!r}")
     if not meta["arrays"]:
@@ -434,7 +440,14 @@ def load_shared(problem: Problem, path: str | os.PathLike[str]) -> list[str]:
         )
     shared = _shared(problem)
     for name in meta["arrays"]:
-        shared._cache[name] = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+        path = folder / f"{name}.npy"
+        if "crc32" in meta and (not path.is_file() or file_crc32(path) != meta["crc32"][name]):
+            raise DamagedFileError(folder, f"{name}.npy is missing" if not path.is_file() else
+                                   f"the checksum of {name}.npy does not match the one in its meta.json")
+        try:
+            shared._cache[name] = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise DamagedFileError(folder, f"{name}.npy: {type(err).__name__}: {' '.join(str(err).split())[:200]}") from None
     if "gram_targets" in shared._cache:
         shared._cache["gram"] = shared._cache["gram_targets"][..., 0]
     shared._flags.update(y_is_expr_minus_ctrl=meta["y_is_expr_minus_ctrl"], identity_rows=meta["identity_rows"])

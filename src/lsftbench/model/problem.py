@@ -6,7 +6,7 @@ this module import neither pandas nor anndata (an AnnData pseudobulk is accepted
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,6 +52,7 @@ class Problem:
     target_rows: dict[str, int]  # position in ``measured_genes`` of each condition's target gene (-1 if unmeasured)
     top_idx: np.ndarray  # indices into ``genes`` of the 1000 highest control-mean genes
     train_mean: np.ndarray  # mean Δ (genes) of ALL training perturbations, ctrl excluded (SPEC 5 and 7)
+    train_not_used: list[str] = field(default_factory=list)  # training perturbations without an embedding
 
     def col(self, conditions: list[str]) -> np.ndarray:
         """Column indices of ``conditions`` in ``y``."""
@@ -115,6 +116,7 @@ def make_problem(
         target_rows=target_rows,
         top_idx=top_expressed(ctrl[gene_rows], top_n),
         train_mean=train_mean,
+        train_not_used=[c for c in split["train"] if c != CTRL and c not in has_emb],
     )
 
 

@@ -244,7 +244,11 @@ def build_seed_embedding(
         "n_genes": len(genes),
         "genes_with_zero_embedding": missing_genes,
         "conditions_with_zero_embedding": missing_conds,
-        "synthetic_parts": [],
+        # as the default protocol marks them: the parts built from a generated stand-in, not real weights
+        "synthetic_parts": [
+            side for side, part in (("gene", gene), ("pert", pert))
+            if "synthetic" in (part.get("checkpoint"), part.get("path")) and (side == "pert" or model != "mean")
+        ],
     }
     return Embedding(pd.Index(genes, name="gene"), a, pd.Index(train + test, name="condition"), b,
                      gtype, ptype, model, info)

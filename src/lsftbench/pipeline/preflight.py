@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -40,6 +40,8 @@ RESERVED_DATASET_NAMES = frozenset({"data", "figures", "logs", "resources", "spl
 #: Configured paths with these values name a generated or downloaded resource, not a file.
 _KEYWORDS = {"path": ("synthetic", "gears"), "checkpoint": ("synthetic",)}
 _MAX_VALUE_CHARS = 120
+#: Stands for the command line in place of a config file (a value set with ``--config``).
+_COMMAND_LINE = "<--config>"
 
 
 # --------------------------------------------------------------------------------------------
@@ -48,7 +50,10 @@ _MAX_VALUE_CHARS = 120
 
 
 def validate_config(
-    config: dict[str, Any], schema_path: str | os.PathLike[str], config_files: Sequence[str | os.PathLike[str]] = ()
+    config: dict[str, Any],
+    schema_path: str | os.PathLike[str],
+    config_files: Sequence[str | os.PathLike[str]] = (),
+    command_line: Mapping[str, Any] | None = None,
 ) -> None:
     """Validate ``config`` against the JSON schema and fill in its defaults (in place).
 
@@ -61,6 +66,9 @@ def validate_config(
         The YAML/JSON schema file (JSON Schema draft 2020-12).
     config_files
         The YAML files the config came from; an offending key is located in them (``file:line``).
+    command_line
+        The values set with ``--config key=value`` (Snakemake's ``workflow.config_settings.config``); an
+        offending key set there is said to come from the command line.
 
     Raises
     ------
@@ -75,7 +83,7 @@ def validate_config(
     validator = validator_class(schema, registry=_registry(schema, Path(schema_path)))
     problems = []
     for error in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
-        problems.extend(_describe(error, config_files))
+        problems.extend(_describe(error, config_files, command_line or {}))
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(dict.fromkeys(problems)))
 
@@ -114,9 +122,13 @@ def _with_defaults(validator_class: Any) -> Any:
     return validators.extend(validator_class, {"properties": set_defaults})
 
 
-def _describe(error: Any, config_files: Sequence[str | os.PathLike[str]]) -> list[str]:
+def _describe(
+    error: Any, config_files: Sequence[str | os.PathLike[str]], command_line: Mapping[str, Any] | None = None
+) -> list[str]:
     """One line per problem of a jsonschema ``ValidationError``."""
     path = list(error.absolute_path)
+    if path and str(path[0]) in (command_line or {}):
+        config_files = [_COMMAND_LINE]  # the value came from --config: no file line to point at
     if error.validator == "additionalProperties" and error.validator_value is False and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties", {}))
         patterns = list(error.schema.get("patternProperties", {}))
@@ -131,7 +143,17 @@ def _describe(error: Any, config_files: Sequence[str | os.PathLike[str]]) -> lis
         name = missing.group(1) if missing else error.message
         return [f"'{_dotted(path) or 'config'}'{_located(config_files, path)} lacks the required key '{name}'"]
     key = _dotted(path) or "config"
-    return [f"'{key}'{_located(config_files, path)}: {_shorten(error.message)}"]
+    hint = ""
+    if error.validator == "type" and isinstance(error.instance, str) and _YAML_FLOAT.fullmatch(error.instance.strip()):
+        mantissa, _, exponent = error.instance.strip().lower().partition("e")
+        dotted = mantissa if "." in mantissa else f"{mantissa}.0"
+        hint = (f" (YAML reads {error.instance!r} as text, not a number: write {float(error.instance):g} or "
+                f"{dotted}e{exponent}, with a dot in the mantissa)")
+    return [f"'{key}'{_located(config_files, path)}: {_shorten(error.message)}{hint}"]
+
+
+#: A number in exponent notation that YAML 1.1 (PyYAML) reads as a string: no dot in the mantissa (``1e-1``).
+_YAML_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
 
 
 def _dotted(path: Iterable[Any]) -> str:
@@ -147,9 +169,12 @@ def _shorten(text: str) -> str:
 
 
 def _located(config_files: Sequence[str | os.PathLike[str]], path: list[Any]) -> str:
-    """`` (file:line)`` of the key ``path`` in the last config file that has it, else ``""``."""
+    """`` (file:line)`` of the key ``path`` in the last config file that has it, `` (--config on the command
+    line)`` when no file is searched (the value came from there), else ``""``."""
     if not path:
         return ""
+    if list(config_files) == [_COMMAND_LINE]:
+        return " (set with --config on the command line)"
     for name in reversed(list(config_files)):
         try:
             with open(name) as handle:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..formats import SCGPT_FILES
-from ..io import write_json
+from ..io import write_json, write_text
 from .config import ConfigError, benchmarked_datasets, model_file, models_for, split_seeds
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "ridge_penalty",
     "run_lock",
     "settings_groups",
+    "output_config",
     "table_settings",
     "token_relpath",
     "TABLE_METRIC_KEYS",
@@ -188,6 +189,8 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
         What the tables and figures are computed with (statistics, table metrics, leaderboard).
     ``synthetic``
         The seed of the synthetic stand-in resources.
+    ``run``
+        Every setting: the run index, which lists them.
     """
     fp = fingerprints or Fingerprints(os.devnull)
     metrics = config["metrics"]
@@ -199,7 +202,8 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
             content["synthetic_seed"] = ds.get("seed", config["synthetic"]["seed"])
         content["files"] = {key: fp.digest(path) for key, path in _files_of_dataset(ds).items()}
         groups[f"data/{name}"] = content
-    groups["split"] = {"split": dict(config["split"], seeds=None), "go_filter": config["go_filter"]}
+    groups["split"] = {"split": dict(config["split"], seeds=None), "go_filter": config["go_filter"],
+                       "min_predictable_tests": metrics["min_predictable_tests"]}
     groups["pca"] = {"pca_dim": config["pca_dim"]}
     for name, spec in config["baselines"].items():
         groups[f"embedding/{name}"] = {
@@ -239,7 +243,14 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
                 }
     groups["tables"] = table_settings(config)
     groups["synthetic"] = {"seed": config["synthetic"]["seed"]}
+    groups["run"] = output_config(config)
     return groups
+
+
+def output_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting of the run (the validated config with its defaults), as plain JSON values: the run index
+    lists them."""
+    return json.loads(json.dumps(dict(config), default=str))
 
 
 #: The metrics settings the tables depend on (a change of any other reruns no table).
@@ -285,8 +296,25 @@ class SettingsTokens:
         """The token file of ``group`` (a path for a rule's input)."""
         return f"{self.results}/{token_relpath(group)}"
 
+    @property
+    def _history_path(self) -> Path:
+        return self.results / TOKEN_DIR / "history.json"
+
+    def _history(self) -> dict[str, dict[str, Any]]:
+        try:
+            return json.loads(self._history_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
     def sync(self) -> list[str]:
         """Write every token whose content changed; returns the groups rewritten (not those written first).
+
+        The modification time a rewritten token gets:
+
+        * first written: :data:`FIRST_WRITTEN` (results made before the record existed are kept);
+        * back to the content the last real run started with (a dry run with other settings, then the
+          settings restored): that content's earlier time, so nothing reruns;
+        * anything else: now, so the jobs that depend on it rerun.
 
         Raises
         ------
@@ -297,6 +325,7 @@ class SettingsTokens:
             raise ConfigError(f"results_dir: {str(self.results)!r} is an existing file, not a directory; "
                               "set results_dir to a directory (it is created if missing)")
         fingerprints = Fingerprints(self.results / TOKEN_DIR / "fingerprints.json")
+        history = self._history()
         changed = []
         try:
             for group, content in settings_groups(self.config, fingerprints).items():
@@ -308,16 +337,43 @@ class SettingsTokens:
                     old = None
                 if old == text:
                     continue
+                digest = hashlib.sha256(text.encode()).hexdigest()
+                if group not in history and old is not None:  # a token older than the record: its results were made with it
+                    previous = hashlib.sha256(old.encode()).hexdigest()
+                    history[group] = {"used": previous, "mtime": {previous: path.stat().st_mtime}}
+                record = history.setdefault(group, {"used": None, "mtime": {}})
                 path.parent.mkdir(parents=True, exist_ok=True)
-                write_json(json.loads(text), path)
-                if old is None:
-                    os.utime(path, (FIRST_WRITTEN, FIRST_WRITTEN))
+                write_text(text, path)
+                if old is None and not record["mtime"]:
+                    stamp = FIRST_WRITTEN
+                elif digest == record["used"] and digest in record["mtime"]:
+                    stamp = record["mtime"][digest]
                 else:
+                    stamp = path.stat().st_mtime
                     changed.append(group)
+                os.utime(path, (stamp, stamp))
+                record["mtime"] = {k: v for k, v in record["mtime"].items() if k in (record["used"], digest)}
+                record["mtime"][digest] = stamp
             fingerprints.save()
+            write_json(history, self._history_path)
         except PermissionError as err:
             raise ConfigError(f"results_dir: cannot write the settings record under {self.results}: {err}") from err
         return changed
+
+    def mark_used(self) -> None:
+        """Record that a real run starts with the current tokens (Snakemake's ``onstart``, never in dry runs)."""
+        history = self._history()
+        for group in settings_groups(self.config, Fingerprints(self.results / TOKEN_DIR / "fingerprints.json")):
+            path = self.results / token_relpath(group)
+            try:
+                text = path.read_text()
+            except OSError:
+                continue
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            record = history.setdefault(group, {"used": None, "mtime": {}})
+            record["used"] = digest
+            record["mtime"][digest] = path.stat().st_mtime
+        write_json(history, self._history_path)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from ..evaluation.de import DEResults, de_metrics
 from ..evaluation.metrics import discrimination_scores, rank_metrics, spread_ratio
 from ..evaluation.progress_bar import PROGRESS_METRICS, pool_progress_bars, progress_bar_table
 from ..evaluation.statistics import common_test_set
+from ..io import read_npz, read_parquet
 from ..labels import Labels
 from .tables import per_perturbation
 
@@ -48,6 +49,8 @@ class DatasetFrames:
     common_sizes: dict[int, int]  # common test set size per seed
     spread: pd.DataFrame  # seed, baseline, top_pct (NaN for the global fit), method, spread over the common test set
     models: pd.DataFrame  # one row per (seed, model, test perturbation): a model of one's own, scored (SPEC 7.3)
+    dropped_training: pd.DataFrame | None = None  # seed, baseline, condition, reason: training perturbations not used
+    dims: pd.DataFrame | None = None  # seed, baseline, model, gene, pert: the embeddings' dimensions
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,11 @@ def dataset_frames(
     (``in_common_test_set``).
     """
     glob = pd.concat(
-        [pd.read_parquet(m).assign(_predictions=str(pr)) for m, pr in zip(global_metrics, global_predictions, strict=True)],
+        [read_parquet(m).assign(_predictions=str(pr)) for m, pr in zip(global_metrics, global_predictions, strict=True)],
         ignore_index=True,
     )
     lsft_rows = pd.concat(
-        [pd.read_parquet(path).assign(_predictions=_predictions_path(path)) for path in lsft_metrics], ignore_index=True
+        [read_parquet(path).assign(_predictions=_predictions_path(path)) for path in lsft_metrics], ignore_index=True
     )
     fit_paths = {(int(s), b): path for (s, b), path in glob.groupby(["seed", "baseline"])["_predictions"].first().items()}
     shard_paths = {
@@ -99,7 +102,7 @@ def dataset_frames(
     glob, lsft_rows = glob.drop(columns="_predictions"), lsft_rows.drop(columns="_predictions")
     models, model_paths = None, {}
     if model_metrics:
-        models = pd.concat([pd.read_parquet(m).assign(_predictions=str(pr))
+        models = pd.concat([read_parquet(m).assign(_predictions=str(pr))
                             for m, pr in zip(model_metrics, model_predictions, strict=True)], ignore_index=True)
         model_paths = {(int(s), m): p for (s, m), p in models.groupby(["seed", "model"])["_predictions"].first().items()}
         models = models.drop(columns="_predictions")
@@ -131,6 +134,8 @@ def dataset_frames(
         common_sizes={s: len(c) for s, c in sorted(common_sets.items())},
         spread=spread,
         models=model_frame,
+        dropped_training=unpredictable_frame(fit_paths, "not_trained"),
+        dims=embedding_dims(fit_paths),
     )
 
 
@@ -160,20 +165,35 @@ def add_model_comparison_columns(
 
 
 def _npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    return read_npz(path)
 
 
-def unpredictable_frame(fit_paths: Mapping[tuple[int, str], str | os.PathLike[str]]) -> pd.DataFrame:
-    """``seed, baseline, condition, reason`` for every test perturbation a baseline cannot predict.
+def unpredictable_frame(
+    fit_paths: Mapping[tuple[int, str], str | os.PathLike[str]], key: str = "not_predictable"
+) -> pd.DataFrame:
+    """``seed, baseline, condition, reason`` for every test perturbation a baseline cannot predict
+    (``key="not_trained"``: every training perturbation its fit could not use).
 
-    ``fit_paths[(seed, baseline)]`` is the global fit's predictions ``.npz`` (its ``not_predictable`` JSON).
+    ``fit_paths[(seed, baseline)]`` is the global fit's predictions ``.npz`` (its ``not_predictable`` and
+    ``not_trained`` JSON).
     """
     rows = []
     for (seed, baseline), path in fit_paths.items():
-        reasons = json.loads(str(_npz(path)["not_predictable"]))
+        z = _npz(path)
+        reasons = json.loads(str(z[key])) if key in z else {}
         rows += [(seed, baseline, cond, why) for cond, why in reasons.items()]
     return pd.DataFrame(rows, columns=["seed", "baseline", "condition", "reason"])
+
+
+def embedding_dims(fit_paths: Mapping[tuple[int, str], str | os.PathLike[str]]) -> pd.DataFrame:
+    """``seed, baseline, model, gene, pert``: the dimensions of each fit's embeddings (from its ``dims`` JSON)."""
+    rows = []
+    for (seed, baseline), path in fit_paths.items():
+        z = _npz(path)
+        if "dims" in z:
+            d = json.loads(str(z["dims"]))
+            rows.append((seed, baseline, d["model"], d["gene"], d["pert"]))
+    return pd.DataFrame(rows, columns=["seed", "baseline", "model", "gene", "pert"])
 
 
 #: Columns the comparison adds per method (``<method>_<column>``), besides the DE metrics.

@@ -9,9 +9,12 @@ leak (and the other protocol differences, SPEC 9) accounts for.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pandas as pd
 
-from .tables import protocol_label, to_markdown
+from .tables import GLOBAL_HEADER, protocol_label, run_note, to_markdown
 
 __all__ = ["AUDIT_VALUES", "PUBLISHED", "CLEAN", "audit_table", "audit_markdown"]
 
@@ -56,12 +59,47 @@ def audit_table(default_perf: pd.DataFrame, seed_compat_perf: pd.DataFrame) -> p
         table[f"{v} (published − clean)"] = table[f"{v} ({PUBLISHED})"] - table[f"{v} ({CLEAN})"]
     note = {"both": "", "left_only": "only under seed_compat (published protocol)", "right_only": "only under the default protocol"}
     table["Note"] = table.pop("_merge").map(note).astype(str)
-    ordered = keys + [f"{v} ({s})" for v in values for s in (PUBLISHED, CLEAN, "published − clean")] + ["Note"]
-    return table[ordered].sort_values(keys, kind="stable").reset_index(drop=True)
+    stand_in = _stand_ins(default_perf, seed_compat_perf, keys)
+    if stand_in is not None:
+        table = table.merge(stand_in, on=keys, how="left")
+        table[STAND_IN] = table[STAND_IN].fillna("")
+    ordered = keys + [f"{v} ({s})" for v in values for s in (PUBLISHED, CLEAN, "published − clean")] + \
+        ([STAND_IN] if stand_in is not None else []) + ["Note"]
+    # Top % sorts by its number (1, 5, 10), with the global rows first
+    return table[ordered].sort_values(keys, key=_sort_key, kind="stable").reset_index(drop=True)
 
 
-def audit_markdown(table: pd.DataFrame, dataset: str) -> str:
-    """The audit table as Markdown, with a banner that the published columns leak test data."""
+STAND_IN = "Synthetic Stand-in"
+
+
+def _stand_ins(default_perf: pd.DataFrame, seed_compat_perf: pd.DataFrame, keys: list[str]) -> pd.DataFrame | None:
+    """Per row key, the synthetic stand-in parts of either protocol's embeddings (``""`` when real)."""
+    parts = [t[keys + [STAND_IN]] for t in (default_perf, seed_compat_perf) if STAND_IN in t.columns]
+    if not parts:
+        return None
+    both = pd.concat(parts, ignore_index=True)
+    both[STAND_IN] = both[STAND_IN].fillna("").astype(str)
+    return both.groupby(keys, sort=False)[STAND_IN].agg(lambda v: max(v, key=len)).reset_index()
+
+
+def _sort_key(column: pd.Series) -> pd.Series:
+    if column.name != "Top %":
+        return column
+    return column.map(_pct_number)
+
+
+def _pct_number(value: object) -> float:
+    text = str(value).strip().rstrip("%")
+    try:
+        return float(text)
+    except ValueError:
+        return float("-inf")
+
+
+def audit_markdown(table: pd.DataFrame, dataset: str, synthetic: bool = False,
+                   settings: Mapping[str, Any] | None = None) -> str:
+    """The audit table as Markdown, with a banner that the published columns leak test data (and, for a synthetic
+    dataset, that it is one; with ``settings``, the run's settings)."""
     banner = (
         f"**WARNING: every `({PUBLISHED})` column comes from protocol {protocol_label('seed_compat')}. "
         "Those numbers are shown only to audit the published tables; they are not valid estimates of "
@@ -69,4 +107,6 @@ def audit_markdown(table: pd.DataFrame, dataset: str) -> str:
         f"`(clean)`: protocol {protocol_label('default')}. `(published − clean)`: the difference, i.e. how much "
         "of the published number comes from the protocol's leak and its other differences (SPEC section 9)."
     )
-    return to_markdown(table, title=f"Leakage audit ({dataset})", note=banner)
+    note = run_note(banner, [dataset] if synthetic else [], settings, "default")
+    rename = {c: GLOBAL_HEADER[1] + c[len(GLOBAL_HEADER[0]):] for c in table.columns if c.startswith(GLOBAL_HEADER[0])}
+    return to_markdown(table, title=f"Leakage audit ({dataset})", note=note, rename=rename)

@@ -17,7 +17,8 @@ import pandas as pd
 
 from ..evaluation.de import DEResults
 from ..evaluation.statistics import StatsSettings
-from ..io import write_csv, write_parquet, write_text
+from ..io import read_parquet, write_csv, write_parquet, write_text
+from ..pipeline.provenance import provenance_items, provenance_line
 from .aggregate import ComparisonSettings, DatasetFrames, add_spread, dataset_frames, progress_tables
 from .leaderboard import (
     leaderboard_note,
@@ -66,14 +67,17 @@ class DatasetTableSettings:
     skipped: Mapping[str, str] | None = None
     primary_metric: str = "pearson_r"
     synthetic: bool = False
+    #: The run's settings (:func:`lsftbench.pipeline.settings.table_settings`), stated under every table.
+    run_settings: Mapping[str, Any] | None = None
 
     @classmethod
     def from_params(cls, dataset: str, protocol: str, params: Any) -> DatasetTableSettings:
-        """From the rule's ``params``: ``seeds``, ``statistics``, ``skipped`` and ``metrics`` (the config section)."""
+        """From the rule's ``params``: ``seeds``, ``statistics``, ``skipped``, ``metrics`` (the config section),
+        ``primary_metric``, ``synthetic`` and ``settings`` (the run's settings)."""
         m = params.metrics
         return cls(dataset, protocol, list(params.seeds), StatsSettings.from_config(params.statistics),
                    m["top_genes"], m["rank_distance"], m["mode_collapse_spread"], m["exclude_target_gene"], m["de_fdr"],
-                   dict(params.skipped), params.primary_metric, bool(params.synthetic))
+                   dict(params.skipped), params.primary_metric, bool(params.synthetic), dict(params.settings))
 
     @property
     def comparison(self) -> ComparisonSettings:
@@ -84,13 +88,16 @@ def write_table(table: pd.DataFrame, note: str | None, title: str, root: str | o
                 s: DatasetTableSettings) -> None:
     """One table as CSV (numeric columns) and Markdown (the view a reader wants first, with CI cells).
 
-    A protocol other than the default says so in both; a synthetic dataset says so in the Markdown's note.
+    A protocol other than the default says so in both; a synthetic dataset says so in the Markdown's note, which
+    ends with the settings the table was made with.
     """
     if s.protocol != "default":
         table = table.copy()
         table.insert(0, "Protocol", s.protocol)
     if s.synthetic:
         note = synthetic_note(s.dataset) + ("\n\n" + note if note else "")
+    if s.run_settings is not None:
+        note = (note + "\n\n" if note else "") + provenance_line(s.run_settings, f"tables/{s.protocol}/README.md")
     write_csv(table, f"{root}/{name}.csv")
     text = render_markdown(name, table, title, note, top_genes=s.top_genes, primary=metric_label(s.primary_metric))
     write_text(text, f"{root}/{name}.md")
@@ -140,8 +147,8 @@ def write_dataset_tables(
     for seed in s.seeds:
         _performance_tables(frames, f"{root}/seed{seed}", seed, s, de.gears_source)
     pooled = _performance_tables(frames, root, None, s, de.gears_source)
-    methods = {seed: pd.read_parquet(path) for seed, path in zip(s.seeds, inputs["progress_methods"], strict=True)}
-    progress, pooled_progress = progress_tables(df, methods, pd.read_parquet(inputs["noise_ceiling"]),
+    methods = {seed: read_parquet(path) for seed, path in zip(s.seeds, inputs["progress_methods"], strict=True)}
+    progress, pooled_progress = progress_tables(df, methods, read_parquet(inputs["noise_ceiling"]),
                                                 models=frames.models)
     for seed, table in progress.items():
         write_table(table, progress_note(exclude_target_gene=s.exclude_target_gene),
@@ -151,11 +158,33 @@ def write_dataset_tables(
     summary = summary_table(
         df, frames.coverage, s.skipped or {}, s.protocol, unpredictable=frames.unpredictable,
         perf=pooled["lsft_performance"], stats=s.stats, top_genes=s.top_genes,
+        dropped=frames.dropped_training,
     )
+    if s.synthetic:
+        summary.loc[len(summary)] = ("Data", f"synthetic: {s.dataset} is the embedded generator's stand-in, not real cells")
+    if s.run_settings is not None:
+        for name, value in capped_dims(frames.dims, int(s.run_settings["pca_dim"])):
+            summary.loc[len(summary)] = (name, value)
+        for name, value in provenance_items(s.run_settings):
+            summary.loc[len(summary)] = (f"Setting: {name}", value)
     write_table(summary, None, f"Summary statistics ({s.dataset})", root, "summary", s)
     _leaderboards(frames, methods, progress, root, s)
     write_parquet(df, per_perturbation)
     return frames
+
+
+def capped_dims(dims: pd.DataFrame | None, pca_dim: int) -> list[tuple[str, str]]:
+    """Summary rows for the baselines whose ridge embeddings have fewer dimensions than ``pca_dim`` (a PCA has at
+    most as many components as the training data's rank), per seed."""
+    if dims is None or not len(dims):
+        return []
+    rows = []
+    ridge = dims[(dims["model"] == "ridge") & ((dims["gene"] < pca_dim) | (dims["pert"] < pca_dim))]
+    for seed, group in ridge.groupby("seed", sort=True):
+        text = "; ".join(f"{r.baseline}: gene {r.gene}, perturbation {r.pert}" for r in group.itertuples())
+        rows.append((f"Embedding dimension below pca_dim = {pca_dim} (seed {int(seed)})",
+                     f"{text} (a PCA or table has no more components than the training data's rank or its columns)"))
+    return rows
 
 
 def _leaderboards(frames: DatasetFrames, methods: Mapping[int, pd.DataFrame], progress: Mapping[int, pd.DataFrame],

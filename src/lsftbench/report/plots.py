@@ -43,6 +43,8 @@ __all__ = [
     "leaderboard_figure",
     "figure_title",
     "save_figure",
+    "dataset_label",
+    "seeds_label",
 ]
 
 #: rcParams used while drawing and saving: a fixed SVG hash salt makes element ids reproducible,
@@ -233,7 +235,7 @@ def forest_figure(
     if knn_any:
         handles.append(Line2D([], [], marker="D", linestyle="", color=_COLOURS["kNN"], label="kNN mean − global (filled: CI excludes 0)"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize="small", frameon=False)
-    seeds = f"{n_seeds} split seed{'s' if n_seeds != 1 else ''} pooled"
+    seeds = f"{n_seeds} split seeds pooled" if n_seeds != 1 else "one split seed"
     _suptitle(fig, f"Improvement of LSFT over the global fit, mean Pearson r with {level} CI ({seeds})", protocol)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
@@ -488,21 +490,31 @@ def improvement_distribution_figure(df: pd.DataFrame, title: str, protocol: str 
     """
     baselines = sorted(df["baseline"].unique())
     pcts = sorted(df["top_pct"].unique())
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(baselines) * len(pcts) + 2), 6.0))
-    width = 0.8 / len(pcts)
-    colours = plt.get_cmap("viridis")(np.linspace(0.15, 0.85, len(pcts)))
+    # One row per baseline, one horizontal box per K: the figure grows in height with the baselines instead of
+    # becoming very wide, and the labels stay readable at any count.
+    fig, ax = plt.subplots(figsize=(8.0, max(3.2, 0.28 * len(baselines) * len(pcts) + 1.6)))
+    height = 0.8 / len(pcts)
+    colours = plt.get_cmap("viridis")(np.linspace(0.2, 0.9, len(pcts)))
     for k, pct in enumerate(pcts):
         data = [df.loc[(df["baseline"] == b) & (df["top_pct"] == pct), "improvement_r"].dropna().to_numpy() for b in baselines]
-        pos = np.arange(len(baselines)) + (k - (len(pcts) - 1) / 2) * width
-        parts = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True, showfliers=True, manage_ticks=False)
+        pos = np.arange(len(baselines)) - (k - (len(pcts) - 1) / 2) * height
+        parts = ax.boxplot(
+            data, positions=pos, widths=height * 0.85, orientation="horizontal", patch_artist=True, manage_ticks=False,
+            flierprops={"marker": ".", "markersize": 3, "alpha": 0.5},
+            medianprops={"color": "black", "linewidth": 2.2},
+        )
         for patch in parts["boxes"]:
             patch.set_facecolor(colours[k])
-        ax.plot([], [], color=colours[k], linewidth=6, label=f"top {pct:g}%")
-    ax.axhline(0, color="black", linewidth=0.7)
+            patch.set_alpha(0.85)
+        ax.plot([], [], color=colours[k], linewidth=8, label=f"top {pct:g}%")
+    ax.axvline(0, color="black", linewidth=0.8, linestyle="--")
     first = df.groupby("baseline").first()
-    ax.set_xticks(np.arange(len(baselines)), [_baseline_label(b, _stand_in(first.loc[b])) for b in baselines], rotation=35, ha="right")
-    ax.set_ylabel("Δr = r(LSFT) − r(global)")
-    ax.legend(fontsize="small")
+    ax.set_yticks(np.arange(len(baselines)), [_baseline_label(b, _stand_in(first.loc[b])) for b in baselines], fontsize=10)
+    ax.invert_yaxis()  # first baseline on top
+    ax.tick_params(axis="x", labelsize=9)
+    ax.set_xlabel("Δr = r(LSFT) − r(global), per test perturbation (black bar: median)", fontsize=10)
+    ax.grid(axis="x", linewidth=0.4, alpha=0.5)
+    ax.legend(fontsize="small", loc="best")
     _suptitle(fig, title, protocol)
     fig.tight_layout()
     return fig
@@ -581,18 +593,38 @@ def leaderboard_figure(
 # ---------------------------------------------------------------------------------------------- saving
 
 
-def save_figure(fig: Figure, paths: Sequence[str | os.PathLike[str]], dpi: int = 150) -> None:
+def save_figure(fig: Figure, paths: Sequence[str | os.PathLike[str]], dpi: int = 150, provenance: str | None = None) -> None:
     """Save one figure to several files (format from the suffix), atomically, then close it.
 
     PNG and SVG files carry no timestamp or software version and SVG ids use a fixed hash salt, so the
-    same figure gives the same bytes in every run and process.
+    same figure gives the same bytes in every run and process. ``provenance`` (the settings the figure was
+    made with) is printed small at the bottom and stored in the file's ``Description`` metadata.
     """
     with plt.rc_context(RC_PARAMS):
+        if provenance:
+            text = "\n".join(textwrap.wrap(provenance, width=int(fig.get_figwidth() * 19)))
+            fig.text(0.005, 0.0, text, fontsize=5.5, color="#555555", ha="left", va="top", wrap=False)
         for path in paths:
             fmt = os.path.splitext(str(path))[1][1:].lower()
+            metadata = dict(_METADATA.get(fmt) or {})
+            if provenance and fmt in ("png", "svg", "pdf"):
+                metadata["Description"] = provenance
             with atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=dpi, format=fmt, metadata=_METADATA.get(fmt))
+                fig.savefig(tmp, dpi=dpi, format=fmt, metadata=metadata or None, bbox_inches="tight")
     plt.close(fig)
+
+
+def dataset_label(dataset: str, synthetic: bool) -> str:
+    """A dataset's name in figure titles: a synthetic stand-in says so."""
+    return f"{dataset} (synthetic data)" if synthetic else dataset
+
+
+def seeds_label(seeds: Sequence[int]) -> str:
+    """``split seeds 1, 2 pooled`` / ``split seed 1``: what a figure's numbers are over."""
+    seeds = list(seeds)
+    if len(seeds) > 1:
+        return f"split seeds {', '.join(map(str, seeds))} pooled"
+    return f"split seed {seeds[0]}" if seeds else "split seeds pooled"
 
 
 # ---------------------------------------------------------------------------------------------- the rules' figures
@@ -611,41 +643,46 @@ def write_dataset_figures(
     seed_progress: Sequence[str | os.PathLike[str]] = (),
     primary_metric: str = "Pearson r",
     seeds: Sequence[int] = (),
+    synthetic: bool = False,
+    provenance: str | None = None,
 ) -> None:
     """The figures of one (dataset, protocol) (rule ``figures``), each to the ``outputs`` named after it.
 
     ``performance``, ``progress`` and ``leaderboard`` are the pooled ``lsft_performance.csv``,
     ``progress_bar.csv`` and ``leaderboard.csv``, ``per_perturbation`` the dataset's
     ``per_perturbation.parquet``, ``seed_progress`` each seed's ``progress_bar.csv`` (the bounds' spread).
+    A ``synthetic`` dataset says so in every title; ``provenance`` goes under every figure.
     """
-    seeds_text = f" (split seeds {', '.join(map(str, seeds))} pooled)" if len(seeds) > 1 else (
-        f" (split seed {seeds[0]})" if seeds else "")
+    name_text = dataset_label(dataset, synthetic)
+    seeds_text = f" ({seeds_label(seeds)})"
     figures = {
         "leaderboard": lambda: leaderboard_figure(
             pd.read_csv(leaderboard), [pd.read_csv(path) for path in seed_progress], primary_metric,
-            f"Leaderboard: {dataset}{seeds_text}", protocol=protocol, confidence=confidence,
+            f"Leaderboard: {name_text}{seeds_text}", protocol=protocol, confidence=confidence,
         ),
         "local_vs_global": lambda: local_vs_global_figure(
-            pd.read_csv(performance), f"LSFT vs global fit: {dataset} (split seeds pooled)", protocol=protocol,
+            pd.read_csv(performance), f"LSFT vs global fit: {name_text}{seeds_text}", protocol=protocol,
             confidence=confidence,
         ),
         "improvement_distribution": lambda: improvement_distribution_figure(
-            pd.read_parquet(per_perturbation), f"Per-perturbation improvement: {dataset}", protocol=protocol
+            pd.read_parquet(per_perturbation), f"Per-perturbation improvement: {name_text}{seeds_text}", protocol=protocol
         ),
         "progress_bar": lambda: progress_bar_figure(
-            pd.read_csv(progress), f"Progress bar: {dataset} (split seeds pooled)", protocol=protocol
+            pd.read_csv(progress), f"Progress bar: {name_text}{seeds_text}", protocol=protocol
         ),
     }
     for name, make in figures.items():
         paths = [o for o in outputs if Path(o).stem == name]
         if paths:
-            save_figure(make(), paths)
+            save_figure(make(), paths, provenance=provenance)
 
 
 def write_forest_figure(
     performance: Mapping[str, str | os.PathLike[str]], outputs: Sequence[str | os.PathLike[str]], *, n_seeds: int,
-    protocol: str, confidence: float = 0.95,
+    protocol: str, confidence: float = 0.95, synthetic: Sequence[str] = (), provenance: str | None = None,
 ) -> None:
-    """The forest plot across datasets (rule ``forest_figure``) from each dataset's pooled performance table."""
-    tables = {dataset: pd.read_csv(path) for dataset, path in performance.items()}
-    save_figure(forest_figure(tables, n_seeds=n_seeds, protocol=protocol, confidence=confidence), list(outputs))
+    """The forest plot across datasets (rule ``forest_figure``) from each dataset's pooled performance table;
+    the ``synthetic`` datasets are marked in their panel titles."""
+    tables = {dataset_label(dataset, dataset in synthetic): pd.read_csv(path) for dataset, path in performance.items()}
+    save_figure(forest_figure(tables, n_seeds=n_seeds, protocol=protocol, confidence=confidence), list(outputs),
+                provenance=provenance)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,7 @@ from ..evaluation.statistics import (
     row_statistics,
 )
 from ..model.protocol import get_protocol
+from ..pipeline.provenance import provenance_line
 
 __all__ = [
     "Family",
@@ -612,6 +614,7 @@ def summary_table(
     test_set: str = "common",
     stats: StatsSettings | None = None,
     top_genes: int = 1000,
+    dropped: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Table 3: summary statistics as (Statistic, Value) rows.
 
@@ -627,6 +630,8 @@ def summary_table(
         ``default`` or ``seed_compat``.
     unpredictable
         Columns ``seed, baseline, condition, reason`` (see :func:`lsftbench.evaluation.statistics.not_predictable_list`).
+    dropped
+        The same columns for the training perturbations a baseline's fit could not use.
     perf
         The pooled performance table, if already computed (else computed here).
     """
@@ -662,6 +667,10 @@ def summary_table(
     if unpredictable is not None:
         for _, r in not_predictable_list(unpredictable, df).iterrows():
             rows.append((f"Not predictable (seed {int(r['seed'])}): {r['condition']}", r["reasons"]))
+    if dropped is not None and len(dropped):
+        for (seed, cond), rows_ in dropped.groupby(["seed", "condition"], sort=True):
+            why = "; ".join(f"{b}: {r}" for b, r in zip(rows_["baseline"], rows_["reason"]))
+            rows.append((f"Not used for training (seed {int(seed)}): {cond}", why))
     rows += _undefined_rows(df, top_genes)
     rows += [(f"Not run: {name}", why) for name, why in skipped.items()]
     return pd.DataFrame(rows, columns=["Statistic", "Value"])
@@ -823,6 +832,20 @@ _PROGRESS_VIEW = ("Protocol", "Baseline", "Top %", "Method", "Metric", "Score", 
 #: The columns of a leaderboard's Markdown (every metric is in the CSV).
 _LEADERBOARD_VIEW = ("Protocol", "Position", "Method", "Kind", "Pearson r", "% of gap closed (Pearson r)", "L2", "MAE",
                      "Discrimination (L1)", "Best linear method", "q (vs best linear (Pearson r))", "Mode Collapse", "Note")
+
+
+def run_note(note: str, synthetic: Sequence[str] = (), settings: Mapping[str, Any] | None = None,
+             protocol: str = "default") -> str:
+    """A table note across datasets: the synthetic ones said first, the run's settings last."""
+    parts = []
+    if synthetic:
+        names = ", ".join(f"`{d}`" for d in synthetic)
+        parts.append(f"**Synthetic data**: {names} {'are' if len(synthetic) > 1 else 'is'} the embedded generator's "
+                     "stand-in for the dataset of that name; the numbers describe the generator, not real cells.")
+    parts.append(note)
+    if settings is not None:
+        parts.append(provenance_line(settings, f"tables/{protocol}/README.md"))
+    return "\n\n".join(parts)
 
 
 def synthetic_note(dataset: str) -> str:
