@@ -344,8 +344,97 @@ def _one_baseline_config(data: Path, test_chunks: int) -> tuple[dict, list[str]]
     return config, targets
 
 
+#: The paper-scale run (issue 20): the three GEARS datasets' sizes (cells, perturbations; 5,000 genes), six
+#: baselines, two split seeds, `lsft.test_chunks: 4`.
+PAPER_DATASETS = {
+    "adamson": (69_000, 87),
+    "replogle_k562_essential": (162_000, 1_087),
+    "replogle_rpe1_essential": (157_000, 1_543),
+}
+PAPER_BASELINES = ("lpm_selftrained", "lpm_randomGeneEmb", "lpm_randomPertEmb", "lpm_k562PertEmb", "lpm_rpe1PertEmb",
+                   "mean_response")
+PAPER_TARGET_S = 180.0
+
+
+def _paper_config(root: Path, reuse_input: bool) -> dict:
+    """Three real-size synthetic datasets (written once under ``root/paper``) and the paper's six cheap baselines."""
+    from dataclasses import replace
+
+    import yaml
+
+    from lsftbench.data.synthetic.large import K562_SIZED, write_large_dataset
+
+    data_dir = root / "paper"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    datasets = {}
+    for i, (name, (n_cells, n_perts)) in enumerate(PAPER_DATASETS.items()):
+        path = data_dir / f"{name}.h5ad"
+        if not (reuse_input and path.exists()):
+            write_large_dataset(path, replace(K562_SIZED, n_cells=n_cells, n_perts=n_perts, seed=11 + i))
+        datasets[name] = {"source": "local", "path": str(path)}
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return {**default, "datasets": datasets, "split": {"seeds": [1, 2]}, "lsft": {"test_chunks": 4},
+            "baselines": {name: default["baselines"][name] for name in PAPER_BASELINES}}
+
+
+def _bench_model(wd: Path) -> dict:
+    """A model of one's own for the K562-sized evaluate_model figure: every test perturbation predicted as the
+    training mean of the exported split plus noise, as a per-condition h5ad; the config section that declares it."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    from lsftbench.data.mean_expression import read_mean_expression, training_mean_delta
+    from lsftbench.io import read_json
+
+    pb = read_mean_expression(wd / "results" / "bench" / "pseudobulk.h5ad")
+    split = read_json(wd / "results" / "bench" / "default" / "seed1" / "split.json")
+    ctrl = pb.X[pb.obs_names.get_loc("ctrl")]
+    mean = ctrl + training_mean_delta(pb, split)
+    rng = np.random.default_rng(0)
+    x = np.clip(mean[None, :] + rng.normal(scale=0.05, size=(len(split["test"]), len(mean))), 0, None)
+    path = wd / "predictions" / "bench_seed1.h5ad"
+    path.parent.mkdir(exist_ok=True)
+    ad.AnnData(X=x, obs=pd.DataFrame(index=split["test"]), var=pd.DataFrame(index=list(pb.var_names))).write_h5ad(path)
+    return {"bench_model": {"path": "predictions/{dataset}_seed{seed}.h5ad", "quantity": "expression"}}
+
+
+def _probed_env(log: Path) -> dict:
+    return dict(os.environ, **{v: "1" for v in THREAD_VARS}, LSFTBENCH_JOB_LOG=str(log),
+                PYTHONPATH=os.pathsep.join([str(PROBE), str(REPO / "src"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def _run_snakemake(wd: Path, env: dict, cores: int, *targets: str) -> float:
+    """One Snakemake run in ``wd``; its wall time."""
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), "--directory", str(wd),
+           "--cores", str(cores), "--quiet", "all", "--", *targets]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"snakemake failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
+def _with_example_model(wd: Path, config: dict, cores: int) -> tuple[dict, dict]:
+    """The README's worked example before the timed run: `snakemake splits`, examples/knn_model.py, then the
+    model declared in the config. Returns the config and the wall times of the two steps."""
+    import yaml
+
+    env = _probed_env(wd / "prepare.jsonl")
+    (wd / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    splits = _run_snakemake(wd, env, cores, "splits")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(REPO / "examples" / "knn_model.py"), "--splits", "results/splits", "--data",
+                    "results/data/{dataset}/perturb_processed.h5ad", "--out", "predictions"], cwd=wd, env=env,
+                   check=True, capture_output=True)
+    example = time.perf_counter() - t0
+    model = yaml.safe_load((REPO / "examples" / "knn_model.yaml").read_text())["models"]
+    return {**config, "models": model}, {"splits_s": splits, "example_s": example}
+
+
 def run_workflow(root: Path, variant: str, cores: int, test_chunks: int = 1, genome_cells: int | None = None,
-                 reuse_input: bool = False) -> dict:
+                 reuse_input: bool = False, with_model: bool = False) -> dict:
     """Run a real Snakemake DAG in a fresh directory; collect every job process.
 
     ``default``/``tiny``: the whole DAG of the default config (``snakemake all``). ``k562``/``genome``:
@@ -370,12 +459,17 @@ def run_workflow(root: Path, variant: str, cores: int, test_chunks: int = 1, gen
         if not (reuse_input and (data_dir / "data.h5ad").exists()):
             run_stage("generate", data_dir, {"scale": variant, "n_cells": genome_cells if variant == "genome" else None})
         config, targets = _one_baseline_config(data_dir / "data.h5ad", test_chunks)
+    elif variant == "paper":
+        config = _paper_config(root, reuse_input)
     else:
         config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     if variant == "tiny":
         for ds in config["datasets"].values():
             if ds["source"] == "synthetic":
                 ds["overrides"] = dict(TINY_OVERRIDES)
+    prepared = {}
+    if with_model and variant == "default":
+        config, prepared = _with_example_model(wd, config, cores)
     (wd / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     log = wd / "jobs.jsonl"
     env = dict(os.environ, **{v: "1" for v in THREAD_VARS}, LSFTBENCH_JOB_LOG=str(log),
@@ -420,14 +514,24 @@ def run_workflow(root: Path, variant: str, cores: int, test_chunks: int = 1, gen
     if variant in SCALES:  # the global fit logs how long it spent on the products it shares with the shards
         fit_log = (wd / "results" / "logs" / "global_fit" / "bench" / "default" / "seed1" / "lpm_selftrained.log").read_text()
         shared_s = float(re.search(r"LSFT products shared with the K shards: .* \(([0-9.]+) s\)", fit_log).group(1))
+    if with_model and variant in SCALES:  # then one model of one's own on the same split: its evaluate_model job
+        config["models"] = _bench_model(wd)
+        (wd / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        model_log = wd / "model.jsonl"
+        _run_snakemake(wd, _probed_env(model_log), cores, "results/bench/default/seed1/models/bench_model.parquet")
+        jobs = [json.loads(line) for line in model_log.read_text().splitlines() if line.strip()]
+        prepared = {"evaluate_model": next({"wall_s": e["wall_s"], "cpu_s": e["cpu_s"], "heavy": e["heavy"]}
+                                           for e in jobs if e["rule"] == "evaluate_model")}
     return {"variant": variant, "cores": cores, "wall_s": wall, "load_before": load0, "load_after": _loadavg(),
             "n_processes": len(entries), "rules": rules, "test_chunks": test_chunks, "shared_products_s": shared_s,
-            "command": " ".join(["snakemake", "--cores", str(cores), shown])}
+            "command": " ".join(["snakemake", "--cores", str(cores), shown]), "with_model": prepared}
 
 
 _WORKFLOW_INPUT = {
     "default": "the default config",
     "tiny": "the tiny test config",
+    "paper": "three real-size synthetic datasets (69k / 162k / 157k cells × 5,000 genes), six baselines, two split "
+             "seeds, `lsft.test_chunks: 4` (`source: local` datasets)",
     "k562": "one baseline (`lpm_selftrained`), one split seed, 3 K, of the K562-sized synthetic h5ad (a `source: local` dataset)",
     "genome": "one baseline (`lpm_selftrained`), one split seed, 3 K, of the genome-wide synthetic h5ad (a `source: local` dataset)",
 }
@@ -504,6 +608,22 @@ def render_workflow(w: dict) -> list[str]:
                              f"{'yes' if not set(r['heavy']) & {'sklearn', 'anndata', 'matplotlib', 'pandas'} else 'no'} | "
                              f"{'PASS' if mean <= JOB_CPU_TARGET_S else 'FAIL'} |")
         lines.append("")
+    model = w.get("with_model") or {}
+    if "evaluate_model" in model:
+        e = model["evaluate_model"]
+        lines += ["| target (issue 21) | measured | result |", "| --- | --- | --- |",
+                  f"| one model's `evaluate_model` job on this input ≤ 2 s | {e['wall_s']:.2f} s wall, {e['cpu_s']:.2f} s CPU "
+                  f"(heavy modules: {', '.join(e['heavy']) or '—'}) | {'PASS' if e['wall_s'] <= 2 else 'FAIL'} |", ""]
+    if "splits_s" in model:
+        total = model["splits_s"] + model["example_s"] + w["wall_s"]
+        lines += ["| target (issue 21) | measured | result |", "| --- | --- | --- |",
+                  f"| the default DAG with the README's example model ≤ {DAG_TARGET_S:g} s on 2 cores | `snakemake splits` "
+                  f"{model['splits_s']:.1f} s + `examples/knn_model.py` {model['example_s']:.1f} s + the run {w['wall_s']:.1f} s "
+                  f"= {total:.1f} s | {'PASS' if total <= DAG_TARGET_S else 'FAIL'} |", ""]
+    if w["variant"] == "paper":
+        lines += ["| target (issue 20) | measured | result |", "| --- | --- | --- |",
+                  f"| the paper-scale run ≤ {PAPER_TARGET_S:g} s on 2 cores | {w['wall_s']:.1f} s "
+                  f"({sum(r['jobs'] for r in jobs.values())} jobs) | {'PASS' if w['wall_s'] <= PAPER_TARGET_S else 'FAIL'} |", ""]
     return lines
 
 
@@ -710,11 +830,14 @@ def main(argv: list[str] | None = None) -> int:
                          "pseudobulk shape, so the same LSFT work, with a smaller file)")
     ap.add_argument("--reuse-input", action="store_true",
                     help="use <workdir>/<scale>/data.h5ad if it exists instead of generating it (kept with --keep)")
-    ap.add_argument("--workflow", choices=["default", "tiny", *SCALES], default=None,
+    ap.add_argument("--workflow", choices=["default", "tiny", "paper", *SCALES], default=None,
                     help="instead of the stages: run the whole Snakemake DAG of the default config (or its tiny "
                          "variant), or one baseline from the raw h5ad of --scale k562/genome to its LSFT shards, on "
                          "--cores cores and report every rule's job processes (wall, CPU, start-up)")
     ap.add_argument("--test-chunks", type=int, default=1, help="--workflow k562/genome: lsft.test_chunks")
+    ap.add_argument("--with-model", action="store_true",
+                    help="--workflow default: the README's worked example model first (splits, example script), then "
+                         "the DAG with it; --workflow k562/genome: afterwards, one model's evaluate_model job")
     ap.add_argument("--cores", type=int, default=2, help="--workflow: Snakemake --cores")
     ap.add_argument("--render-only", action="store_true",
                     help="only rewrite --out from the results_<scale>.json files of an earlier run in --workdir")
@@ -729,7 +852,7 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
     command = "python benchmarks/run_benchmark.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     if a.workflow:
-        w = run_workflow(a.workdir, a.workflow, a.cores, a.test_chunks, a.genome_cells, a.reuse_input)
+        w = run_workflow(a.workdir, a.workflow, a.cores, a.test_chunks, a.genome_cells, a.reuse_input, a.with_model)
         w.update(command_line=command, started=started)
         a.workdir.mkdir(parents=True, exist_ok=True)
         (a.workdir / f"results_workflow_{a.workflow}.json").write_text(json.dumps(w, indent=1, default=str))
@@ -751,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
         a.workdir.mkdir(parents=True, exist_ok=True)
         (a.workdir / f"results_{scale}.json").write_text(json.dumps(results[-1], indent=1, default=str))
     text = render(results, command, started)
-    order = ("default", "tiny", *SCALES)
+    order = ("default", "tiny", "paper", *SCALES)
     # every saved workflow run of this --workdir (e.g. results_workflow_genome_chunks2.json: a renamed earlier run)
     runs = [json.loads(f.read_text()) for f in sorted(a.workdir.glob("results_workflow_*.json"))]
     for w in sorted(runs, key=lambda w: (order.index(w["variant"]), w.get("test_chunks", 1))):

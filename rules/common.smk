@@ -58,12 +58,12 @@ def dataset_chunks(dataset):
     ds = config["datasets"][dataset]
     n = None
     if ds["source"] == "synthetic":
-        from lsftbench.data.synthetic.datasets import PRESETS
+        from lsftbench.data.synthetic.presets import PRESETS
 
         preset = PRESETS.get(ds.get("preset", dataset))
         n = (ds.get("overrides") or {}).get("n_perts", preset.n_perts if preset else None)
     elif ds["source"] == "local" or os.path.exists(f"resources/gears/{dataset}/perturb_processed.h5ad"):
-        from lsftbench.data.h5ad import count_perturbations
+        from lsftbench.data.conditions import count_perturbations
 
         path = ds["path"] if ds["source"] == "local" else f"resources/gears/{dataset}/perturb_processed.h5ad"
         n = count_perturbations(path)

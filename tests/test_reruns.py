@@ -36,9 +36,13 @@ def n_seeds(config):
 
 
 def test_ridge_penalty_reruns_fits_and_lsft_only(shared_run):
+    """λ reruns the ridge baselines' fits and shards, not mean_response's, which do not depend on it (issue 23)."""
     config = shared_run.config
     jobs = plan_with(shared_run, lambda c: c.update(ridge_penalty=0.5))
-    n = pairs(config) * n_seeds(config)
+    ridge = sum(config["baselines"][b].get("model", "ridge") == "ridge" for d in config["datasets"]
+                for b in baselines_for(config, d))
+    assert ridge < pairs(config)  # mean_response is among the baselines
+    n = ridge * n_seeds(config)
     # the null and idealized ridge models of the progress bar use the same penalty
     assert jobs == {"global_fit": n, "lsft": n * len(config["top_pcts"]), "progress_methods": 3 * n_seeds(config),
                     **AGGREGATION}

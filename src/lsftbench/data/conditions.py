@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "invalid_conditions",
     "perturbation_targets",
     "target_positions",
+    "count_perturbations",
 ]
 
 
@@ -101,3 +103,20 @@ def target_positions(conditions: Iterable[str], genes: Any) -> np.ndarray:
         if parts:
             out[i, : len(parts)] = genes.get_indexer(parts)
     return out
+
+
+def count_perturbations(path: str | os.PathLike[str]) -> int | None:
+    """The number of perturbation conditions (``ctrl`` not counted) of a GEARS h5ad, read from the categories
+    of ``obs["condition"]`` without loading the file; ``None`` when it cannot be told cheaply (no such file,
+    a non-categorical column, an unreadable file)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            column = f["obs"]["condition"]
+            if not isinstance(column, h5py.Group) or "categories" not in column:
+                return None
+            names = [c.decode() if isinstance(c, bytes) else str(c) for c in column["categories"][...]]
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return sum(name != CTRL for name in names)

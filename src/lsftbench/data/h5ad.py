@@ -39,7 +39,6 @@ __all__ = [
     "check_condition_names",
     "check_targets_measured",
     "check_matrix_layout",
-    "count_perturbations",
     "check_values",
     "ValueScan",
 ]
@@ -222,23 +221,6 @@ def check_targets_measured(
 
 def _examples(names: pd.Index | list[str], k: int = 3) -> str:
     return ", ".join(repr(str(n)) for n in list(names[:k]))
-
-
-def count_perturbations(path: str | os.PathLike[str]) -> int | None:
-    """The number of perturbation conditions (``ctrl`` not counted) of a GEARS h5ad, read from the categories
-    of ``obs["condition"]`` without loading the file; ``None`` when it cannot be told cheaply (no such file,
-    a non-categorical column, an unreadable file)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            column = f["obs"]["condition"]
-            if not isinstance(column, h5py.Group) or "categories" not in column:
-                return None
-            names = [c.decode() if isinstance(c, bytes) else str(c) for c in column["categories"][...]]
-    except (OSError, KeyError, TypeError, ValueError):
-        return None
-    return sum(name != CTRL for name in names)
 
 
 def check_matrix_layout(path: str | os.PathLike[str], n_obs: int, n_vars: int) -> None:

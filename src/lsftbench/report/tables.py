@@ -367,7 +367,8 @@ def performance_note(
         f"Dataset `{dataset}`, {_scope_text(df, seed)}. Means over {_test_set_text(df, seed, test_set)}.",
         f"Cells read `mean [low, high]`: {conf} % percentile-bootstrap interval over test perturbations "
         f"({settings.n_resamples} resamples, seed {settings.seed}); improvement intervals are paired (the bootstrap of "
-        "the per-perturbation differences). Improvement > 0 means LSFT (or kNN) beats the global fit (`Baseline`).",
+        "the per-perturbation differences). Improvement > 0 means LSFT (or kNN) beats the global fit (`Global`; the "
+        "CSV keeps the LSFT note's `Baseline <metric>` column names).",
         "p: two-sided Wilcoxon signed-rank test on the paired per-perturbation differences (zero differences dropped; "
         "1 when all differences are zero); q: Benjamini-Hochberg across all rows of this table, per p column.",
         "A perturbation whose local, kNN or global value of a metric is undefined (e.g. Pearson r of a constant "
