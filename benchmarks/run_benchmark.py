@@ -370,7 +370,8 @@ def _paper_config(root: Path, reuse_input: bool) -> dict:
     for i, (name, (n_cells, n_perts)) in enumerate(PAPER_DATASETS.items()):
         path = data_dir / f"{name}.h5ad"
         if not (reuse_input and path.exists()):
-            write_large_dataset(path, replace(K562_SIZED, n_cells=n_cells, n_perts=n_perts, seed=11 + i))
+            write_large_dataset(path, replace(K562_SIZED, n_cells=n_cells, n_perts=n_perts, seed=11 + i,
+                                              target_ranking_seed=1))  # shared targets: the cross-dataset baselines
         datasets[name] = {"source": "local", "path": str(path)}
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     return {**default, "datasets": datasets, "split": {"seeds": [1, 2]}, "lsft": {"test_chunks": 4},

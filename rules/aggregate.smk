@@ -5,7 +5,7 @@ rule dataset_tables:
     """Pooled and per-seed tables of one (dataset, protocol), with confidence intervals and tests."""
     input:
         unpack(aggregate_inputs),
-        settings=settings_token("tables"),
+        settings=lambda w: settings_token(f"tables/{w.protocol}"),
     output:
         pooled=[
             report(
@@ -41,7 +41,7 @@ rule dataset_tables:
         metrics={k: config["metrics"][k] for k in TABLE_METRIC_KEYS},
         primary_metric=config["leaderboard"]["primary_metric"],
         synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
-        settings=ws.table_settings(config),
+        settings=lambda w: ws.table_settings(config, w.protocol),
     script:
         "../workflow/scripts/dataset_tables.py"
 
@@ -54,7 +54,7 @@ rule figures:
         progress=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/progress_bar.csv",
         leaderboard=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/leaderboard.csv",
         seed_progress=lambda w: [f"{table_dir(w.dataset, w.protocol)}/seed{s}/progress_bar.csv" for s in SEEDS],
-        settings=settings_token("tables"),
+        settings=lambda w: settings_token(f"tables/{w.protocol}"),
     output:
         [
             report(
@@ -80,7 +80,7 @@ rule figures:
         primary_metric=config["leaderboard"]["primary_metric"],
         seeds=SEEDS,
         synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
-        settings=ws.table_settings(config),
+        settings=lambda w: ws.table_settings(config, w.protocol),
     script:
         "../workflow/scripts/figures.py"
 
@@ -89,7 +89,7 @@ rule forest_figure:
     """LSFT improvement with its 95 % CI per baseline x K, one panel per dataset, split seeds pooled."""
     input:
         performance=lambda w: [f"{table_dir(d, w.protocol)}/lsft_performance.csv" for d in DATASETS],
-        settings=settings_token("tables"),
+        settings=lambda w: settings_token(f"tables/{w.protocol}"),
     output:
         [
             report(
@@ -113,7 +113,7 @@ rule forest_figure:
         n_seeds=len(SEEDS),
         confidence=config["statistics"]["confidence"],
         synthetic=SYNTHETIC_DATASETS,
-        settings=ws.table_settings(config),
+        settings=lambda w: ws.table_settings(config, w.protocol),
     script:
         "../workflow/scripts/forest_figure.py"
 
@@ -122,7 +122,7 @@ rule combined_table:
     """One table across datasets (pooled over seeds, common test set)."""
     input:
         performance=lambda w: [f"{table_dir(d, w.protocol)}/lsft_performance.csv" for d in DATASETS],
-        settings=settings_token("tables"),
+        settings=lambda w: settings_token(f"tables/{w.protocol}"),
     output:
         csv=report(
             f"{RESULTS}/tables/{{protocol}}/combined.csv",
@@ -147,7 +147,7 @@ rule combined_table:
     params:
         datasets=DATASETS,
         synthetic=SYNTHETIC_DATASETS,
-        settings=ws.table_settings(config),
+        settings=lambda w: ws.table_settings(config, w.protocol),
     script:
         "../workflow/scripts/combined_table.py"
 
@@ -156,7 +156,7 @@ rule leaderboard:
     """Every method of every dataset on one table: the datasets' leaderboards side by side."""
     input:
         leaderboards=lambda w: [f"{table_dir(d, w.protocol)}/leaderboard.csv" for d in DATASETS],
-        settings=settings_token("tables"),
+        settings=lambda w: settings_token(f"tables/{w.protocol}"),
     output:
         csv=report(
             f"{RESULTS}/tables/{{protocol}}/leaderboard.csv",
@@ -182,7 +182,7 @@ rule leaderboard:
         datasets=DATASETS,
         primary_metric=config["leaderboard"]["primary_metric"],
         synthetic=SYNTHETIC_DATASETS,
-        settings=ws.table_settings(config),
+        settings=lambda w: ws.table_settings(config, w.protocol),
     script:
         "../workflow/scripts/leaderboard.py"
 
@@ -192,7 +192,7 @@ rule run_index:
     input:
         files=lambda w: [path for d in DATASETS for path in dataset_tables(d, w.protocol) + figures(d, w.protocol)]
         + run_outputs(w.protocol),
-        settings=settings_token("run"),
+        settings=lambda w: settings_token(f"run/{w.protocol}"),
     output:
         f"{RESULTS}/tables/{{protocol}}/README.md",
     log:
@@ -209,8 +209,8 @@ rule run_index:
         seeds=SEEDS,
         top_pcts=TOP_PCTS,
         synthetic=SYNTHETIC_DATASETS,
-        settings=ws.table_settings(config),
-        config=ws.output_config(config),
+        settings=lambda w: ws.table_settings(config, w.protocol),
+        config=lambda w: ws.output_config(config, w.protocol),
     script:
         "../workflow/scripts/run_index.py"
 
@@ -220,7 +220,7 @@ rule audit_table:
     input:
         default=f"{RESULTS}/tables/default/{{dataset}}/lsft_performance.csv",
         seed_compat=f"{RESULTS}/tables/seed_compat/{{dataset}}/lsft_performance.csv",
-        settings=settings_token("tables"),
+        settings=settings_token("tables/audit"),
     output:
         csv=report(
             f"{RESULTS}/tables/audit/{{dataset}}.csv",
@@ -244,6 +244,6 @@ rule audit_table:
         runtime=5,
     params:
         synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
-        settings=ws.table_settings(config),
+        settings=ws.table_settings(config, ws.AUDIT_PROTOCOL),
     script:
         "../workflow/scripts/audit_table.py"

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -317,12 +318,52 @@ def _drop_excluded(lists: np.ndarray, exclude: np.ndarray | None, keep: int) -> 
     return out
 
 
-def _top_by_magnitude(pred: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Rank (0 = largest) of each gene by |Δ̂| within each column, among the ``allowed`` genes."""
-    magnitude = np.where(allowed, np.abs(pred), -np.inf)
-    order = np.argsort(-magnitude, axis=0, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(pred.shape[0])[:, None], axis=0)
+class _TopByMagnitude:
+    """Which genes are among each column's ``k`` largest |Δ̂| (``allowed`` genes only; ties broken by gene
+    order, i.e. the first ``k`` of a stable sort), for a different ``k`` per column.
+
+    One sort of the magnitudes' values per column gives every threshold; the genes above a column's
+    threshold are in, and of those equal to it the first ones by gene order fill up to ``k``.
+    """
+
+    def __init__(self, pred: np.ndarray, allowed: np.ndarray) -> None:
+        self.magnitude = np.where(allowed, np.abs(pred), -np.inf)
+        self.descending = -np.sort(-self.magnitude, axis=0)
+
+    def within(self, k: np.ndarray) -> np.ndarray:
+        """genes × p: gene g is among the ``k[i]`` largest of column i (``k[i] = 0``: none)."""
+        n_genes, p = self.magnitude.shape
+        k = np.clip(np.asarray(k, dtype=np.int64), 0, n_genes)
+        threshold = self.descending[np.maximum(k - 1, 0), np.arange(p)]
+        above = self.magnitude > threshold[None, :]
+        equal = self.magnitude == threshold[None, :]
+        need = k - above.sum(axis=0)
+        out = above | equal
+        tied = np.flatnonzero(equal.sum(axis=0) > need)  # more genes at the threshold than places left
+        if len(tied):
+            eq = equal[:, tied]
+            out[:, tied] = above[:, tied] | (eq & (np.cumsum(eq, axis=0) <= need[None, tied]))
+        out[:, k == 0] = False
+        return out
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's ρ: Pearson's r of the average ranks (``scipy.stats.spearmanr``'s value; NaN for a constant side)."""
+    rx, ry = _average_ranks(x), _average_ranks(y)
+    rx -= rx.mean()
+    ry -= ry.mean()
+    denom = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    return float(rx @ ry) / denom if denom > 0 else math.nan
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank (``scipy.stats.rankdata(method="average")``)."""
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    ends = np.r_[starts[1:], len(x)]
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
     return ranks
 
 
@@ -339,8 +380,6 @@ def de_metrics(
     padding) leaves each perturbation's target gene(s) out of its DE set, its top-N lists and GEARS's
     20 genes (``metrics.exclude_target_gene``). Returns :data:`DE_METRICS` arrays plus ``n_de`` (|D_t|).
     """
-    from scipy import stats
-
     pred, obs = np.asarray(pred, dtype=np.float64), np.asarray(obs, dtype=np.float64)
     n_genes, p = pred.shape
     if obs.shape != pred.shape or len(de.genes) != n_genes or len(de.conditions) != p:
@@ -351,9 +390,9 @@ def de_metrics(
     n_de = de_set.sum(axis=0)
     defined = n_de >= MIN_DE_GENES
     out = {name: np.full(p, np.nan) for name in DE_METRICS}
-    ranks = _top_by_magnitude(pred, allowed)
+    top_pred = _TopByMagnitude(pred, allowed)
     with np.errstate(invalid="ignore", divide="ignore"):
-        hits = (de_set & (ranks < n_de[None, :])).sum(axis=0)
+        hits = (de_set & top_pred.within(n_de)).sum(axis=0)
         out["de_overlap"] = np.where(defined, hits / n_de, np.nan)
         top = _drop_excluded(de.order, exclude, max(TOP_N))
         for n in TOP_N:
@@ -361,14 +400,13 @@ def de_metrics(
             in_top = np.zeros((n_genes, p), dtype=bool)
             for i in np.flatnonzero(defined):
                 in_top[top[i, : n_eff[i]], i] = True
-            hits = (in_top & (ranks < n_eff[None, :])).sum(axis=0)
+            hits = (in_top & top_pred.within(n_eff)).sum(axis=0)
             out[f"de_top{n}"] = np.where(defined, hits / n_eff, np.nan)
         agree = de_set & (np.sign(pred) == np.sign(obs))
         out["de_direction"] = np.where(defined, agree.sum(axis=0) / n_de, np.nan)
     for i in np.flatnonzero(defined):
         genes_i = de_set[:, i]
-        rho = stats.spearmanr(pred[genes_i, i], obs[genes_i, i]).statistic
-        out["de_spearman"][i] = rho
+        out["de_spearman"][i] = _spearman(pred[genes_i, i], obs[genes_i, i])
     gears = _drop_excluded(de.gears_top20, exclude, 20)
     for i in range(p):
         idx = gears[i][gears[i] >= 0]

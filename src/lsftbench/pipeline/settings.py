@@ -39,7 +39,7 @@ from typing import IO, Any
 
 from ..formats import SCGPT_FILES
 from ..io import write_json, write_text
-from .config import ConfigError, benchmarked_datasets, model_file, models_for, split_seeds
+from .config import PROTOCOLS, ConfigError, benchmarked_datasets, model_file, models_for, split_seeds
 
 __all__ = [
     "FIRST_WRITTEN",
@@ -53,6 +53,8 @@ __all__ = [
     "table_settings",
     "token_relpath",
     "TABLE_METRIC_KEYS",
+    "MEMORY_KNOBS",
+    "AUDIT_PROTOCOL",
 ]
 
 #: Directory of the record, under the results directory.
@@ -185,12 +187,13 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
         The progress bar's methods and its noise ceiling.
     ``models/<model>/<dataset>/seed<seed>``
         A model's quantity, path and the hash of its predictions file for one split.
-    ``tables``
-        What the tables and figures are computed with (statistics, table metrics, leaderboard).
+    ``tables/<protocol>``, ``tables/audit``
+        What one protocol's tables and figures (or the leakage audit) are computed with (statistics, table
+        metrics, leaderboard); one token per protocol, so that switching ``protocol`` reruns nothing.
     ``synthetic``
         The seed of the synthetic stand-in resources.
-    ``run``
-        Every setting: the run index, which lists them.
+    ``run/<protocol>``
+        Every setting but the memory knobs (:data:`MEMORY_KNOBS`): one protocol's run index, which lists them.
     """
     fp = fingerprints or Fingerprints(os.devnull)
     metrics = config["metrics"]
@@ -241,26 +244,46 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
                 groups[f"models/{model}/{dataset}/seed{seed}"] = {
                     "path": path, "quantity": quantity, "file": fp.digest(path), **scored,
                 }
-    groups["tables"] = table_settings(config)
+    for protocol in PROTOCOLS:
+        groups[f"tables/{protocol}"] = table_settings(config, protocol)
+    groups["tables/audit"] = table_settings(config, AUDIT_PROTOCOL)
+    for protocol in PROTOCOLS:
+        groups[f"run/{protocol}"] = output_config(config, protocol)
     groups["synthetic"] = {"seed": config["synthetic"]["seed"]}
-    groups["run"] = output_config(config)
     return groups
 
 
-def output_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Every setting of the run (the validated config with its defaults), as plain JSON values: the run index
-    lists them."""
-    return json.loads(json.dumps(dict(config), default=str))
+#: Settings that change only how much memory a job uses, never a number: a change reruns nothing, so the run
+#: index (which would otherwise be rewritten) does not list them.
+MEMORY_KNOBS = (("pseudobulk", "chunk_size"), ("progress_bar", "max_mb"))
+
+#: The ``protocol`` named by the leakage audit's provenance (it compares both protocols' tables).
+AUDIT_PROTOCOL = "seed_compat vs default"
+
+
+def output_config(config: Mapping[str, Any], protocol: str | None = None) -> dict[str, Any]:
+    """Every setting of the run (the validated config with its defaults) but the :data:`MEMORY_KNOBS`, as plain
+    JSON values, with ``protocol`` set to the run index's own protocol when given: the run index lists them."""
+    out = json.loads(json.dumps(dict(config), default=str))
+    if protocol is not None:
+        out["protocol"] = protocol
+    for section, key in MEMORY_KNOBS:
+        if isinstance(out.get(section), dict):
+            out[section].pop(key, None)
+    return out
 
 
 #: The metrics settings the tables depend on (a change of any other reruns no table).
 TABLE_METRIC_KEYS = ("top_genes", "rank_distance", "mode_collapse_spread", "exclude_target_gene", "de_fdr")
 
 
-def table_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What the tables and figures of a run depend on beyond their inputs; also their provenance block."""
+def table_settings(config: Mapping[str, Any], protocol: str | None = None) -> dict[str, Any]:
+    """What the tables and figures of one protocol depend on beyond their inputs; also their provenance block.
+
+    ``protocol`` is the tables' own protocol (default: the config's); :data:`AUDIT_PROTOCOL` for the audit.
+    """
     return {
-        "protocol": config["protocol"],
+        "protocol": protocol or config["protocol"],
         "split_seeds": split_seeds(dict(config)),
         "top_pcts": list(config["top_pcts"]),
         "ridge_penalty": float(config["ridge_penalty"]),

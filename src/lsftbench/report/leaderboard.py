@@ -27,6 +27,7 @@ from ..evaluation.statistics import (
     bh_qvalues,
     pooled_signed_rank_p,
     stratified_bootstrap_ci,
+    stratified_bootstrap_cis,
 )
 
 __all__ = [
@@ -119,17 +120,48 @@ def _defined(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     """(seed, condition) pairs where every method that has the metric at all has it defined (SPEC 7.1)."""
     if metric not in frame.columns:
         return pd.DataFrame(columns=["seed", "condition"])
-    has = frame.groupby("method")[metric].apply(lambda s: s.notna().any())
+    defined = frame[metric].notna()
+    has = defined.groupby(frame["method"]).any()
     rows = frame[frame["method"].isin(has[has].index)]
-    ok = rows.groupby(["seed", "condition"])[metric].apply(lambda s: s.notna().all())
+    ok = rows[metric].notna().groupby([rows["seed"], rows["condition"]]).all()
     return ok[ok].reset_index()[["seed", "condition"]]
 
 
-def _per_seed(frame: pd.DataFrame, method: str, metric: str, keep: pd.DataFrame) -> dict[int, np.ndarray]:
-    """A method's values of one metric per seed over the perturbations of ``keep`` (sorted by condition)."""
-    rows = frame[frame["method"] == method].merge(keep, on=["seed", "condition"])
-    rows = rows.sort_values(["seed", "condition"], kind="stable")
-    return {int(s): g[metric].to_numpy(dtype=np.float64) for s, g in rows.groupby("seed", sort=True)}
+def _per_seed_all(frame: pd.DataFrame, metric: str, keep: pd.DataFrame) -> dict[str, dict[int, np.ndarray]]:
+    """Every method's values of one metric per seed over the perturbations of ``keep`` (sorted by condition):
+    one merge for all methods, not one per method."""
+    rows = frame[["method", "seed", "condition", metric]].merge(keep, on=["seed", "condition"])
+    rows = rows.sort_values(["method", "seed", "condition"], kind="stable")
+    out: dict[str, dict[int, np.ndarray]] = {}
+    for (method, seed), g in rows.groupby(["method", "seed"], sort=False):
+        out.setdefault(method, {})[int(seed)] = g[metric].to_numpy(dtype=np.float64)
+    return out
+
+
+def _estimates(samples: Mapping[str, Mapping[int, np.ndarray]], settings: StatsSettings) -> dict[str, Estimate]:
+    """:func:`_estimate` of every method's per-seed samples of one metric; methods measured on the same
+    perturbations share one bootstrap call (its rows' intervals equal separate calls, same draws)."""
+    out: dict[str, Estimate] = {}
+    groups: dict[tuple, list[str]] = {}
+    for method, per_seed in samples.items():
+        shape = tuple((s, len(v)) for s, v in sorted(per_seed.items()))
+        groups.setdefault(shape, []).append(method)
+    for shape, methods in groups.items():
+        if len(methods) == 1 or not shape:
+            for method in methods:
+                out[method] = _estimate(list(samples[method].values()), settings)
+            continue
+        strata = [np.vstack([samples[method][s] for method in methods]) for s, _ in shape]
+        strata = [x for x in strata if x.shape[1]]
+        if not strata:
+            out.update({method: Estimate(math.nan, math.nan, math.nan, math.nan) for method in methods})
+            continue
+        low, high = stratified_bootstrap_cis(strata, settings)
+        means = np.array([x.mean(axis=1) for x in strata])  # seeds × methods
+        sd = means.std(axis=0, ddof=1) if len(strata) > 1 else np.full(len(methods), math.nan)
+        for i, method in enumerate(methods):
+            out[method] = Estimate(float(means[:, i].mean()), float(low[i]), float(high[i]), float(sd[i]))
+    return out
 
 
 def _estimate(samples: Sequence[np.ndarray], settings: StatsSettings) -> Estimate:
@@ -189,20 +221,25 @@ def leaderboard_table(
         for m in metrics
     }
     info = frame.drop_duplicates("method").set_index("method")[["kind", "baseline", "top_pct"]]
+    # per metric: each method's defined values per seed (a seed with an undefined value is left out for that
+    # method) and their estimates, every method of the same perturbations in one bootstrap call
+    samples = {m: {method: {s: v for s, v in per_seed.items() if len(v) and np.isfinite(v).all()}
+                   for method, per_seed in _per_seed_all(frame, m, keep[m]).items()} for m in metrics}
+    estimates = {m: _estimates(samples[m], settings) for m in metrics}
+    counts = frame.groupby(["method", "seed"]).size()
     records = []
     for method, row in info.iterrows():
         rec: dict[str, object] = {"Method": method, "Kind": row["kind"], "Baseline": row["baseline"],
                                   "Top %": "" if pd.isna(row["top_pct"]) else f"{row['top_pct']:g}%"}
         for m in metrics:
-            samples = {s: v for s, v in _per_seed(frame, method, m, keep[m]).items() if len(v) and np.isfinite(v).all()}
-            _put(rec, metric_label(m), _estimate(list(samples.values()), settings), pooled)
+            mine = samples[m].get(method, {})
+            _put(rec, metric_label(m), estimates[m].get(method, Estimate(math.nan, math.nan, math.nan, math.nan)), pooled)
             if m == primary or m in PRIMARY_SET:
-                gap, gap_sd = _gap({s: float(v.mean()) for s, v in samples.items()}, bounds.get(m, {}), m in _LOWER)
+                gap, gap_sd = _gap({s: float(v.mean()) for s, v in mine.items()}, bounds.get(m, {}), m in _LOWER)
                 rec[f"% of gap closed ({metric_label(m)})"] = gap
                 if pooled:
                     rec[f"% of gap closed ({metric_label(m)}) SD (seeds)"] = gap_sd
-        counts = frame[frame["method"] == method].groupby("seed").size()
-        rec["Perturbations"] = ", ".join(f"{n} (seed {s})" for s, n in counts.items())
+        rec["Perturbations"] = ", ".join(f"{n} (seed {s})" for s, n in counts.loc[method].items())
         rec["Note"] = (EXTERNAL_NOTE if row["kind"] == "external model"
                        else "uses test data by design: an upper reference" if row["kind"] == "uses test data" else "")
         records.append(rec)
@@ -250,18 +287,24 @@ def _compare_with_best_linear(
         return
     best = linear.iloc[int(np.argmax(sign * linear[label].to_numpy(dtype=np.float64)))]["Method"]
     reference = frame[frame["method"] == best].merge(keep, on=["seed", "condition"])[["seed", "condition", primary]]
-    estimates, p_values = [], []
+    paired = frame[["method", "seed", "condition", primary]].merge(reference, on=["seed", "condition"],
+                                                                   suffixes=("", "_best"))
+    paired = paired.dropna(subset=[primary, f"{primary}_best"]).sort_values(["method", "seed", "condition"], kind="stable")
+    by_method = dict(tuple(paired.groupby("method", sort=False)))
+    differences, p_values = {}, []
     for method in table["Method"]:
-        rows = frame[frame["method"] == method].merge(reference, on=["seed", "condition"], suffixes=("", "_best"))
-        rows = rows.dropna(subset=[primary, f"{primary}_best"]).sort_values(["seed", "condition"], kind="stable")
-        d = sign * (rows[primary].to_numpy(dtype=np.float64) - rows[f"{primary}_best"].to_numpy(dtype=np.float64))
+        rows = by_method.get(method)
+        d = np.empty(0) if rows is None else sign * (rows[primary].to_numpy(dtype=np.float64)
+                                                      - rows[f"{primary}_best"].to_numpy(dtype=np.float64))
         if method == best or not len(d):
-            estimates.append(Estimate(math.nan, math.nan, math.nan, math.nan))
             p_values.append(math.nan)
             continue
-        per_seed = [d[(rows["seed"] == s).to_numpy()] for s in sorted(rows["seed"].unique())]
-        estimates.append(_estimate(per_seed, settings))
-        p_values.append(pooled_signed_rank_p(rows["seed"].to_numpy(), rows["condition"].to_numpy(), d))
+        seeds = rows["seed"].to_numpy()
+        differences[method] = {int(s): d[seeds == s] for s in sorted(set(seeds.tolist()))}
+        p_values.append(pooled_signed_rank_p(seeds, rows["condition"].to_numpy(), d))
+    found = _estimates(differences, settings)
+    nan = Estimate(math.nan, math.nan, math.nan, math.nan)
+    estimates = [found.get(method, nan) for method in table["Method"]]
     for est_label, values in ((column, [e.mean for e in estimates]), (column + _CI[0], [e.low for e in estimates]),
                               (column + _CI[1], [e.high for e in estimates])):
         table[est_label] = values

@@ -601,16 +601,18 @@ def save_figure(fig: Figure, paths: Sequence[str | os.PathLike[str]], dpi: int =
     made with) is printed small at the bottom and stored in the file's ``Description`` metadata.
     """
     with plt.rc_context(RC_PARAMS):
-        if provenance:
+        bbox = None
+        if provenance:  # under the figure; the bounding box is measured once for every format (no second draw)
             text = "\n".join(textwrap.wrap(provenance, width=int(fig.get_figwidth() * 19)))
-            fig.text(0.005, 0.0, text, fontsize=5.5, color="#555555", ha="left", va="top", wrap=False)
+            fig.text(0.005, -0.005, text, fontsize=5.5, color="#555555", ha="left", va="top", wrap=False)
+            bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.05)
         for path in paths:
             fmt = os.path.splitext(str(path))[1][1:].lower()
             metadata = dict(_METADATA.get(fmt) or {})
             if provenance and fmt in ("png", "svg", "pdf"):
                 metadata["Description"] = provenance
             with atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=dpi, format=fmt, metadata=metadata or None, bbox_inches="tight")
+                fig.savefig(tmp, dpi=dpi, format=fmt, metadata=metadata or None, bbox_inches=bbox)
     plt.close(fig)
 
 

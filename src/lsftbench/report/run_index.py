@@ -74,7 +74,8 @@ def run_index_markdown(
         lines += [f"| {name} | {value} |" for name, value in provenance_items(settings)] + [""]
     if config is not None:
         lines += [
-            f"Every setting of this run ({code_version()}), the validated config with its defaults:",
+            f"Every setting of this run ({code_version()}), the validated config with its defaults (without the "
+            "memory knobs `pseudobulk.chunk_size` and `progress_bar.max_mb`, which change no number):",
             "",
             "```yaml",
             yaml.safe_dump(dict(config), sort_keys=False, default_flow_style=False).rstrip(),

@@ -57,6 +57,9 @@ class LargeSpec:
     knockdown: float = 1.5
     library_sd: float = 0.3
     seed: int = 1
+    #: When set, the measured targets are the first ones of one random ranking of the genes drawn with this seed,
+    #: so datasets of different sizes share their targets (as the real screens' perturbed genes overlap).
+    target_ranking_seed: int | None = None
 
 
 #: The size of the Replogle K562 essential screen as used by the published LSFT code.
@@ -110,7 +113,11 @@ def write_large_dataset(
     width = max(5, len(str(spec.n_genes + n_unmeasured)))
     genes = np.array([f"GENE{i:0{width}d}" for i in range(1, spec.n_genes + 1)])
     unmeasured = np.array([f"GENE{i:0{width}d}" for i in range(spec.n_genes + 1, spec.n_genes + n_unmeasured + 1)])
-    target_rows = np.concatenate([rng.choice(spec.n_genes, n_measured_targets, replace=False), -np.ones(n_unmeasured, int)])
+    if spec.target_ranking_seed is None:
+        measured_rows = rng.choice(spec.n_genes, n_measured_targets, replace=False)
+    else:
+        measured_rows = np.random.default_rng(spec.target_ranking_seed).permutation(spec.n_genes)[:n_measured_targets]
+    target_rows = np.concatenate([measured_rows, -np.ones(n_unmeasured, int)])
     rng.shuffle(target_rows)
     unmeasured_iter = iter(unmeasured)
     targets = [genes[r] if r >= 0 else next(unmeasured_iter) for r in target_rows]
