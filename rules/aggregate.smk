@@ -5,7 +5,7 @@ rule dataset_tables:
     """Pooled and per-seed tables of one (dataset, protocol), with confidence intervals and tests."""
     input:
         unpack(aggregate_inputs),
-        settings=lambda w: settings_token(f"tables/{w.protocol}"),
+        settings=lambda w: settings_token(f"aggregation/{w.protocol}"),
     output:
         pooled=[
             report(
@@ -54,7 +54,7 @@ rule figures:
         progress=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/progress_bar.csv",
         leaderboard=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/leaderboard.csv",
         seed_progress=lambda w: [f"{table_dir(w.dataset, w.protocol)}/seed{s}/progress_bar.csv" for s in SEEDS],
-        settings=lambda w: settings_token(f"tables/{w.protocol}"),
+        settings=lambda w: settings_token(f"aggregation/{w.protocol}"),
     output:
         [
             report(
@@ -89,7 +89,7 @@ rule forest_figure:
     """LSFT improvement with its 95 % CI per baseline x K, one panel per dataset, split seeds pooled."""
     input:
         performance=lambda w: [f"{table_dir(d, w.protocol)}/lsft_performance.csv" for d in DATASETS],
-        settings=lambda w: settings_token(f"tables/{w.protocol}"),
+        settings=lambda w: settings_token(f"aggregation/{w.protocol}"),
     output:
         [
             report(
@@ -122,7 +122,7 @@ rule combined_table:
     """One table across datasets (pooled over seeds, common test set)."""
     input:
         performance=lambda w: [f"{table_dir(d, w.protocol)}/lsft_performance.csv" for d in DATASETS],
-        settings=lambda w: settings_token(f"tables/{w.protocol}"),
+        settings=lambda w: settings_token(f"aggregation/{w.protocol}"),
     output:
         csv=report(
             f"{RESULTS}/tables/{{protocol}}/combined.csv",
@@ -156,7 +156,7 @@ rule leaderboard:
     """Every method of every dataset on one table: the datasets' leaderboards side by side."""
     input:
         leaderboards=lambda w: [f"{table_dir(d, w.protocol)}/leaderboard.csv" for d in DATASETS],
-        settings=lambda w: settings_token(f"tables/{w.protocol}"),
+        settings=lambda w: settings_token(f"aggregation/{w.protocol}"),
     output:
         csv=report(
             f"{RESULTS}/tables/{{protocol}}/leaderboard.csv",
@@ -192,7 +192,7 @@ rule run_index:
     input:
         files=lambda w: [path for d in DATASETS for path in dataset_tables(d, w.protocol) + figures(d, w.protocol)]
         + run_outputs(w.protocol),
-        settings=lambda w: settings_token(f"run/{w.protocol}"),
+        settings=lambda w: settings_token(f"run_index/{w.protocol}"),
     output:
         f"{RESULTS}/tables/{{protocol}}/README.md",
     log:
@@ -220,7 +220,7 @@ rule audit_table:
     input:
         default=f"{RESULTS}/tables/default/{{dataset}}/lsft_performance.csv",
         seed_compat=f"{RESULTS}/tables/seed_compat/{{dataset}}/lsft_performance.csv",
-        settings=settings_token("tables/audit"),
+        settings=settings_token("aggregation/audit"),
     output:
         csv=report(
             f"{RESULTS}/tables/audit/{{dataset}}.csv",

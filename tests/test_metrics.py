@@ -5,6 +5,9 @@ import pytest
 from scipy.stats import pearsonr
 
 from lsftbench.evaluation.metrics import (
+    COMPARISON_COLUMNS,
+    comparison_metrics,
+    discrimination_scores,
     centered_pearson_columns,
     pearson_columns,
     perturbation_metrics,
@@ -165,3 +168,22 @@ def test_mode_collapse_column_flags_constant_predictions_in_the_table():
     assert pooled.loc["mean_response", "Mode Collapse"] == "Baseline (spread 0.00)"
     seed2 = add_spread(table, spread, 2, threshold=0.1).set_index("Baseline")
     assert seed2.loc["lpm", "Mode Collapse"] == "Local (spread 0.09)" and seed2.loc["lpm", "kNN Spread"] == 0.5
+
+
+@pytest.mark.parametrize("exclude_target_gene", [False, True])
+@pytest.mark.parametrize("rank_distance", ["l2", "cosine"])
+def test_comparison_metrics_equal_the_separate_functions(rank_distance, exclude_target_gene):
+    """The shared product changes no number: every column equals its own function's, bit for bit."""
+    rng = np.random.default_rng(7)
+    pred, obs = rng.normal(size=(300, 40)), rng.normal(size=(300, 40))
+    pred[:, 5] = pred[:, 6]  # a tie
+    targets = rng.integers(-1, 300, size=(40, 2))
+    values, spread = comparison_metrics(pred, obs, targets, rank_distance=rank_distance,
+                                        exclude_target_gene=exclude_target_gene)
+    ranks = rank_metrics(pred, obs, distance=rank_distance, exclude=targets if exclude_target_gene else None)
+    expected = {"rank": ranks["rank"].to_numpy(), "rank_transposed": ranks["rank_transposed"].to_numpy(),
+                **discrimination_scores(pred, obs, exclude=targets)}
+    assert list(values) == list(COMPARISON_COLUMNS) == list(expected)
+    for name, column in values.items():
+        np.testing.assert_array_equal(column, expected[name], err_msg=name)
+    assert spread == spread_ratio(pred, obs)

@@ -9,7 +9,7 @@ only where a function returns a data frame (the fit and LSFT jobs use :func:`met
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -28,6 +28,8 @@ __all__ = [
     "discrimination_scores",
     "DS_DISTANCES",
     "spread_ratio",
+    "comparison_metrics",
+    "COMPARISON_COLUMNS",
     "RANK_DISTANCES",
 ]
 
@@ -259,18 +261,37 @@ def rank_metrics(
         raise ValueError(f"distance must be one of {RANK_DISTANCES}, got {distance!r}")
     if ties not in ("le", "mid"):
         raise ValueError(f"ties must be 'le' or 'mid', got {ties!r}")
+    pred, obs = _checked_pair(pred, obs)
+    import pandas as pd  # noqa: PLC0415 - see the module docstring
+
+    rank, rank_t = _rank_columns(pred, obs, distance, ties, block_columns, exclude, _Cross(pred, obs))
+    return pd.DataFrame({"rank": rank, "rank_transposed": rank_t})
+
+
+def _checked_pair(pred: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pred = np.asarray(pred, dtype=np.float64)
     obs = np.asarray(obs, dtype=np.float64)
     if pred.shape != obs.shape:
         raise ValueError(f"pred {pred.shape} and obs {obs.shape} differ in shape")
-    p = pred.shape[1]
-    import pandas as pd  # noqa: PLC0415 - see the module docstring
+    return pred, obs
 
+
+def _rank_columns(
+    pred: np.ndarray,
+    obs: np.ndarray,
+    distance: str,
+    ties: str,
+    block_columns: int | None,
+    exclude: np.ndarray | None,
+    cross: _Cross,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rank_metrics`' two columns, with the products ``x̂_jᵀ x_i`` taken from ``cross``."""
+    p = pred.shape[1]
     if p < 2:
-        return pd.DataFrame({"rank": np.full(p, np.nan), "rank_transposed": np.full(p, np.nan)})
+        return np.full(p, np.nan), np.full(p, np.nan)
     exclude = _exclusion_rows(exclude, p)
     if exclude is not None:
-        pairs = _Pairs(pred, obs, exclude)
+        pairs = _Pairs(pred, obs, exclude, cross)
     pred_n, obs_n, own = _rank_inputs(pred, obs, distance) if exclude is None else (None, None, pairs.own(distance))
     block = block_columns or max(1, _RANK_BLOCK_BYTES // (8 * p))
     below, tied, valid = (np.zeros(p) for _ in range(3))  # per observation i (rank)
@@ -279,7 +300,7 @@ def rank_metrics(
     for a in range(0, p, block):
         cols = np.arange(a, min(a + block, p))
         if exclude is None:
-            dist, tol = _distance_block(pred, obs, pred_n, obs_n, cols, distance)  # dist[j, k] = d(x̂_j, x_{cols[k]})
+            dist, tol = _distance_block(cross(rows, cols), pred_n, obs_n, cols, distance)  # d(x̂_j, x_{cols[k]})
             dists = (dist, dist)
         else:  # rank: without observation i's targets (column); transposed: without prediction j's (row)
             dists, tol = (pairs.block(rows, cols, distance, by) for by in ("col", "row")), pairs.tolerance(rows, cols, distance)
@@ -300,7 +321,7 @@ def rank_metrics(
     with np.errstate(invalid="ignore", divide="ignore"):
         rank = np.where(np.isfinite(own) & (valid > 0), (below + weight * tied) / valid, np.nan)
         rank_t = np.where(np.isfinite(own) & (valid_t > 0), (below_t + weight * tied_t) / valid_t, np.nan)
-    return pd.DataFrame({"rank": rank, "rank_transposed": rank_t})
+    return rank, rank_t
 
 
 def _rank_inputs(pred: np.ndarray, obs: np.ndarray, distance: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -316,11 +337,35 @@ def _rank_inputs(pred: np.ndarray, obs: np.ndarray, distance: str) -> tuple[np.n
     return pred_n, obs_n, own
 
 
+class _Cross:
+    """The products ``x̂_jᵀ x_i`` of predictions (columns of ``pred``) and observations (of ``obs``).
+
+    Asked for every pair, the p × p matrix is computed once and kept, so the rank metrics and the
+    discrimination scores of one method (:func:`comparison_metrics`) share one matrix product; a block
+    of columns of a larger problem (the rank metrics' memory bound) is computed on its own. ``rows`` and
+    ``cols`` are increasing positions without repeats.
+    """
+
+    def __init__(self, pred: np.ndarray, obs: np.ndarray) -> None:
+        self.pred, self.obs = pred, obs
+        self._full: np.ndarray | None = None
+
+    def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        p = self.pred.shape[1]
+        if self._full is None and len(rows) == p and len(cols) == p:
+            self._full = np.ascontiguousarray(self.pred).T @ np.ascontiguousarray(self.obs)
+        if self._full is None:
+            return (self.pred if len(rows) == p else self.pred[:, rows]).T @ self.obs[:, cols]
+        if len(rows) == p and len(cols) == p:
+            return self._full
+        return self._full[np.ix_(rows, cols)]
+
+
 def _distance_block(
-    pred: np.ndarray, obs: np.ndarray, pred_n: np.ndarray, obs_n: np.ndarray, cols: np.ndarray, distance: str
+    cross: np.ndarray, pred_n: np.ndarray, obs_n: np.ndarray, cols: np.ndarray, distance: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Distances ``d(x̂_j, x_i)`` for all ``j`` and ``i ∈ cols`` (squared for L2) and their tie tolerance."""
-    cross = pred.T @ obs[:, cols]
+    """Distances ``d(x̂_j, x_i)`` for all ``j`` and ``i ∈ cols`` (squared for L2) from their products
+    ``cross`` (``x̂_jᵀ x_i``), and their tie tolerance."""
     if distance == "l2":
         scale = pred_n[:, None] + obs_n[None, cols]
         return scale - 2 * cross, _TIE_RTOL * scale
@@ -338,8 +383,8 @@ class _Pairs:
     stays one matrix product per block. L2 distances are squared; cosine is ``1 − cos`` (NaN for a zero vector).
     """
 
-    def __init__(self, pred: np.ndarray, obs: np.ndarray, exclude: np.ndarray | None) -> None:
-        self.pred, self.obs = pred, obs
+    def __init__(self, pred: np.ndarray, obs: np.ndarray, exclude: np.ndarray | None, cross: _Cross) -> None:
+        self.pred, self.obs, self.cross = pred, obs, cross
         p = pred.shape[1]
         self.ex = np.full((p, 0), -1, dtype=np.int64) if exclude is None else exclude
         self.pn2, self.on2 = np.einsum("gi,gi->i", pred, pred), np.einsum("gi,gi->i", obs, obs)
@@ -384,7 +429,7 @@ class _Pairs:
                     jj = np.flatnonzero(g >= 0)
                     dist[jj] -= np.abs(self.pred[g[jj], rows[jj]][:, None] - self.obs[g[jj]][:, cols])
             return dist
-        cross = self.pred[:, rows].T @ self.obs[:, cols]
+        cross = self.cross(rows, cols)
         d_cross, d_p2, d_o2 = self._terms(rows, cols, by)
         p2, o2, cross = self.pn2[rows, None] - d_p2, self.on2[None, cols] - d_o2, cross - d_cross
         if distance == "l2":
@@ -435,17 +480,21 @@ def discrimination_scores(
     differences, ``l2`` Euclidean, ``cosine`` ``1 − cos``. Returns ``ds_<distance>`` arrays (NaN where the
     own distance is undefined, e.g. a zero vector under cosine, or p < 2).
     """
-    pred = np.asarray(pred, dtype=np.float64)
-    obs = np.asarray(obs, dtype=np.float64)
-    if pred.shape != obs.shape:
-        raise ValueError(f"pred {pred.shape} and obs {obs.shape} differ in shape")
-    p = pred.shape[1]
+    pred, obs = _checked_pair(pred, obs)
     unknown = set(distances) - set(DS_DISTANCES)
     if unknown:
         raise ValueError(f"distances must be among {DS_DISTANCES}, got {sorted(unknown)}")
+    return _discrimination_columns(pred, obs, exclude, distances, _Cross(pred, obs))
+
+
+def _discrimination_columns(
+    pred: np.ndarray, obs: np.ndarray, exclude: np.ndarray | None, distances: Sequence[str], cross: _Cross
+) -> dict[str, np.ndarray]:
+    """:func:`discrimination_scores` with the products ``x̂_jᵀ x_i`` taken from ``cross``."""
+    p = pred.shape[1]
     if p < 2:
         return {f"ds_{d}": np.full(p, np.nan) for d in distances}
-    pairs = _Pairs(pred, obs, _exclusion_rows(exclude, p))
+    pairs = _Pairs(pred, obs, _exclusion_rows(exclude, p), cross)
     idx = np.arange(p)
     out = {}
     for distance in distances:
@@ -479,3 +528,34 @@ def spread_ratio(pred: np.ndarray, obs: np.ndarray) -> float:
 
     denominator = mean_pairwise(obs)
     return mean_pairwise(pred) / denominator if denominator > 0 else float("nan")
+
+
+#: What :func:`comparison_metrics` returns per perturbation.
+COMPARISON_COLUMNS = ("rank", "rank_transposed", *(f"ds_{d}" for d in DS_DISTANCES))
+
+
+def comparison_metrics(
+    pred: np.ndarray,
+    obs: np.ndarray,
+    targets: np.ndarray | None = None,
+    *,
+    rank_distance: Literal["l2", "cosine"] = "l2",
+    exclude_target_gene: bool = False,
+) -> tuple[dict[str, np.ndarray], float]:
+    """The metrics that compare each prediction with every observation of one method's test set.
+
+    :func:`rank_metrics` (``rank``, ``rank_transposed``; without each perturbation's target genes only
+    with ``exclude_target_gene``), :func:`discrimination_scores` (``ds_l1``, ``ds_l2``, ``ds_cosine``;
+    always without the target genes, as cell-eval) and :func:`spread_ratio`, with the same numbers as
+    those functions: the matrix product ``predᵀ obs`` they share is computed once.
+
+    ``targets`` are the target genes' rows per perturbation (p × k, ``-1`` padding), or ``None``.
+    Returns the per-perturbation columns (:data:`COMPARISON_COLUMNS`) and the spread ratio.
+    """
+    pred, obs = _checked_pair(pred, obs)
+    if rank_distance not in RANK_DISTANCES:
+        raise ValueError(f"distance must be one of {RANK_DISTANCES}, got {rank_distance!r}")
+    cross = _Cross(pred, obs)
+    rank, rank_t = _rank_columns(pred, obs, rank_distance, "le", None, targets if exclude_target_gene else None, cross)
+    out = {"rank": rank, "rank_transposed": rank_t, **_discrimination_columns(pred, obs, targets, DS_DISTANCES, cross)}
+    return out, spread_ratio(pred, obs)

@@ -187,12 +187,12 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
         The progress bar's methods and its noise ceiling.
     ``models/<model>/<dataset>/seed<seed>``
         A model's quantity, path and the hash of its predictions file for one split.
-    ``tables/<protocol>``, ``tables/audit``
+    ``aggregation/<protocol>``, ``aggregation/audit``
         What one protocol's tables and figures (or the leakage audit) are computed with (statistics, table
         metrics, leaderboard); one token per protocol, so that switching ``protocol`` reruns nothing.
     ``synthetic``
         The seed of the synthetic stand-in resources.
-    ``run/<protocol>``
+    ``run_index/<protocol>``
         Every setting but the memory knobs (:data:`MEMORY_KNOBS`): one protocol's run index, which lists them.
     """
     fp = fingerprints or Fingerprints(os.devnull)
@@ -245,10 +245,10 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
                     "path": path, "quantity": quantity, "file": fp.digest(path), **scored,
                 }
     for protocol in PROTOCOLS:
-        groups[f"tables/{protocol}"] = table_settings(config, protocol)
-    groups["tables/audit"] = table_settings(config, AUDIT_PROTOCOL)
+        groups[f"aggregation/{protocol}"] = table_settings(config, protocol)
+    groups["aggregation/audit"] = table_settings(config, AUDIT_PROTOCOL)
     for protocol in PROTOCOLS:
-        groups[f"run/{protocol}"] = output_config(config, protocol)
+        groups[f"run_index/{protocol}"] = output_config(config, protocol)
     groups["synthetic"] = {"seed": config["synthetic"]["seed"]}
     return groups
 

@@ -9,6 +9,7 @@ metrics (SPEC 7.2) need the dataset's differential expression and are computed h
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ import pandas as pd
 
 from ..data.conditions import target_positions
 from ..evaluation.de import DEResults, de_metrics
-from ..evaluation.metrics import discrimination_scores, rank_metrics, spread_ratio
+from ..evaluation.metrics import COMPARISON_COLUMNS, comparison_metrics
 from ..evaluation.progress_bar import PROGRESS_METRICS, pool_progress_bars, progress_bar_table
 from ..evaluation.statistics import common_test_set
 from ..io import read_npz, read_parquet
@@ -196,8 +197,27 @@ def embedding_dims(fit_paths: Mapping[tuple[int, str], str | os.PathLike[str]]) 
     return pd.DataFrame(rows, columns=["seed", "baseline", "model", "gene", "pert"])
 
 
-#: Columns the comparison adds per method (``<method>_<column>``), besides the DE metrics.
-COMPARISON_COLUMNS = ("rank", "rank_transposed", "ds_l1", "ds_l2", "ds_cosine")
+class _SameMethods:
+    """Methods whose predictions, observations, test set and targets are byte for byte those of a method
+    computed before share its comparison and DE metrics (e.g. the kNN of every baseline with the same
+    perturbation embedding): the key is a digest of the inputs, the value the columns and spread ratio."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[bytes, ...], tuple[dict[str, np.ndarray], float]] = {}
+
+    @staticmethod
+    def key(*arrays: np.ndarray) -> tuple[bytes, ...]:
+        return tuple(
+            hashlib.sha256(np.ascontiguousarray(a).view(np.uint8).data).digest() + repr((a.dtype.str, a.shape)).encode()
+            for a in arrays
+        )
+
+    def get(self, key: tuple[bytes, ...]) -> tuple[dict[str, np.ndarray], float] | None:
+        hit = self._seen.get(key)
+        return None if hit is None else ({k: v.copy() for k, v in hit[0].items()}, hit[1])
+
+    def put(self, key: tuple[bytes, ...], value: tuple[dict[str, np.ndarray], float]) -> None:
+        self._seen[key] = value
 
 
 def _method_columns(
@@ -207,23 +227,34 @@ def _method_columns(
     keep: np.ndarray,
     settings: ComparisonSettings,
     de: DEResults | None,
+    same: _SameMethods | None = None,
+    de_key: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], float]:
     """One method's comparison and DE metrics for every column of ``pred`` (NaN outside ``keep`` for
-    the metrics over the common test set) and its spread ratio over ``keep``."""
+    the metrics over the common test set) and its spread ratio over ``keep``.
+
+    With ``same``, a method whose inputs (and ``de_key``, the conditions and genes ``de`` was selected for) repeat
+    those of an earlier one reuses its numbers instead of computing them again."""
+    key = None
+    if same is not None:
+        key = same.key(pred, observed, targets, keep, *(() if de_key is None else (de_key,)))
+        hit = same.get(key)
+        if hit is not None:
+            return hit
     n = pred.shape[1]
     out = {name: np.full(n, np.nan) for name in COMPARISON_COLUMNS}
     spread = float("nan")
     if len(keep) >= 2:
-        p, o = pred[:, keep], observed[:, keep]
-        ranks = rank_metrics(p, o, distance=settings.rank_distance,
-                             exclude=targets[keep] if settings.exclude_target_gene else None)
-        out["rank"][keep], out["rank_transposed"][keep] = ranks["rank"].to_numpy(), ranks["rank_transposed"].to_numpy()
-        for name, values in discrimination_scores(p, o, exclude=targets[keep]).items():
-            out[name][keep] = values
-        spread = spread_ratio(p, o)
+        values, spread = comparison_metrics(pred[:, keep], observed[:, keep], targets[keep],
+                                            rank_distance=settings.rank_distance,
+                                            exclude_target_gene=settings.exclude_target_gene)
+        for name, column in values.items():
+            out[name][keep] = column
     if de is not None:
         out.update(de_metrics(pred, observed, de, settings.de_fdr,
                               exclude=targets if settings.exclude_target_gene else None))
+    if same is not None and key is not None:
+        same.put(key, (out, spread))
     return out, spread
 
 
@@ -256,6 +287,7 @@ def add_comparison_columns(
     method, spread``; ``top_pct`` NaN for the global fit).
     """
     global_parts, lsft_parts, spreads = [], [], []
+    same = _SameMethods()
     for (seed, baseline), fit_path in sorted(global_predictions.items()):
         glob = _npz(fit_path)
         conds = pd.Index(glob["conditions"])
@@ -282,7 +314,8 @@ def add_comparison_columns(
             de_shard = de_here.select(list(shard_conds)) if de_here is not None else None
             for method in ("local", "knn"):
                 pred = np.concatenate([sh[method] for sh in shards], axis=1).astype(np.float64)
-                values, spread = _method_columns(pred, observed[:, cols], targets[cols], keep, settings, de_shard)
+                values, spread = _method_columns(pred, observed[:, cols], targets[cols], keep, settings, de_shard,
+                                                 same, np.asarray([*shard_conds, *genes], dtype=str))
                 lsft_parts.append(pd.DataFrame({"seed": seed, "baseline": baseline, "top_pct": float(pct),
                                                 "condition": shard_conds, "_method": method,
                                                 **{f"{method}_{k}": v for k, v in values.items()}}))
