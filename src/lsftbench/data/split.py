@@ -245,7 +245,8 @@ def read_split_json(path: str | os.PathLike[str], conditions: Iterable[str]) -> 
 
     for i, a in enumerate(SETS):
         for b in SETS[i + 1 :]:
-            both = [x for x in split[a] if x in set(split[b])]
+            in_b = set(split[b])
+            both = [x for x in split[a] if x in in_b]
             if both:
                 raise InputDataError(path, f"condition(s) in both '{a}' and '{b}': {_preview(both)}")
     for name in ("val", "test"):

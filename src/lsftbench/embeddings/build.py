@@ -326,7 +326,8 @@ def build_embedding(
         draws = rng.standard_normal((len(all_conditions), pdim))  # row i: all_conditions[i] (split conditions are unique)
         row = {c: i for i, c in enumerate(all_conditions)}
         conds = [c for c in all_conditions if c == CTRL or single_gene(c) is not None]
-        missing = [c for c in all_conditions if c not in set(conds)]
+        kept = set(conds)
+        missing = [c for c in all_conditions if c not in kept]
         b = np.column_stack([np.zeros(pdim) if c == CTRL else draws[row[c]] for c in conds])
     elif ptype == "dataset_pca":
         if source_pseudobulk is None:
@@ -349,7 +350,8 @@ def build_embedding(
         if "synthetic" in (part.get("checkpoint"), part.get("path")) and (side == "pert" or model != "mean")
     ]
     info["not_predictable"] = sorted(set(missing))
-    info["n_test_predictable"] = sum(c in set(conds) for c in split["test"])
+    predictable = set(conds)
+    info["n_test_predictable"] = sum(c in predictable for c in split["test"])
     info["n_test"] = len(split["test"])
     info["n_genes"] = len(genes)
     return Embedding(

@@ -199,7 +199,8 @@ def method_scores(
         (``pearson_r, l2, pearson_delta_top1000, l2_top1000, centered_pearson_r``) for every test
         condition a method can predict, methods in the order of ``NULL_METHODS`` then ``IDEALIZED``.
     """
-    test = [c for c in split["test"] if c in set(pb.obs_names)]
+    measured = set(pb.obs_names)
+    test = [c for c in split["test"] if c in measured]
     obs = _delta(pb, test)
     m = train_mean_delta(pb, split)
     names = pd.Index(pb.obs_names)

@@ -237,7 +237,8 @@ def read_predictions(
     if missing_genes:
         fail(f"{len(missing_genes)} of the dataset's {len(genes)} measured genes are not predicted, e.g. "
              f"{_examples(missing_genes)} (genes are matched by symbol, var['gene_name'])")
-    extra = [g for g in file_genes if g not in set(genes)]
+    measured = set(genes)
+    extra = [g for g in file_genes if g not in measured]
     if extra:
         notes.append(f"ignored {len(extra)} genes the dataset does not measure, e.g. {_examples(extra)}")
     values = values[:, [column[g] for g in genes]]

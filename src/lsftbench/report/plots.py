@@ -449,7 +449,8 @@ def progress_bar_figure(table: pd.DataFrame, title: str, protocol: str = "defaul
         the bounds that do not bind (other null methods, the other cheater bound) as dotted lines.
         Bars beyond the axis are clipped with an arrow and their number.
     """
-    metrics = [m for m in _METRIC_ORDER if m in set(table["Metric"])]
+    shown = set(table["Metric"])
+    metrics = [m for m in _METRIC_ORDER if m in shown]
     if not metrics:
         raise ValueError(f"progress table has no rows for the metrics {_METRIC_ORDER}")
     panels = [_progress_rows(table, m) for m in metrics]
