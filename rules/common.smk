@@ -51,6 +51,16 @@ TOP_PCTS = [wc.pct_label(p) for p in config["top_pcts"]]
 N_CHUNKS = config["lsft"]["test_chunks"]
 
 
+def dataset_file(dataset):
+    """The dataset's perturb_processed.h5ad: a local file, the synthetic generator's output or a download."""
+    ds = config["datasets"][dataset]
+    if ds["source"] == "local":
+        return ds["path"]
+    if ds["source"] == "gears":
+        return f"resources/gears/{dataset}/perturb_processed.h5ad"
+    return f"{RESULTS}/data/{dataset}/perturb_processed.h5ad"
+
+
 def dataset_chunks(dataset):
     """LSFT jobs per (seed, baseline, K) of a dataset: lsft.test_chunks, capped at its number of perturbations
     when that is known before the run (synthetic presets, local files), so a small dataset never gets
@@ -62,11 +72,10 @@ def dataset_chunks(dataset):
 
         preset = PRESETS.get(ds.get("preset", dataset))
         n = (ds.get("overrides") or {}).get("n_perts", preset.n_perts if preset else None)
-    elif ds["source"] == "local" or os.path.exists(f"resources/gears/{dataset}/perturb_processed.h5ad"):
+    else:  # None while the file is not there yet (a download to come)
         from lsftbench.data.conditions import count_perturbations
 
-        path = ds["path"] if ds["source"] == "local" else f"resources/gears/{dataset}/perturb_processed.h5ad"
-        n = count_perturbations(path)
+        n = count_perturbations(dataset_file(dataset))
     return N_CHUNKS if n is None else max(1, min(N_CHUNKS, int(n)))
 
 
@@ -143,13 +152,8 @@ def split_dir(w):
 
 
 def perturb_data(wildcards):
-    """The dataset's perturb_processed.h5ad: a local file, the synthetic generator or a download."""
-    ds = dataset_config(wildcards.dataset)
-    if ds["source"] == "local":
-        return ds["path"]
-    if ds["source"] == "gears":
-        return f"resources/gears/{wildcards.dataset}/perturb_processed.h5ad"
-    return f"{RESULTS}/data/{wildcards.dataset}/perturb_processed.h5ad"
+    """The dataset's perturb_processed.h5ad (:func:`dataset_file`) for a rule's input."""
+    return dataset_file(wildcards.dataset)
 
 
 def go_filter_inputs(wildcards):

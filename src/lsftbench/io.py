@@ -88,6 +88,11 @@ class DamagedFileError(ValueError):
         self.path = str(path)
         self.problem = problem
 
+    @classmethod
+    def from_error(cls, path: str | os.PathLike[str], err: BaseException, what: str = "") -> DamagedFileError:
+        """The error for a reader's exception ``err``: its type and first line (after ``what``, e.g. a member name)."""
+        return cls(path, f"{what}{type(err).__name__}: {_first_line(err)}")
+
 
 def file_crc32(path: str | os.PathLike[str]) -> str:
     """CRC-32 of a file's bytes as 8 hex digits (the checksum zip archives use; cheap: about 2 GB/s)."""
@@ -107,10 +112,14 @@ def array_crc32(array: np.ndarray) -> str:
     return f"{zlib.crc32(np.ascontiguousarray(array).view(np.uint8).ravel()):08x}"
 
 
-def read_npz(path: str | os.PathLike[str], names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+def read_npz(
+    path: str | os.PathLike[str], names: Iterable[str] | None = None, missing_ok: bool = False
+) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` written by :func:`write_npz` (all, or ``names``), read in full.
 
     Each member's CRC-32 is checked as it is read (zip archives store one), so damaged bytes are found.
+    Only the members asked for are read; with ``missing_ok``, those of ``names`` the file lacks are left out
+    of the result instead of being an error.
 
     Raises
     ------
@@ -126,17 +135,17 @@ def read_npz(path: str | os.PathLike[str], names: Iterable[str] | None = None) -
         with np.load(path, allow_pickle=False) as z:
             wanted = z.files if names is None else list(names)
             missing = [n for n in wanted if n not in z.files]
-            if missing:
+            if missing and not missing_ok:
                 raise DamagedFileError(path, f"it lacks the arrays {missing}")
-            return {name: z[name] for name in wanted}
+            return {name: z[name] for name in wanted if name in z.files}
     except DamagedFileError:
         raise
     except ValueError as err:
-        if "allow_pickle" in str(err) or "pickle" in str(err).lower():
+        if "pickle" in str(err).lower():
             raise DamagedFileError(path, "it holds pickled Python objects where arrays belong") from None
-        raise DamagedFileError(path, f"{type(err).__name__}: {_first_line(err)}") from None
+        raise DamagedFileError.from_error(path, err) from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, zlib.error) as err:
-        raise DamagedFileError(path, f"{type(err).__name__}: {_first_line(err)}") from None
+        raise DamagedFileError.from_error(path, err) from None
 
 
 def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -157,7 +166,7 @@ def read_parquet(path: str | os.PathLike[str], columns: Sequence[str] | None = N
     try:
         return pd.read_parquet(path, engine="pyarrow", columns=columns, page_checksum_verification=True)
     except (pa.ArrowException, OSError, ValueError) as err:
-        raise DamagedFileError(path, f"{type(err).__name__}: {_first_line(err)}") from None
+        raise DamagedFileError.from_error(path, err) from None
 
 
 def _temp_pattern(final: Path) -> re.Pattern[str]:

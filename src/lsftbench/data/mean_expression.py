@@ -45,7 +45,7 @@ def read_mean_expression(path: str | os.PathLike[str]) -> MeanExpression:
             x = f["X"][...]
             expected = f.attrs.get(X_CHECKSUM)
     except (OSError, KeyError, ValueError, TypeError) as err:
-        raise DamagedFileError(path, f"{type(err).__name__}: {' '.join(str(err).split())[:200]}") from None
+        raise DamagedFileError.from_error(path, err) from None
     if expected is not None and array_crc32(x) != str(expected):
         raise DamagedFileError(path, "the checksum of X does not match the one written with it")
     return MeanExpression(X=np.asarray(x, dtype=np.float64), obs_names=names[0], var_names=names[1])

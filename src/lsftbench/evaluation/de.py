@@ -118,7 +118,7 @@ class DEResults:
         except KeyError:
             raise
         except (OSError, ValueError, TypeError) as err:
-            raise DamagedFileError(path, f"{type(err).__name__}: {' '.join(str(err).split())[:200]}") from None
+            raise DamagedFileError.from_error(path, err) from None
 
     @classmethod
     def _load(cls, path: str | os.PathLike[str], conditions: Sequence[str] | None) -> DEResults:

@@ -447,7 +447,7 @@ def load_shared(problem: Problem, path: str | os.PathLike[str]) -> list[str]:
         try:
             shared._cache[name] = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as err:
-            raise DamagedFileError(folder, f"{name}.npy: {type(err).__name__}: {' '.join(str(err).split())[:200]}") from None
+            raise DamagedFileError.from_error(folder, err, f"{name}.npy: ") from None
     if "gram_targets" in shared._cache:
         shared._cache["gram"] = shared._cache["gram_targets"][..., 0]
     shared._flags.update(y_is_expr_minus_ctrl=meta["y_is_expr_minus_ctrl"], identity_rows=meta["identity_rows"])

@@ -40,8 +40,6 @@ RESERVED_DATASET_NAMES = frozenset({"data", "figures", "logs", "resources", "spl
 #: Configured paths with these values name a generated or downloaded resource, not a file.
 _KEYWORDS = {"path": ("synthetic", "gears"), "checkpoint": ("synthetic",)}
 _MAX_VALUE_CHARS = 120
-#: Stands for the command line in place of a config file (a value set with ``--config``).
-_COMMAND_LINE = "<--config>"
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,21 +125,25 @@ def _describe(
 ) -> list[str]:
     """One line per problem of a jsonschema ``ValidationError``."""
     path = list(error.absolute_path)
-    if path and str(path[0]) in (command_line or {}):
-        config_files = [_COMMAND_LINE]  # the value came from --config: no file line to point at
+    from_command_line = bool(path) and str(path[0]) in (command_line or {})
+
+    def located(key_path: list[Any]) -> str:
+        # a value set with --config has no file line to point at
+        return " (set with --config on the command line)" if from_command_line else _located(config_files, key_path)
+
     if error.validator == "additionalProperties" and error.validator_value is False and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties", {}))
         patterns = list(error.schema.get("patternProperties", {}))
         extras = [k for k in error.instance if k not in allowed and not any(re.search(p, str(k)) for p in patterns)]
         scope = f"under '{_dotted(path)}'" if path else "at the top level"
         return [
-            f"unknown key '{_dotted([*path, k])}'{_located(config_files, [*path, k])}; allowed {scope}: {', '.join(allowed)}"
+            f"unknown key '{_dotted([*path, k])}'{located([*path, k])}; allowed {scope}: {', '.join(allowed)}"
             for k in extras
         ]
     if error.validator == "required":
         missing = re.match(r"'([^']*)' is a required property", error.message)
         name = missing.group(1) if missing else error.message
-        return [f"'{_dotted(path) or 'config'}'{_located(config_files, path)} lacks the required key '{name}'"]
+        return [f"'{_dotted(path) or 'config'}'{located(path)} lacks the required key '{name}'"]
     key = _dotted(path) or "config"
     hint = ""
     if error.validator == "type" and isinstance(error.instance, str) and _YAML_FLOAT.fullmatch(error.instance.strip()):
@@ -149,7 +151,7 @@ def _describe(
         dotted = mantissa if "." in mantissa else f"{mantissa}.0"
         hint = (f" (YAML reads {error.instance!r} as text, not a number: write {float(error.instance):g} or "
                 f"{dotted}e{exponent}, with a dot in the mantissa)")
-    return [f"'{key}'{_located(config_files, path)}: {_shorten(error.message)}{hint}"]
+    return [f"'{key}'{located(path)}: {_shorten(error.message)}{hint}"]
 
 
 #: A number in exponent notation that YAML 1.1 (PyYAML) reads as a string: no dot in the mantissa (``1e-1``).
@@ -169,12 +171,9 @@ def _shorten(text: str) -> str:
 
 
 def _located(config_files: Sequence[str | os.PathLike[str]], path: list[Any]) -> str:
-    """`` (file:line)`` of the key ``path`` in the last config file that has it, `` (--config on the command
-    line)`` when no file is searched (the value came from there), else ``""``."""
+    """`` (file:line)`` of the key ``path`` in the last config file that has it, else ``""``."""
     if not path:
         return ""
-    if list(config_files) == [_COMMAND_LINE]:
-        return " (set with --config on the command line)"
     for name in reversed(list(config_files)):
         try:
             with open(name) as handle:

@@ -220,8 +220,8 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
             "min_predictable_tests": metrics["min_predictable_tests"],
             **scored,
         }
-        for protocol in ("default", "seed_compat"):
-            lsft = {"center": config["lsft"]["center"], "refit_embeddings": config["lsft"]["refit_embeddings"]}
+        for protocol in PROTOCOLS:
+            lsft = _lsft_settings(config)
             if protocol == "seed_compat":
                 lsft["published_version"] = config["seed_compat"]["published_version"]
             groups[f"lsft/{protocol}/{name}"] = {"ridge_penalty": ridge_penalty(config, name), **lsft, **scored}
@@ -273,6 +273,11 @@ def output_config(config: Mapping[str, Any], protocol: str | None = None) -> dic
     return out
 
 
+def _lsft_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The LSFT settings every protocol's shards and tables depend on."""
+    return {"center": config["lsft"]["center"], "refit_embeddings": config["lsft"]["refit_embeddings"]}
+
+
 #: The metrics settings the tables depend on (a change of any other reruns no table).
 TABLE_METRIC_KEYS = ("top_genes", "rank_distance", "mode_collapse_spread", "exclude_target_gene", "de_fdr")
 
@@ -288,7 +293,7 @@ def table_settings(config: Mapping[str, Any], protocol: str | None = None) -> di
         "top_pcts": list(config["top_pcts"]),
         "ridge_penalty": float(config["ridge_penalty"]),
         "pca_dim": config["pca_dim"],
-        "lsft": {"center": config["lsft"]["center"], "refit_embeddings": config["lsft"]["refit_embeddings"]},
+        "lsft": _lsft_settings(config),
         "statistics": dict(config["statistics"]),
         "metrics": {k: config["metrics"][k] for k in TABLE_METRIC_KEYS},
         "leaderboard": dict(config["leaderboard"]),
@@ -314,6 +319,7 @@ class SettingsTokens:
     def __init__(self, results: str | os.PathLike[str], config: Mapping[str, Any]) -> None:
         self.results = Path(results)
         self.config = config
+        self._groups: list[str] | None = None  # the group names :meth:`sync` wrote
 
     def path(self, group: str) -> str:
         """The token file of ``group`` (a path for a rule's input)."""
@@ -351,7 +357,9 @@ class SettingsTokens:
         history = self._history()
         changed = []
         try:
-            for group, content in settings_groups(self.config, fingerprints).items():
+            groups = settings_groups(self.config, fingerprints)
+            self._groups = list(groups)
+            for group, content in groups.items():
                 path = self.results / token_relpath(group)
                 text = json.dumps(content, indent=1, sort_keys=True, default=str) + "\n"
                 try:
@@ -386,7 +394,10 @@ class SettingsTokens:
     def mark_used(self) -> None:
         """Record that a real run starts with the current tokens (Snakemake's ``onstart``, never in dry runs)."""
         history = self._history()
-        for group in settings_groups(self.config, Fingerprints(self.results / TOKEN_DIR / "fingerprints.json")):
+        groups = self._groups
+        if groups is None:  # not synced in this process
+            groups = list(settings_groups(self.config, Fingerprints(self.results / TOKEN_DIR / "fingerprints.json")))
+        for group in groups:
             path = self.results / token_relpath(group)
             try:
                 text = path.read_text()

@@ -151,7 +151,7 @@ def add_model_comparison_columns(
     global fit), added to their per-perturbation rows; and their spread ratios (method ``external``)."""
     parts, spreads = [], []
     for (seed, model), path in sorted(model_predictions.items()):
-        z = _npz(path)
+        z = read_npz(path)
         conds = pd.Index(z["conditions"])
         genes = Labels(z["genes"].tolist(), name="gene")
         de_here = de.select(list(conds)).restrict(list(genes)) if de is not None else None
@@ -165,10 +165,6 @@ def add_model_comparison_columns(
     return out, pd.DataFrame(spreads, columns=["seed", "baseline", "top_pct", "method", "spread"])
 
 
-def _npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    return read_npz(path)
-
-
 def unpredictable_frame(
     fit_paths: Mapping[tuple[int, str], str | os.PathLike[str]], key: str = "not_predictable"
 ) -> pd.DataFrame:
@@ -180,7 +176,7 @@ def unpredictable_frame(
     """
     rows = []
     for (seed, baseline), path in fit_paths.items():
-        z = _npz(path)
+        z = read_npz(path, [key], missing_ok=True)  # only this small member, not the predictions
         reasons = json.loads(str(z[key])) if key in z else {}
         rows += [(seed, baseline, cond, why) for cond, why in reasons.items()]
     return pd.DataFrame(rows, columns=["seed", "baseline", "condition", "reason"])
@@ -190,7 +186,7 @@ def embedding_dims(fit_paths: Mapping[tuple[int, str], str | os.PathLike[str]]) 
     """``seed, baseline, model, gene, pert``: the dimensions of each fit's embeddings (from its ``dims`` JSON)."""
     rows = []
     for (seed, baseline), path in fit_paths.items():
-        z = _npz(path)
+        z = read_npz(path, ["dims"], missing_ok=True)
         if "dims" in z:
             d = json.loads(str(z["dims"]))
             rows.append((seed, baseline, d["model"], d["gene"], d["pert"]))
@@ -289,7 +285,7 @@ def add_comparison_columns(
     global_parts, lsft_parts, spreads = [], [], []
     same = _SameMethods()
     for (seed, baseline), fit_path in sorted(global_predictions.items()):
-        glob = _npz(fit_path)
+        glob = read_npz(fit_path)
         conds = pd.Index(glob["conditions"])
         genes = Labels(glob["genes"].tolist(), name="gene")
         observed = glob["observed"]
@@ -304,7 +300,7 @@ def add_comparison_columns(
         for (s, b, pct), paths in lsft_predictions.items():
             if (s, b) != (int(seed), baseline):
                 continue
-            shards = [_npz(path) for path in paths]
+            shards = [read_npz(path) for path in paths]
             shard_conds = pd.Index(np.concatenate([sh["conditions"] for sh in shards]))
             cols = conds.get_indexer(shard_conds)  # LSFT predicts a subset of the global fit's tests (mean_response)
             if (cols < 0).any():

@@ -31,6 +31,7 @@ from ..evaluation.statistics import (
 )
 
 __all__ = [
+    "method_label",
     "KINDS",
     "PRIMARY_SET",
     "LEADERBOARD_METRICS",
@@ -73,6 +74,16 @@ def metric_label(metric: str) -> str:
     return _LABELS.get(metric, metric)
 
 
+def method_label(name: str, kind: str, top_pct: float = math.nan) -> str:
+    """A linear method's or a model's leaderboard label: ``<baseline> · global fit``, ``<baseline> · LSFT top
+    5%``, ``<baseline> · kNN top 5%``, or the model's name (``kind`` ``"external model"``)."""
+    if kind == "external model":
+        return name
+    if kind == "global fit":
+        return f"{name} · global fit"
+    return f"{name} · {kind} top {top_pct:g}%"
+
+
 def method_frame(
     per_perturbation: pd.DataFrame,
     models: pd.DataFrame | None,
@@ -98,14 +109,14 @@ def method_frame(
 
     glob = df.drop_duplicates(["seed", "baseline", "condition"])
     part = take(glob, "global_", kind="global fit", top_pct=np.nan)
-    parts.append(part.assign(method=part["baseline"] + " · global fit"))
+    parts.append(part.assign(method=[method_label(b, "global fit") for b in part["baseline"]]))
     for prefix, kind in (("local_", "LSFT"), ("knn_", "kNN")):
         part = take(df, prefix, kind=kind)
-        parts.append(part.assign(method=[f"{b} · {kind} top {k:g}%" for b, k in zip(part["baseline"], part["top_pct"])]))
+        parts.append(part.assign(method=[method_label(b, kind, k) for b, k in zip(part["baseline"], part["top_pct"])]))
     if models is not None and len(models):
         rows = models[[(s, c) in common for s, c in zip(models["seed"], models["condition"])]]
         part = take(rows.rename(columns={"model": "baseline"}), "", kind="external model", top_pct=np.nan)
-        parts.append(part.assign(method=part["baseline"]))
+        parts.append(part.assign(method=[method_label(m, "external model") for m in part["baseline"]]))
     for seed, frame in method_scores.items():
         rows = frame[[(int(seed), c) in common for c in frame["condition"]]].assign(seed=int(seed))
         for name, grp in rows.groupby("method", sort=False):
@@ -265,11 +276,9 @@ def leaderboard_table(
 
 def _spread_by_method(spread: pd.DataFrame) -> dict[str, float]:
     """Each method's spread ratio (mean over seeds) by its leaderboard label."""
-    labels = []
-    for baseline, pct, method in zip(spread["baseline"], spread["top_pct"], spread["method"]):
-        kind = {"global": None, "local": "LSFT", "knn": "kNN", "external": "model"}[method]
-        labels.append(baseline if kind == "model" else f"{baseline} · global fit" if kind is None
-                      else f"{baseline} · {kind} top {pct:g}%")
+    kinds = {"global": "global fit", "local": "LSFT", "knn": "kNN", "external": "external model"}
+    labels = [method_label(baseline, kinds[method], pct)
+              for baseline, pct, method in zip(spread["baseline"], spread["top_pct"], spread["method"])]
     return spread.assign(label=labels).groupby("label")["spread"].mean().to_dict()
 
 

@@ -32,7 +32,7 @@ def run_index_markdown(
     settings (:func:`lsftbench.pipeline.settings.table_settings`) and ``config`` the whole validated config,
     listed as YAML with the code version that made the run.
     """
-    from .tables import protocol_label
+    from .tables import protocol_label, synthetic_note
 
     lines = [
         f"# LSFT benchmark: protocol `{protocol}`",
@@ -41,16 +41,7 @@ def run_index_markdown(
         "",
     ]
     if synthetic:
-        real = [d for d in datasets if d not in synthetic]
-        lines += [
-            f"**Synthetic data**: {', '.join(f'`{d}`' for d in synthetic)} "
-            + ("are" if len(synthetic) > 1 else "is")
-            + " the embedded generator's stand-in"
-            + ("s" if len(synthetic) > 1 else "")
-            + " for the datasets of those names: the numbers describe the generator, not real cells"
-            + (f" ({', '.join(f'`{d}`' for d in real)}: real data)." if real else "."),
-            "",
-        ]
+        lines += [synthetic_note(synthetic, [d for d in datasets if d not in synthetic]), ""]
     lines += [
         f"Datasets: {', '.join(datasets)}; split seeds: {', '.join(map(str, seeds))}; "
         f"top K %: {', '.join(top_pcts)}.",

@@ -838,21 +838,22 @@ _LEADERBOARD_VIEW = ("Protocol", "Position", "Method", "Kind", "Pearson r", "% o
 def run_note(note: str, synthetic: Sequence[str] = (), settings: Mapping[str, Any] | None = None,
              protocol: str = "default") -> str:
     """A table note across datasets: the synthetic ones said first, the run's settings last."""
-    parts = []
-    if synthetic:
-        names = ", ".join(f"`{d}`" for d in synthetic)
-        parts.append(f"**Synthetic data**: {names} {'are' if len(synthetic) > 1 else 'is'} the embedded generator's "
-                     "stand-in for the dataset of that name; the numbers describe the generator, not real cells.")
+    parts = [synthetic_note(synthetic)] if synthetic else []
     parts.append(note)
     if settings is not None:
         parts.append(provenance_line(settings, f"tables/{protocol}/README.md"))
     return "\n\n".join(parts)
 
 
-def synthetic_note(dataset: str) -> str:
-    """The line every table note of a synthetic dataset starts with."""
-    return (f"**Synthetic data**: `{dataset}` is the embedded generator's stand-in for the dataset of that name; the "
-            "numbers describe the generator, not real cells.")
+def synthetic_note(datasets: str | Sequence[str], real: Sequence[str] = ()) -> str:
+    """The line every note of a synthetic dataset (or of several, with the ``real`` ones named) starts with."""
+    names = [datasets] if isinstance(datasets, str) else list(datasets)
+    listed = ", ".join(f"`{d}`" for d in names)
+    many = len(names) > 1
+    what = ("are the embedded generator's stand-ins for the datasets of those names" if many
+            else "is the embedded generator's stand-in for the dataset of that name")
+    also = f" ({', '.join(f'`{d}`' for d in real)}: real data)" if real else ""
+    return f"**Synthetic data**: {listed} {what}; the numbers describe the generator, not real cells{also}."
 
 
 def render_markdown(name: str, table: pd.DataFrame, title: str, note: str | None, *, top_genes: int = 1000,
