@@ -14,6 +14,8 @@ __all__ = [
     "CTRL",
     "condition_genes",
     "clean_condition",
+    "condition_key",
+    "is_double",
     "is_single",
     "single_gene",
     "condition_problem",
@@ -33,6 +35,18 @@ def clean_condition(condition: str) -> str:
     """The condition name without ``+ctrl``: the gene symbol for a single, ``A+B`` for a double."""
     genes = condition_genes(condition)
     return "+".join(genes) if genes else CTRL
+
+
+def condition_key(condition: str) -> str:
+    """One name per condition whatever its spelling (SPEC 10): ``ctrl``; the gene for a single (``G+ctrl``,
+    ``ctrl+G`` and ``G`` alike); the two genes sorted and joined by ``+`` for a double (``B+A`` = ``A+B``)."""
+    genes = condition_genes(condition)
+    return "+".join(sorted(genes)) if genes else CTRL
+
+
+def is_double(condition: str) -> bool:
+    """True for a double perturbation ``A+B`` (two genes, neither ``ctrl``)."""
+    return len(condition_genes(condition)) == 2
 
 
 def is_single(condition: str) -> bool:
