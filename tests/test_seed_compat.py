@@ -36,6 +36,7 @@ from lsftbench.model.seed_compat import (
     gears_go_table,
     published_pseudobulk,
     scgpt_encoder_table,
+    published_center,
     seed_global_predictions,
     seed_lsft,
 )
@@ -124,12 +125,15 @@ def seed_compat_metrics(paths: dict[str, Path], versions: tuple[str, ...] = tupl
             for pct in PARITY_PCTS:
                 res = seed_lsft(problem, pct, PARITY_RIDGE, version=version)
                 loc = perturbation_metrics(res.local, obs, problem.top_idx)
+                noise = np.asarray(problem.embedding.info["ctrl_delta"], dtype=np.float64)
                 frames.append(pd.DataFrame({
                     "version": version, "baseline": name, "top_pct": pct,
                     "condition": [c.replace("+ctrl", "") for c in res.conditions],  # the published names
                     "local_train_size": res.n_neighbours,
                     "local_pearson_r": loc["pearson_r"], "local_l2": loc["l2"],
                     "global_pearson_r": glob["pearson_r"], "global_l2": glob["l2"],
+                    "ctrl_only": [nb == ["ctrl"] and published_center(version) == "local" for nb in res.neighbours],
+                    "is_ctrl_noise": [np.array_equal(res.local[:, j], noise) for j in range(len(res.conditions))],
                 }))
     return pd.concat(frames, ignore_index=True)
 
@@ -140,7 +144,13 @@ def parity_input(tmp_path_factory):
 
 
 def test_matches_published_code(parity_input):
-    """Every baseline, both published versions: per-perturbation metrics within 1e-5 of the fixture."""
+    """Every baseline, both published versions: per-perturbation metrics within 1e-5 of the fixture.
+
+    Rows whose single neighbour is ``ctrl`` under local centring are the exception: there the
+    published prediction *is* ``ctrl``'s Δ, the rounding difference of a dense and a sparse float32
+    mean of the same cells (docs/seed_compat.md), whose bits depend on the CPU's SIMD width. For
+    them the check is that our prediction is exactly that Δ as computed on this machine.
+    """
     ours = seed_compat_metrics(parity_input)
     published = pd.read_csv(FIXTURE, float_precision="round_trip")
     keys = ["version", "baseline", "top_pct", "condition"]
@@ -151,10 +161,17 @@ def test_matches_published_code(parity_input):
     assert len(merged) == len(ours) == len(published) and merged["global_l2_ours"].notna().all()
     assert set(published["baseline"]) == set(PARITY_BASELINES)
     assert set(published["version"]) == set(PUBLISHED_VERSIONS)
+    noise_rows = merged["ctrl_only"] & (merged["baseline"] != "mean_response")
+    assert noise_rows.sum() == 5 and (merged["top_pct"][noise_rows] == 1).all()
+    assert merged.loc[noise_rows, "is_ctrl_noise"].all()
+    merged.loc[noise_rows, ["local_pearson_r_pub", "local_pearson_r_ours", "local_l2_pub", "local_l2_ours"]] = 0.0
     for column in ("local_train_size", "local_pearson_r", "local_l2", "global_pearson_r", "global_l2"):
         pub, our = merged[f"{column}_pub"].to_numpy(), merged[f"{column}_ours"].to_numpy()
         np.testing.assert_array_equal(np.isnan(our), np.isnan(pub), err_msg=column)
-        np.testing.assert_allclose(our, pub, rtol=0, atol=TOLERANCE, equal_nan=True, err_msg=column)
+        # L2 (about 3-12 here) to the same relative precision: under global centring (v1.0.0) a
+        # fit with n <= d neighbours carries a rounding-noise PCA component (docs/seed_compat.md).
+        rtol, atol = (TOLERANCE, 0) if column.endswith("l2") else (0, TOLERANCE)
+        np.testing.assert_allclose(our, pub, rtol=rtol, atol=atol, equal_nan=True, err_msg=column)
 
 
 # --------------------------------------------------------------------------------------------
