@@ -242,6 +242,21 @@ def model_outputs(dataset, seed, ext):
     ]
 
 
+def comparison_gene_sources(wildcards):
+    """What the genes every compared method predicts (SPEC 7) follow from: the first split seed's embeddings of the
+    baselines that predict only a gene table's genes, and every model of one's own's scored predictions (a model
+    may predict fewer genes). Adding a baseline of all measured genes reruns no bound; adding a model does."""
+    ds, protocol = wildcards.dataset, wildcards.protocol
+    embeddings = [
+        f"{RESULTS}/{ds}/{protocol}/seed{SEEDS[0]}/embeddings/{b}.npz"
+        for b in wc.gene_subset_baselines(config, ds, protocol)
+    ]
+    models = [
+        f"{RESULTS}/{ds}/{protocol}/seed{s}/models/{m}.npz" for s in SEEDS for m in wc.models_for(config, ds, protocol)
+    ]
+    return embeddings + models
+
+
 def lsft_shared_matrices(wildcards):
     """The products the global fit wrote for the K shards of this baseline (the default protocol's LSFT)."""
     if wildcards.protocol == "seed_compat":
@@ -305,7 +320,7 @@ def aggregate_inputs(wildcards):
         "global_predictions": [f"{RESULTS}/{ds}/{protocol}/seed{s}/global/{b}.npz" for s in SEEDS for b in baselines],
         "lsft": dataset_shards(ds, protocol),
         "splits": [f"{RESULTS}/{ds}/{protocol}/seed{s}/split.json" for s in SEEDS],
-        "progress_methods": [f"{RESULTS}/{ds}/{protocol}/seed{s}/progress_methods.parquet" for s in SEEDS],
+        "progress_methods": [f"{RESULTS}/{ds}/{protocol}/seed{s}/progress_methods.npz" for s in SEEDS],
         "noise_ceiling": f"{RESULTS}/{ds}/{protocol}/noise_ceiling.parquet",
         "de": f"{RESULTS}/{ds}/de.h5",
         "model_metrics": (

@@ -3,14 +3,14 @@
 
 
 rule progress_methods:
-    """Null methods (train mean, no change, random perturbation embedding) and the idealized baseline
-    (USES TEST DATA, by design) scored on one split's test perturbations."""
+    """Predictions of the null methods (train mean, no change, random perturbation embedding) and of the idealized
+    baseline (USES TEST DATA, by design) for one split's test perturbations; the tables score them."""
     input:
         pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
         split=f"{SPLIT_DIR}/split.json",
         settings=settings_token("progress"),
     output:
-        f"{SPLIT_DIR}/progress_methods.parquet",
+        f"{SPLIT_DIR}/progress_methods.npz",
     log:
         f"{RESULTS}/logs/progress_methods/{{dataset}}/{{protocol}}/seed{{seed}}.log",
     conda:
@@ -22,20 +22,20 @@ rule progress_methods:
     params:
         pca_dim=config["pca_dim"],
         ridge_penalty=config["ridge_penalty"],
-        top_genes=config["metrics"]["top_genes"],
         random_seed=lambda w: random_pert_seed(int(w.seed)),
         idealized_pert=config["progress_bar"]["idealized_pert"],
-        exclude_target_gene=config["metrics"]["exclude_target_gene"],
     script:
         "../workflow/scripts/progress_methods.py"
 
 
 rule noise_ceiling:
-    """Sampling-noise ceiling: each test perturbation's cells resampled with replacement, streamed once."""
+    """Sampling-noise ceiling: random disjoint halves of each test perturbation's cells, streamed once; on the genes
+    every compared method predicts (the gene-table baselines' embeddings and the models' predictions say which)."""
     input:
         data=perturb_data,
         pseudobulk=f"{RESULTS}/{{dataset}}/pseudobulk.h5ad",
         splits=lambda w: [f"{RESULTS}/{w.dataset}/{w.protocol}/seed{s}/split.json" for s in SEEDS],
+        gene_sources=comparison_gene_sources,
         settings=lambda w: [dataset_token(w), settings_token("noise_ceiling")],
     output:
         f"{RESULTS}/{{dataset}}/{{protocol}}/noise_ceiling.parquet",
@@ -52,5 +52,6 @@ rule noise_ceiling:
         replicates=config["progress_bar"]["replicates"],
         seed=config["progress_bar"]["seed"],
         top_genes=config["metrics"]["top_genes"],
+        exclude_target_gene=config["metrics"]["exclude_target_gene"],
     script:
         "../workflow/scripts/noise_ceiling.py"

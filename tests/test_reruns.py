@@ -77,6 +77,30 @@ def test_removing_a_seed_reruns_only_aggregation(shared_run):
     assert jobs == {"noise_ceiling": 3, **AGGREGATION}
 
 
+def test_exclude_target_gene_rescores_every_method_and_the_ceiling(shared_run):
+    """Issue 26: every metric and the noise ceiling follow metrics.exclude_target_gene; no embedding, split or
+    progress-method prediction depends on it."""
+    config = shared_run.config
+    jobs = plan_with(shared_run, lambda c: c["metrics"].update(exclude_target_gene=True))
+    n = pairs(config) * n_seeds(config)
+    assert jobs == {"global_fit": n, "lsft": n * len(config["top_pcts"]), "noise_ceiling": 3, **AGGREGATION}
+
+
+def test_a_new_gene_table_baseline_reruns_the_bounds_and_an_all_gene_one_does_not(shared_run):
+    """Issue 26: the genes every compared method predicts follow the gene-table baselines (SPEC 7); a baseline on all
+    measured genes changes no bound."""
+    config = shared_run.config
+    datasets = len(config["datasets"])
+    per_baseline = {"embedding": datasets * n_seeds(config), "global_fit": datasets * n_seeds(config),
+                    "lsft": datasets * n_seeds(config) * len(config["top_pcts"])}
+    table = plan_with(shared_run, lambda c: c["baselines"].update(
+        copy_of_scgpt=copy.deepcopy(c["baselines"]["lpm_scgptGeneEmb"])))
+    assert table == {**per_baseline, "noise_ceiling": 3, **AGGREGATION}
+    all_genes = plan_with(shared_run, lambda c: c["baselines"].update(
+        copy_of_selftrained=copy.deepcopy(c["baselines"]["lpm_selftrained"])))
+    assert all_genes == {**per_baseline, **AGGREGATION}
+
+
 def test_n_resamples_reruns_only_aggregation(shared_run):
     jobs = plan_with(shared_run, lambda c: c["statistics"].update(n_resamples=999))
     assert jobs == AGGREGATION

@@ -13,22 +13,20 @@ from lsftbench.evaluation.statistics import (
     StatsSettings,
     bh_qvalues,
     bootstrap_ci,
-    common_test_set,
     family_statistics,
     fraction_improved,
-    not_predictable_list,
     paired_bootstrap_ci,
     paired_estimate,
     pooled_estimate,
     pooled_mean,
     pooled_signed_rank_p,
-    restrict_to_test_set,
     row_statistics,
     signed_rank_p,
     stratified_bootstrap_ci,
     stratified_bootstrap_cis,
     wilson_ci,
 )
+from lsftbench.evaluation.test_sets import common_test_set, not_predictable_list, restrict_to_test_set
 
 FAST = StatsSettings(n_resamples=999, confidence=0.95, seed=7)
 R_COLUMNS = {"local": "local_pearson_r", "global": "global_pearson_r", "knn": "knn_pearson_r"}

@@ -50,7 +50,7 @@ DIFFERENCES = [
     ("Improvement (L2)", "Local L2", "Baseline L2", -1),
     ("kNN Improvement (r)", "kNN Pearson r", "Baseline Pearson r", 1),
     ("kNN Improvement (L2)", "kNN L2", "Baseline L2", -1),
-    ("Improvement (centred r)", "Local Centred r", "Baseline Centred r", 1),
+    ("Improvement (centred r)", "Local Centred Pearson r", "Baseline Centred Pearson r", 1),
     ("Improvement (rank)", "Local Rank", "Baseline Rank", -1),
     ("Improvement (transposed rank)", "Local Transposed Rank", "Baseline Transposed Rank", -1),
 ]
@@ -87,10 +87,10 @@ def test_tables_list_every_baseline_and_k_with_sane_values(shared_run):
             assert perf[col].between(-1, 1).all(), col
         # mean_response's global prediction is the training mean m itself: its centred r is undefined
         # (Δ̂ − m = 0) for every perturbation, so the row's centred-r means are all left out (SPEC 7.1).
-        undefined = perf["Local Centred r"].isna()
+        undefined = perf["Local Centred Pearson r"].isna()
         assert set(perf.loc[undefined, "Baseline"]) == {"mean_response"}
         assert (perf.loc[undefined, "Undefined (centred r)"] == perf.loc[undefined, "Test Perturbations"]).all()
-        assert perf.loc[~undefined, "Local Centred r"].between(-1, 1).all()
+        assert perf.loc[~undefined, "Local Centred Pearson r"].between(-1, 1).all()
         for col in ("Local L2", "Baseline L2", "kNN L2"):
             assert (perf[col] >= 0).all(), col
         for col in ("Local Rank", "Baseline Rank", "Local Transposed Rank"):

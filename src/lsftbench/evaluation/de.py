@@ -20,19 +20,23 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
 
 from ..data.conditions import CTRL
 from ..io import DamagedFileError, atomic_h5py_file
+from .registry import names
 
 __all__ = [
     "DE_METRICS",
     "TOP_N",
     "GEARS_DE_KEY",
     "DEResults",
+    "TESTS",
+    "de_results",
+    "significance_order",
     "welch_pvalues",
     "differential_expression",
     "differential_expression_from_files",
@@ -44,12 +48,12 @@ log = logging.getLogger(__name__)
 
 #: The DE-set sizes of ``de_top{N}``.
 TOP_N = (20, 50, 100)
-#: The per-perturbation DE metrics, in table order.
-DE_METRICS = ("de_overlap", *(f"de_top{n}" for n in TOP_N), "de_direction", "de_spearman", "pearson_de_delta", "mse_de")
+#: The per-perturbation DE metrics, in table order (the registry's ``de`` family).
+DE_METRICS = names("de")
+#: The DE tests (``metrics.de_test``) and how the tables name them.
+TESTS = {"welch": "Welch's t-test", "wilcoxon": "Wilcoxon rank-sum test"}
 #: GEARS's per-perturbation list of its top-20 non-dropout DE genes (gene ids of ``var_names``).
 GEARS_DE_KEY = "top_non_dropout_de_20"
-#: Genes kept per perturbation in p order (the largest ``TOP_N``).
-_ORDER_KEPT = max(TOP_N)
 #: Fewest genes in a DE set for the DE metrics to be defined.
 MIN_DE_GENES = 3
 
@@ -83,36 +87,48 @@ def welch_pvalues(
 class DEResults:
     """Differential expression of every perturbation against ``ctrl`` (SPEC 7.2).
 
-    ``qvalue`` (conditions × genes) defines the DE sets; ``order`` holds each perturbation's
-    :data:`_ORDER_KEPT` genes of smallest p (ties: larger |t| first, then gene order), the ``de_top{N}``
-    sets; ``gears_top20`` the 20 genes of GEARS's own metrics (``-1`` padded), from
-    ``uns["top_non_dropout_de_20"]`` when ``gears_source`` is ``"uns"``, else the 20 genes of smallest p.
+    ``pvalue`` and ``statistic`` (conditions × genes) are the test's, ``qvalue`` its Benjamini–Hochberg
+    q-values within each perturbation (they define the DE sets); ``test`` names the test (``welch`` or
+    ``wilcoxon``). :attr:`order` is each perturbation's full significance ordering of the genes (smallest p
+    first, larger |statistic| first among equal p, then gene order): the ``de_top{N}`` sets are its first
+    entries after the excluded genes are dropped. ``gears_top20`` holds the 20 genes of GEARS's own metrics
+    (``-1`` padded), from ``uns["top_non_dropout_de_20"]`` when ``gears_source`` is ``"uns"``, else the 20
+    genes of smallest p.
     """
 
     conditions: list[str]
     genes: list[str]
     n_cells: np.ndarray
+    pvalue: np.ndarray
+    statistic: np.ndarray
     qvalue: np.ndarray
-    order: np.ndarray
     gears_top20: np.ndarray
     gears_source: str
+    test: str = "welch"
+    _order: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def order(self) -> np.ndarray:
+        """Conditions × genes: every gene of each perturbation by significance (see the class docstring)."""
+        if self._order is None:
+            self._order = significance_order(self.pvalue, self.statistic)
+        return self._order
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write to an HDF5 file (atomically)."""
         with atomic_h5py_file(path) as f:
             f.create_dataset("conditions", data=np.asarray(self.conditions, dtype=object), dtype=h5py.string_dtype())
             f.create_dataset("genes", data=np.asarray(self.genes, dtype=object), dtype=h5py.string_dtype())
-            f.create_dataset("n_cells", data=self.n_cells)
-            f.create_dataset("qvalue", data=self.qvalue)
-            f.create_dataset("order", data=self.order)
-            f.create_dataset("gears_top20", data=self.gears_top20)
+            for key in ("n_cells", "pvalue", "statistic", "qvalue", "gears_top20"):
+                f.create_dataset(key, data=getattr(self, key))
             f.attrs["gears_source"] = self.gears_source
-            f.attrs["test"] = "Welch t-test against ctrl cells, BH within each perturbation (SPEC 7.2)"
+            f.attrs["test"] = self.test
+            f.attrs["description"] = f"{TESTS[self.test]} against the ctrl cells, BH within each perturbation (SPEC 7.2)"
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], conditions: Sequence[str] | None = None) -> DEResults:
-        """Read a file written by :meth:`save`; only the rows of ``conditions`` when given (``KeyError``
-        for one not in the file; :class:`lsftbench.io.DamagedFileError` for an unreadable file)."""
+        """Read a file written by :meth:`save`; only the rows of ``conditions`` when given (``KeyError`` for one
+        not in the file; :class:`lsftbench.io.DamagedFileError` for an unreadable file)."""
         try:
             return cls._load(path, conditions)
         except KeyError:
@@ -123,6 +139,9 @@ class DEResults:
     @classmethod
     def _load(cls, path: str | os.PathLike[str], conditions: Sequence[str] | None) -> DEResults:
         with h5py.File(path, "r") as f:
+            if "pvalue" not in f:
+                raise ValueError("no p-values: written by an older differential_expression rule; rerun it "
+                                 "(snakemake --forcerun differential_expression)")
             names = f["conditions"].asstr()[...].tolist()
             rows = slice(None)
             if conditions is not None:
@@ -143,8 +162,8 @@ class DEResults:
                     out[order] = data[np.asarray(rows)[order]]
                 return out
 
-            return cls(names, f["genes"].asstr()[...].tolist(), read("n_cells"), read("qvalue"), read("order"),
-                       read("gears_top20"), str(f.attrs["gears_source"]))
+            return cls(names, f["genes"].asstr()[...].tolist(), read("n_cells"), read("pvalue"), read("statistic"),
+                       read("qvalue"), read("gears_top20"), str(f.attrs["gears_source"]), str(f.attrs["test"]))
 
     def select(self, conditions: Sequence[str]) -> DEResults:
         """The rows of ``conditions`` (``KeyError`` for one without DE results)."""
@@ -153,12 +172,14 @@ class DEResults:
         if missing:
             raise KeyError(f"no differential expression for {missing[:5]}")
         rows = np.asarray([position[c] for c in conditions], dtype=np.int64)
-        return DEResults(list(conditions), self.genes, self.n_cells[rows], self.qvalue[rows], self.order[rows],
-                         self.gears_top20[rows], self.gears_source)
+        order = None if self._order is None else self._order[rows]
+        return DEResults(list(conditions), self.genes, self.n_cells[rows], self.pvalue[rows], self.statistic[rows],
+                         self.qvalue[rows], self.gears_top20[rows], self.gears_source, self.test, order)
 
     def restrict(self, genes: Sequence[str]) -> DEResults:
         """The same results over ``genes`` (a subset of :attr:`genes`, e.g. a baseline's genes): DE sets and
-        gene lists keep only those genes, in their order of significance (``KeyError`` for an unknown gene)."""
+        gene lists keep only those genes, in their order of significance among all genes (``KeyError`` for an
+        unknown gene)."""
         genes = list(genes)
         if genes == self.genes:
             return self
@@ -167,24 +188,82 @@ class DEResults:
         if missing:
             raise KeyError(f"genes without differential expression: {missing[:5]}")
         cols = np.asarray([position[g] for g in genes], dtype=np.int64)
-        new_index = np.full(len(self.genes) + 1, -1, dtype=np.int64)  # old position (or -1 → last) → new
+        new_index = np.full(len(self.genes), -1, dtype=np.int64)  # old position → new (-1: not kept)
         new_index[cols] = np.arange(len(cols))
-
-        def remap(lists: np.ndarray) -> np.ndarray:
-            mapped = new_index[lists]  # -1 stays -1 (last entry)
-            out = np.full_like(mapped, -1)
-            for i, row in enumerate(mapped):
-                row = row[row >= 0]
-                out[i, : len(row)] = row
-            return out
-
-        return DEResults(self.conditions, genes, self.n_cells, self.qvalue[:, cols], remap(self.order),
-                         remap(self.gears_top20), self.gears_source)
+        mapped = new_index[self.order]
+        # every kept gene stands once in each row: dropping the others keeps the significance order
+        order = mapped[mapped >= 0].reshape(len(self.conditions), len(cols))
+        gears = new_index[np.where(self.gears_top20 >= 0, self.gears_top20, 0)]
+        gears[self.gears_top20 < 0] = -1
+        return DEResults(self.conditions, genes, self.n_cells, self.pvalue[:, cols], self.statistic[:, cols],
+                         self.qvalue[:, cols], _compress(gears, 20), self.gears_source, self.test, order)
 
     def de_sets(self, fdr: float) -> np.ndarray:
         """Boolean conditions × genes: q < ``fdr``."""
         with np.errstate(invalid="ignore"):
             return self.qvalue < fdr
+
+
+def significance_order(pvalue: np.ndarray, statistic: np.ndarray) -> np.ndarray:
+    """Each row's genes by significance: smallest p first, larger |statistic| first among equal p, then gene order
+    (a row of undefined p-values keeps gene order)."""
+    pvalue = np.asarray(pvalue, dtype=np.float64)
+    defined = np.isfinite(pvalue).all(axis=1)
+    order = np.tile(np.arange(pvalue.shape[1], dtype=np.int64), (pvalue.shape[0], 1))
+    if defined.any():
+        keys = (-np.abs(np.asarray(statistic, dtype=np.float64)[defined]), pvalue[defined])
+        order[defined] = np.lexsort(keys, axis=-1)
+    return order
+
+
+def _compress(lists: np.ndarray, width: int) -> np.ndarray:
+    """Each row's non-negative entries moved to its front, in order, ``-1`` padded to ``width``."""
+    lists = np.asarray(lists, dtype=np.int64)
+    out = np.full((lists.shape[0], width), -1, dtype=np.int64)
+    front = np.take_along_axis(lists, np.argsort(lists < 0, axis=1, kind="stable"), axis=1)[:, :width]
+    out[:, : front.shape[1]] = front
+    return out
+
+
+def de_results(
+    pvalue: np.ndarray,
+    statistic: np.ndarray,
+    n_cells: np.ndarray,
+    conditions: Sequence[str],
+    genes: Sequence[str],
+    test: str,
+    gears_genes: Mapping[str, Sequence[str]] | None = None,
+) -> DEResults:
+    """:class:`DEResults` of a test's p-values and statistics (perturbations × genes, ``ctrl`` not among them):
+    Benjamini–Hochberg within each perturbation (``scipy.stats.false_discovery_control``) and GEARS's 20 genes.
+
+    ``gears_genes`` maps a condition to the 20 gene symbols of GEARS's ``top_non_dropout_de_20``
+    (:func:`read_gears_de_genes`); ``None`` (not a GEARS file): the 20 genes of smallest p stand in for them.
+    """
+    from scipy import stats
+
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {sorted(TESTS)}, got {test!r}")
+    pvalue = np.asarray(pvalue, dtype=np.float64)
+    q = np.full(pvalue.shape, np.nan)
+    defined = np.isfinite(pvalue).all(axis=1)
+    if defined.any():
+        q[defined] = stats.false_discovery_control(pvalue[defined], axis=1)
+    names = list(conditions)
+    order = significance_order(pvalue, statistic)
+    gears = np.full((len(names), 20), -1, dtype=np.int64)
+    source = "smallest p"
+    if gears_genes:
+        source = "uns"
+        position = {g: i for i, g in enumerate(genes)}
+        for row, condition in enumerate(names):
+            listed = [position[g] for g in gears_genes.get(condition, []) if g in position][:20]
+            gears[row, : len(listed)] = listed
+    else:
+        n = min(20, pvalue.shape[1])
+        gears[defined, :n] = order[defined, :n]
+    return DEResults(names, list(genes), np.asarray(n_cells), pvalue, np.asarray(statistic, dtype=np.float64), q,
+                     gears, source, test, order)
 
 
 def differential_expression(
@@ -195,7 +274,7 @@ def differential_expression(
     genes: Sequence[str],
     gears_genes: Mapping[str, Sequence[str]] | None = None,
 ) -> DEResults:
-    """Welch's t-test of every perturbation against ``ctrl`` and BH within each perturbation.
+    """Welch's t-test of every perturbation against ``ctrl`` and BH within each perturbation (:func:`de_results`).
 
     Parameters
     ----------
@@ -207,33 +286,12 @@ def differential_expression(
         Condition → the 20 gene symbols of GEARS's ``top_non_dropout_de_20`` (:func:`read_gears_de_genes`),
         or ``None`` (not a GEARS file): then the 20 genes of smallest p are GEARS's stand-in.
     """
-    from scipy import stats
-
     conditions = list(conditions)
     ctrl = conditions.index(CTRL)
     t, p = welch_pvalues(np.asarray(means, dtype=np.float64), np.asarray(variances, dtype=np.float64), n_cells, ctrl)
     keep = [i for i, c in enumerate(conditions) if c != CTRL]
-    t, p = t[keep], p[keep]
-    q = np.full(p.shape, np.nan)
-    defined = np.isfinite(p).all(axis=1)
-    if defined.any():
-        q[defined] = stats.false_discovery_control(p[defined], axis=1)
-    n_keep = min(_ORDER_KEPT, p.shape[1])
-    order = np.full((len(keep), _ORDER_KEPT), -1, dtype=np.int64)
-    for i in np.flatnonzero(defined):  # smallest p first, larger |t| first among equal p, then gene order
-        order[i, :n_keep] = np.lexsort((-np.abs(t[i]), p[i]))[:n_keep]
-    names = [conditions[i] for i in keep]
-    gears = np.full((len(keep), 20), -1, dtype=np.int64)
-    source = "smallest p"
-    if gears_genes:
-        source = "uns"
-        position = {g: i for i, g in enumerate(genes)}
-        for row, condition in enumerate(names):
-            listed = [position[g] for g in gears_genes.get(condition, []) if g in position][:20]
-            gears[row, : len(listed)] = listed
-    else:
-        gears[:, :20] = order[:, :20]
-    return DEResults(names, list(genes), np.asarray(n_cells)[keep], q, order, gears, source)
+    return de_results(p[keep], t[keep], np.asarray(n_cells)[keep], [conditions[i] for i in keep], genes, "welch",
+                      gears_genes)
 
 
 def read_gears_de_genes(path: str | os.PathLike[str]) -> dict[str, list[str]] | None:
@@ -308,14 +366,18 @@ def _exclude_targets(mask: np.ndarray, exclude: np.ndarray | None) -> np.ndarray
 
 
 def _drop_excluded(lists: np.ndarray, exclude: np.ndarray | None, keep: int) -> np.ndarray:
-    """Per perturbation (rows), the first ``keep`` entries of ``lists`` that are not excluded (``-1`` padded)."""
-    out = np.full((lists.shape[0], keep), -1, dtype=np.int64)
-    for i, row in enumerate(lists):
-        row = row[row >= 0]
-        if exclude is not None:
-            row = row[~np.isin(row, exclude[i][exclude[i] >= 0])]
-        out[i, : min(keep, len(row))] = row[:keep]
-    return out
+    """Per perturbation (rows), the first ``keep`` entries of ``lists`` that are not excluded (``-1`` padded).
+
+    ``-1`` entries of ``lists`` are padding and never kept; only the first ``keep`` + (excluded genes) entries
+    of each row can be needed, so only they are read."""
+    width = keep + (0 if exclude is None else exclude.shape[1])
+    lists = lists[:, :width]
+    if exclude is not None:
+        hit = np.zeros(lists.shape, dtype=bool)
+        for k in range(exclude.shape[1]):
+            hit |= (lists == exclude[:, k : k + 1]) & (exclude[:, k : k + 1] >= 0)
+        lists = np.where(hit, -1, lists)
+    return _compress(lists, keep)
 
 
 class _TopByMagnitude:
@@ -394,12 +456,15 @@ def de_metrics(
     with np.errstate(invalid="ignore", divide="ignore"):
         hits = (de_set & top_pred.within(n_de)).sum(axis=0)
         out["de_overlap"] = np.where(defined, hits / n_de, np.nan)
-        top = _drop_excluded(de.order, exclude, max(TOP_N))
+        top = _drop_excluded(de.order, exclude, max(TOP_N))  # the full order: at least min(N, n_de) genes each
         for n in TOP_N:
             n_eff = np.minimum(n, n_de)
+            rows, cols = np.nonzero(defined[:, None] & (np.arange(top.shape[1])[None, :] < n_eff[:, None]))
+            genes = top[rows, cols]
+            if (genes < 0).any():  # cannot happen: n_eff ≤ |D_t| ≤ the genes left in the full order
+                raise AssertionError("a DE top-N list is shorter than its DE set")
             in_top = np.zeros((n_genes, p), dtype=bool)
-            for i in np.flatnonzero(defined):
-                in_top[top[i, : n_eff[i]], i] = True
+            in_top[genes, rows] = True
             hits = (in_top & top_pred.within(n_eff)).sum(axis=0)
             out[f"de_top{n}"] = np.where(defined, hits / n_eff, np.nan)
         agree = de_set & (np.sign(pred) == np.sign(obs))

@@ -15,7 +15,10 @@ disjoint halves ``H₁`` (``⌊n_t/2⌋`` cells) and ``H₂`` (the rest), ``Δ_h
   sampling error of the full-size mean (``Var(mean H₁ − mean H₂) = σ²·n_t/(n₁n₂)``, ``Var(mean) = σ²/n_t``);
 * MAE: ``mean_R mean_g |Δ_H₁ − Δ_H₂| · √(n₁n₂) / n_t``.
 
-The ceiling of a dataset is the mean over its test perturbations; perturbations with fewer than 4
+Every number is over the genes the compared methods all predict (SPEC 7, one gene set per comparison:
+``genes``, by default every measured gene) and, with ``exclude_target_gene``, without each perturbation's own
+target gene(s), as the scores it bounds are; the top-1000 metrics take the genes of highest control mean among
+them. The ceiling of a dataset is the mean over its test perturbations; perturbations with fewer than 4
 cells get NaN (:data:`MIN_CELLS`) and are counted. The noise of ``x̄_ctrl`` (hundreds to thousands of
 cells) is ignored. Rank metrics and the discrimination score have no noise ceiling.
 
@@ -56,12 +59,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..data.conditions import CTRL
+from ..data.conditions import CTRL, target_positions
 from ..data.h5ad import InputDataError, check_values, gene_symbols, open_perturb_data
 from ..data.mean_expression import top_expressed
 from ..data.pseudobulk import condition_codes, row_chunks
-from ..io import read_json
-from .metrics import centered_pearson_columns, pearson_columns
+from ..io import read_json, read_npz
+from ..labels import Labels
+from .comparison import comparison_genes, genes_digest
+from .metrics import centered_pearson_columns, metric_columns, pearson_columns
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -112,12 +117,13 @@ class CeilingReplicates:
     n_cells: np.ndarray
     metrics: list[str]
     values: np.ndarray
+    genes: list[str] | None = None  # the genes scored (None: not recorded)
 
     def frame(self) -> pd.DataFrame:
         """One row per condition: ``condition, n_cells, replicates, too_few_cells``, then per metric the
         ceiling ``<metric>`` (module docstring) and its split-half ingredient ``<metric>_half`` (mean over
         replicates); for a correlation also ``<metric>_reliability`` (Spearman–Brown ρ, cell-eval's
-        ``--ceiling``)."""
+        ``--ceiling``); last ``n_genes`` and ``genes_digest`` (:func:`genes_digest`), the genes scored."""
         out = pd.DataFrame({"condition": self.conditions, "n_cells": self.n_cells})
         out["replicates"] = self.values.shape[1]
         out["too_few_cells"] = self.n_cells < MIN_CELLS
@@ -139,6 +145,9 @@ class CeilingReplicates:
             else:
                 out[name] = np.sqrt(h * scale)
             out[f"{name}_half"] = h
+        if self.genes is not None:
+            out["n_genes"] = len(self.genes)
+            out["genes_digest"] = genes_digest(self.genes)
         return out
 
 
@@ -154,6 +163,8 @@ def noise_ceiling(
     chunk_size: int = 20_000,
     block_cells: int = 4096,
     max_bytes: int = 1 << 30,
+    genes: Sequence[str] | None = None,
+    exclude_target_gene: bool = False,
 ) -> pd.DataFrame:
     """Sampling-noise ceiling per condition (see the module docstring and :func:`ceiling_replicates`).
 
@@ -166,7 +177,8 @@ def noise_ceiling(
     """
     return ceiling_replicates(
         path, pb, replicates=replicates, seed=seed, conditions=conditions, centers=centers, top_n=top_n,
-        chunk_size=chunk_size, block_cells=block_cells, max_bytes=max_bytes,
+        chunk_size=chunk_size, block_cells=block_cells, max_bytes=max_bytes, genes=genes,
+        exclude_target_gene=exclude_target_gene,
     ).frame()
 
 
@@ -174,12 +186,16 @@ def noise_ceiling_from_files(
     data: str | os.PathLike[str],
     pseudobulk: str | os.PathLike[str],
     splits: Mapping[int, str | os.PathLike[str]],
+    gene_sources: Sequence[str | os.PathLike[str]] = (),
     **settings: Any,
 ) -> pd.DataFrame:
     """The noise ceiling of every test perturbation of the split seeds' ``splits`` (split seed → split JSON).
 
     The centred Pearson r of each seed is centred on that seed's training mean (column
-    ``centered_pearson_r_seed<s>``). ``settings`` are :func:`noise_ceiling`'s keywords.
+    ``centered_pearson_r_seed<s>``). ``gene_sources`` are ``.npz`` files with a ``genes`` member: the embeddings
+    of the baselines that predict only some genes (a gene table) and the scored predictions of the models of one's
+    own. The ceiling is over the genes they all predict (:func:`comparison_genes`), as the progress bar's scores
+    are. ``settings`` are :func:`noise_ceiling`'s keywords.
     """
     from ..data.mean_expression import read_mean_expression
     from .progress_bar import train_mean_delta
@@ -188,7 +204,8 @@ def noise_ceiling_from_files(
     parsed = {seed: read_json(path) for seed, path in splits.items()}
     tests = sorted({c for split in parsed.values() for c in split["test"]})
     centers = {f"seed{seed}": train_mean_delta(pb, split) for seed, split in parsed.items()}
-    return noise_ceiling(data, pb, conditions=tests, centers=centers, **settings)
+    genes = comparison_genes(list(pb.var_names), [read_npz(path, ["genes"])["genes"].tolist() for path in gene_sources])
+    return noise_ceiling(data, pb, conditions=tests, centers=centers, genes=genes, **settings)
 
 
 def ceiling_replicates(
@@ -203,6 +220,8 @@ def ceiling_replicates(
     chunk_size: int = 20_000,
     block_cells: int = 4096,
     max_bytes: int = 1 << 30,
+    genes: Sequence[str] | None = None,
+    exclude_target_gene: bool = False,
 ) -> CeilingReplicates:
     """Per-replicate split-half statistics (module docstring) of the ``conditions``.
 
@@ -226,10 +245,14 @@ def ceiling_replicates(
         results are reproducible for a given ``seed`` and ``block_cells``).
     max_bytes
         Budget of the accumulators; above it the replicates are split over several passes.
+    genes
+        The genes to score on (a subset of the pseudobulk's, in any order; default: all of them).
+    exclude_target_gene
+        Leave each condition's target gene(s) out of its every number (``metrics.exclude_target_gene``).
     """
     if replicates < 1 or chunk_size < 1 or block_cells < 1:
         raise ValueError("replicates, chunk_size and block_cells must be positive")
-    setup = _Setup.build(path, pb, conditions, centers, top_n)
+    setup = _Setup.build(path, pb, conditions, centers, top_n, genes, exclude_target_gene)
     plan = _Plan.build(setup.cell_target, len(setup.targets), chunk_size, setup.n_genes, replicates, max_bytes)
     values = np.full((len(setup.targets), replicates, len(setup.metrics)), np.nan)
     for r0 in range(0, replicates, plan.batch):
@@ -239,7 +262,7 @@ def ceiling_replicates(
         "noise ceiling of %s: %d conditions, %d replicates, %d pass(es), %d open conditions at most",
         path, len(setup.targets), replicates, plan.passes(replicates), plan.max_open,
     )
-    return CeilingReplicates(setup.targets, setup.n_cells, setup.metrics, values)
+    return CeilingReplicates(setup.targets, setup.n_cells, setup.metrics, values, setup.genes)
 
 
 @dataclass
@@ -251,9 +274,12 @@ class _Setup:
     n_cells: np.ndarray
     n_genes: int
     ctrl: np.ndarray  # x̄_ctrl
-    top_idx: np.ndarray
-    centers: list[np.ndarray]
+    top_idx: np.ndarray  # into the scored genes
+    centers: list[np.ndarray]  # over the scored genes
     metrics: list[str]
+    genes: list[str]  # the scored genes
+    rows: np.ndarray | None  # their rows among the measured genes (None: all, in order)
+    exclude: np.ndarray | None  # per target: the rows of its target gene(s) among the scored genes (-1 padding)
 
     @classmethod
     def build(
@@ -263,6 +289,8 @@ class _Setup:
         conditions: Sequence[str] | None,
         centers: Mapping[str, np.ndarray] | None,
         top_n: int,
+        genes_scored: Sequence[str] | None = None,
+        exclude_target_gene: bool = False,
     ) -> _Setup:
         adata = open_perturb_data(path, backed=True)
         try:
@@ -288,22 +316,31 @@ class _Setup:
         n_cells = np.bincount(codes, minlength=len(order))[pd.Index(order).get_indexer(targets)]
         code_to_target = np.full(len(order), -1, dtype=np.int64)
         code_to_target[pd.Index(order).get_indexer(targets)] = np.where(n_cells >= MIN_CELLS, np.arange(len(targets)), -1)
+        scored = [str(g) for g in genes] if genes_scored is None else [str(g) for g in genes_scored]
+        rows = Labels([str(g) for g in genes], name="gene").get_indexer(scored)
+        if (rows < 0).any():
+            raise ValueError(f"genes to score on that the data does not measure: {list(np.asarray(scored)[rows < 0][:5])}")
+        if len(rows) == len(genes) and np.array_equal(rows, np.arange(len(genes))):
+            rows = None
         names, vectors = [], []
         for name, m in (centers or {}).items():
             m = np.asarray(m, dtype=np.float64).ravel()
             if m.shape != ctrl.shape:
                 raise ValueError(f"center {name!r} has {m.size} genes, the data {ctrl.size}")
             names.append(f"centered_pearson_r_{name}")
-            vectors.append(m)
+            vectors.append(m if rows is None else m[rows])
         return cls(
             targets=targets,
             cell_target=code_to_target[codes],
             n_cells=n_cells,
             n_genes=len(genes),
             ctrl=ctrl,
-            top_idx=top_expressed(ctrl, top_n),
+            top_idx=top_expressed(ctrl if rows is None else ctrl[rows], top_n),
             centers=vectors,
             metrics=[*BASE_METRICS, *names],
+            genes=scored,
+            rows=rows,
+            exclude=target_positions(targets, Labels(scored, name="gene")) if exclude_target_gene else None,
         )
 
 
@@ -490,15 +527,24 @@ def _score(acc: np.ndarray, setup: _Setup, targets: np.ndarray, slots: np.ndarra
         # genes × (condition, replicate) columns
         d1 = (half1 / n1 - setup.ctrl[:, None]).transpose(1, 0, 2).reshape(n_genes, -1)
         d2 = (half2 / (n - n1) - setup.ctrl[:, None]).transpose(1, 0, 2).reshape(n_genes, -1)
+        if setup.rows is not None:
+            d1, d2 = d1[setup.rows], d2[setup.rows]
         top = setup.top_idx
-        diff = d1 - d2
-        cols = [
-            pearson_columns(d1, d2),
-            np.einsum("gi,gi->i", diff, diff),
-            np.abs(diff).mean(axis=0),
-            pearson_columns(d1[top], d2[top]),
-            np.einsum("gi,gi->i", diff[top], diff[top]),
-        ]
-        cols += [centered_pearson_columns(d1, d2, m) for m in setup.centers]
+        if setup.exclude is None:
+            diff = d1 - d2
+            cols = [
+                pearson_columns(d1, d2),
+                np.einsum("gi,gi->i", diff, diff),
+                np.abs(diff).mean(axis=0),
+                pearson_columns(d1[top], d2[top]),
+                np.einsum("gi,gi->i", diff[top], diff[top]),
+            ]
+            cols += [centered_pearson_columns(d1, d2, m) for m in setup.centers]
+        else:  # every number without the condition's target gene(s), as the scores it bounds
+            exclude = np.repeat(setup.exclude[t], n_rep, axis=0)  # one row per (condition, replicate) column
+            scores = metric_columns(d1, d2, top, None, exclude)
+            cols = [scores["pearson_r"], scores["l2"] ** 2, scores["mae"], scores["pearson_delta_top1000"],
+                    scores["l2_top1000"] ** 2]
+            cols += [metric_columns(d1, d2, top, m, exclude)["centered_pearson_r"] for m in setup.centers]
         out[t] = np.stack(cols, axis=-1).reshape(len(t), n_rep, -1)
         acc[s] = 0.0

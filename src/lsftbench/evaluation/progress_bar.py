@@ -7,33 +7,40 @@
   exactly baseline ``lpm_randomPertEmb`` for the same seed).
 * **BAP** (best achievable performance) = the tighter, i.e. worse, of two cheater bounds: the
   ``idealized baseline (uses test data)`` (:func:`idealized_embedding`) and the
-  ``sampling-noise ceiling`` (:mod:`lsftbench.evaluation.noise_ceiling`).
-* ``% of gap closed = 100 · (score − WAP) / (BAP − WAP)``; for L2 (lower is better) the same formula
-  on −L2, which gives the same number. NaN when BAP is not better than WAP.
+  ``sampling-noise ceiling`` (:mod:`lsftbench.evaluation.noise_ceiling`); metrics the ceiling does not bound
+  (the discrimination score, ranks: :mod:`lsftbench.evaluation.registry`) take the idealized baseline alone.
+* ``% of gap closed = 100 · (score − WAP) / (BAP − WAP)`` (:func:`gap_closed`, the only place it is computed);
+  for L2 and MAE (lower is better) the same formula on −L2, which gives the same number. NaN when BAP is not
+  better than WAP.
 
-The null and cheater methods are computed from the dataset's pseudobulk and one split (no
-embedding files are needed): see :func:`method_scores`. Scores are over all measured genes (the
-pseudobulk's), top-1000 genes by control mean, as for the baselines.
+The null and cheater methods' predictions are computed from the dataset's pseudobulk and one split (no
+embedding files are needed, :func:`null_predictions`) and saved; the tables score them like every other
+method, on the genes every compared method predicts (SPEC 7, one gene set per comparison), and
+:func:`progress_bar_table` takes every method's score and every bound over the same perturbations: those of
+the common test set where every compared method has the metric defined.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from ..data.conditions import CTRL, target_positions
-from ..data.mean_expression import MeanExpression, top_expressed, training_mean_delta
+from ..data.conditions import CTRL
+from ..data.mean_expression import MeanExpression, training_mean_delta
 from ..embeddings.build import Embedding, build_embedding, pert_columns_from_rows, training_pca_gene_scores
 from ..embeddings.pca import pca_scores
-from ..io import read_json
+from ..io import read_json, read_npz, write_npz
 from ..labels import Labels
 from ..model.global_fit import global_predictions
 from ..model.problem import make_problem
-from .metrics import perturbation_metrics
+from .registry import label, lower_is_better, metric
+from .test_sets import defined_pairs
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -47,15 +54,14 @@ __all__ = [
     "NOISE_CEILING",
     "NULL_METHODS",
     "CHEATER_METHODS",
-    "METRIC_LABELS",
-    "LOWER_IS_BETTER",
-    "PROGRESS_METRICS",
+    "COMPETING_KINDS",
     "PROGRESS_COLUMNS",
+    "NullPredictions",
     "train_mean_delta",
     "idealized_embedding",
     "random_pert_embedding",
-    "method_scores",
-    "method_scores_from_files",
+    "null_predictions",
+    "null_predictions_from_files",
     "progress_bar_table",
     "gap_closed",
     "pool_progress_bars",
@@ -68,24 +74,13 @@ IDEALIZED = "idealized baseline (uses test data)"
 NOISE_CEILING = "sampling-noise ceiling"
 NULL_METHODS = (TRAIN_MEAN, NO_CHANGE, RANDOM_PERT)
 CHEATER_METHODS = (IDEALIZED, NOISE_CEILING)
-
-#: Per-perturbation metric column → ``Metric`` label of the progress-bar table.
-METRIC_LABELS = {
-    "pearson_r": "Pearson r",
-    "l2": "L2",
-    "pearson_delta_top1000": "Pearson r (top 1000)",
-    "l2_top1000": "L2 (top 1000)",
-    "centered_pearson_r": "Centred Pearson r",
-    "mae": "MAE",
-}
-LOWER_IS_BETTER = frozenset({"l2", "l2_top1000", "mae"})
-#: The metrics of the progress-bar table and figure (SPEC 7: r, centred r, L2, MAE).
-PROGRESS_METRICS = ("pearson_r", "centered_pearson_r", "l2", "mae")
+#: The kinds of method of the comparison frame that get a row of the progress bar (the others are its bounds).
+COMPETING_KINDS = {"external model": "external", "global fit": "global", "LSFT": "LSFT", "kNN": "kNN"}
 PROGRESS_COLUMNS = [
     "Baseline", "Top %", "Method", "Metric", "Score", "WAP", "WAP method", "BAP", "BAP method", "% of gap closed",
     # every bound's mean (the figure draws the ones that do not bind too) and the ceiling's perturbations
     "train mean", "no change", "random perturbation embedding", "idealized baseline (uses test data)",
-    "sampling-noise ceiling", "Ceiling Perturbations",
+    "sampling-noise ceiling", "Perturbations", "Ceiling Perturbations",
 ]
 _KEYS = ["Baseline", "Top %", "Method"]
 
@@ -162,18 +157,49 @@ def random_pert_embedding(pb: ad.AnnData | MeanExpression, split: dict[str, list
     return build_embedding(spec, _as_anndata(pb), split, dim, dataset="progress_bar")
 
 
-def method_scores(
+@dataclass
+class NullPredictions:
+    """The null and idealized methods' predicted Δ for one split's test perturbations, over all measured genes.
+
+    Also what scoring them (and every other method) on a gene set needs: the observed Δ of the test
+    perturbations, the control mean and the training mean Δ.
+    """
+
+    genes: list[str]  # the measured genes (the pseudobulk's)
+    test: list[str]  # the split's test perturbations that the pseudobulk has
+    observed: np.ndarray  # genes × test: observed Δ
+    ctrl_mean: np.ndarray  # x̄_ctrl
+    train_mean: np.ndarray  # mean Δ of the training perturbations, ctrl excluded
+    predicted: dict[str, tuple[list[str], np.ndarray]]  # method → (its test perturbations, genes × those Δ̂)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write to ``.npz`` (atomically)."""
+        methods = list(self.predicted)
+        arrays = {f"predicted_{i}": self.predicted[m][1] for i, m in enumerate(methods)}
+        arrays.update({f"conditions_{i}": np.asarray(self.predicted[m][0], dtype=str) for i, m in enumerate(methods)})
+        write_npz(path, genes=np.asarray(self.genes, dtype=str), test=np.asarray(self.test, dtype=str),
+                  observed=self.observed, ctrl_mean=self.ctrl_mean, train_mean=self.train_mean,
+                  methods=np.asarray(json.dumps(methods)), **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> NullPredictions:
+        """Read a file written by :meth:`save`."""
+        z = read_npz(path)
+        methods = json.loads(str(z["methods"]))
+        predicted = {m: (z[f"conditions_{i}"].tolist(), z[f"predicted_{i}"]) for i, m in enumerate(methods)}
+        return cls(z["genes"].tolist(), z["test"].tolist(), z["observed"], z["ctrl_mean"], z["train_mean"], predicted)
+
+
+def null_predictions(
     pb: ad.AnnData | MeanExpression,
     split: dict[str, list[str]],
     *,
     dim: int = 10,
     ridge: float = 0.1,
     random_seed: int = 1,
-    top_n: int = 1000,
     idealized_pert: Literal["response", "gene_rows"] = "response",
-    exclude_target_gene: bool = False,
-) -> pd.DataFrame:
-    """Per-perturbation scores of the null and idealized methods on one split's test set.
+) -> NullPredictions:
+    """The null methods' and the idealized baseline's predictions of one split's test perturbations.
 
     Parameters
     ----------
@@ -185,19 +211,13 @@ def method_scores(
         ``pca_dim`` and ``ridge_penalty`` of the baselines.
     random_seed
         Seed of the random perturbation embedding (use ``lpm_randomPertEmb``'s to reproduce it).
-    top_n
-        Genes of highest control mean in the top-1000 metrics.
     idealized_pert
         Perturbation embedding of the idealized baseline (:func:`idealized_embedding`).
-    exclude_target_gene
-        Leave each perturbation's target gene(s) out of its metrics (``metrics.exclude_target_gene``).
 
     Returns
     -------
-    pandas.DataFrame
-        ``method, condition`` and :func:`lsftbench.evaluation.metrics.perturbation_metrics` columns
-        (``pearson_r, l2, pearson_delta_top1000, l2_top1000, centered_pearson_r``) for every test
-        condition a method can predict, methods in the order of ``NULL_METHODS`` then ``IDEALIZED``.
+    NullPredictions
+        Methods in the order of ``NULL_METHODS`` then ``IDEALIZED``, each over every test condition it can predict.
     """
     measured = set(pb.obs_names)
     test = [c for c in split["test"] if c in measured]
@@ -205,141 +225,126 @@ def method_scores(
     m = train_mean_delta(pb, split)
     names = pd.Index(pb.obs_names)
     ctrl = np.asarray(pb.X, dtype=np.float64)[names.get_loc(CTRL)]
-    top_idx = top_expressed(ctrl, top_n)
-    predictions = {
+    predicted = {
         TRAIN_MEAN: (test, np.repeat(m[:, None], len(test), axis=1)),
         NO_CHANGE: (test, np.zeros_like(obs)),
     }
     for method, emb in ((RANDOM_PERT, random_pert_embedding(pb, split, dim, random_seed)),
                         (IDEALIZED, idealized_embedding(pb, split, dim, idealized_pert))):
-        problem = make_problem(pb, {**split, "test": test}, emb, top_n)
+        problem = make_problem(pb, {**split, "test": test}, emb)
         if not problem.genes.equals(pd.Index(pb.var_names)):
             raise AssertionError("null/cheater embeddings must cover every measured gene")
-        predictions[method] = (problem.test, global_predictions(problem, ridge))
-    column = {c: i for i, c in enumerate(test)}
-    frames = []
-    for method, (conds, pred) in predictions.items():
-        exclude = target_positions(conds, Labels(pb.var_names)) if exclude_target_gene else None
-        rows = perturbation_metrics(pred, obs[:, [column[c] for c in conds]], top_idx, m, exclude)
-        rows.insert(0, "condition", conds)
-        rows.insert(0, "method", method)
-        frames.append(rows)
-    return pd.concat(frames, ignore_index=True)
+        predicted[method] = (list(problem.test), global_predictions(problem, ridge))
+    return NullPredictions([str(g) for g in pb.var_names], test, obs, ctrl.copy(), m, predicted)
 
 
-def method_scores_from_files(
-    pseudobulk: str | os.PathLike[str], split: str | os.PathLike[str], *, split_seed: int, **settings: Any
-) -> pd.DataFrame:
-    """:func:`method_scores` of a pseudobulk h5ad and a split JSON (rule ``progress_methods``), with a
-    leading ``seed`` column. ``settings`` are :func:`method_scores`' keywords."""
+def null_predictions_from_files(
+    pseudobulk: str | os.PathLike[str], split: str | os.PathLike[str], **settings: Any
+) -> NullPredictions:
+    """:func:`null_predictions` of a pseudobulk h5ad and a split JSON (rule ``progress_methods``); ``settings`` are
+    its keywords."""
     from ..data.mean_expression import read_mean_expression
 
-    scores = method_scores(read_mean_expression(pseudobulk), read_json(split), **settings)
-    scores.insert(0, "seed", int(split_seed))
-    return scores
+    return null_predictions(read_mean_expression(pseudobulk), read_json(split), **settings)
 
 
 def progress_bar_table(
-    baseline_scores: pd.DataFrame,
-    method_frame: pd.DataFrame,
+    frame: pd.DataFrame,
     ceiling: pd.DataFrame | None,
     *,
-    conditions: Sequence[str] | None = None,
     metrics: Sequence[str] = ("pearson_r", "l2"),
-    ceiling_columns: dict[str, str] | None = None,
+    ceiling_columns: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """The progress-bar table of one dataset (one seed): see the module docstring.
+    """The progress-bar table of one dataset and split seed: see the module docstring.
 
     Parameters
     ----------
-    baseline_scores
-        One row per ``Baseline, Top %, Method`` (``Top %`` e.g. ``"1%"`` or ``"global"``; ``Method``
-        ``LSFT``, ``kNN`` or ``global``) with one column per metric in ``metrics``: the mean over
-        the common test set ``conditions``.
-    method_frame
-        Per-perturbation scores of the null and idealized methods (:func:`method_scores`).
+    frame
+        One row per (method, test perturbation) of one seed, all on one gene set (the comparison frame of
+        :func:`lsftbench.report.aggregate.dataset_frames`): columns ``method``, ``kind``, ``baseline``,
+        ``top_pct``, ``condition`` and the metrics. Methods of the :data:`COMPETING_KINDS` get rows; the
+        ``null method`` and ``uses test data`` kinds (:data:`NULL_METHODS`, :data:`IDEALIZED`) are the bounds.
     ceiling
-        Per-condition noise ceiling (:func:`lsftbench.evaluation.noise_ceiling.noise_ceiling`), or ``None``.
-    conditions
-        The common test set the baseline means were taken over; default: the conditions every
-        null/cheater method (and the ceiling) has.
+        Per-condition noise ceiling (:func:`lsftbench.evaluation.noise_ceiling.noise_ceiling`) on the same genes,
+        or ``None``.
     metrics
-        Per-perturbation metric columns to report (labels in ``METRIC_LABELS``).
+        The metrics to report (labels from :mod:`lsftbench.evaluation.registry`).
     ceiling_columns
-        Metric → ceiling column when they differ, e.g. ``{"centered_pearson_r":
-        "centered_pearson_r_seed1"}``.
+        Metric → ceiling column when they differ, e.g. ``{"centered_pearson_r": "centered_pearson_r_seed1"}``.
 
     Returns
     -------
     pandas.DataFrame
-        ``PROGRESS_COLUMNS``: one row per (Baseline, Top %, Method, Metric), with the mean of every null
-        and cheater method (NaN where a method has no value) and ``Ceiling Perturbations``, how many of
-        the test perturbations the noise ceiling is the mean over (those with enough cells). Method means
-        ignore NaN values; a method whose metric is NaN for every perturbation (``no change`` for
-        Pearson r) does not compete.
+        :data:`PROGRESS_COLUMNS`: one row per (Baseline, Top %, Method, Metric). Per metric, every score and every
+        bound is the mean over the same perturbations, ``Perturbations``: the common test set's perturbations where
+        every compared method (bounds included) has the metric defined (:func:`defined_pairs`); a method whose
+        metric is undefined everywhere (``no change`` for Pearson r) does not compete. The noise ceiling (metrics
+        it bounds only) is the mean over those of them with enough cells (``Ceiling Perturbations``).
     """
-    bounds = _bounds(method_frame, ceiling, conditions, metrics, ceiling_columns or {})
-    rows = []
-    for metric in metrics:
-        if metric not in baseline_scores.columns:
-            raise ValueError(f"baseline_scores has no column {metric!r}")
-        wap, wap_method, bap, bap_method, means, n_ceiling = bounds[metric]
-        part = baseline_scores[_KEYS].copy()
-        part["Metric"] = METRIC_LABELS.get(metric, metric)
-        part["Score"] = baseline_scores[metric].to_numpy(dtype=np.float64)
+    ceiling_columns = dict(ceiling_columns or {})
+    rows = _competitors(frame)
+    parts = []
+    for name in metrics:
+        if name not in frame.columns:
+            raise ValueError(f"the comparison frame has no column {name!r}")
+        keep = set(defined_pairs(frame, name)["condition"])
+        values = frame[frame["condition"].isin(keep)].groupby("method", sort=False)[name].mean()
+        means = {m: float(values[m]) for m in (*NULL_METHODS, IDEALIZED) if m in values.index and np.isfinite(values[m])}
+        n_ceiling = 0
+        if ceiling is not None and metric(name).ceiling:
+            column = ceiling_columns.get(name, name)
+            bound = ceiling.set_index("condition")
+            lacking = sorted(keep - set(bound.index))
+            if lacking:
+                raise ValueError(f"{NOISE_CEILING} has no score for {len(lacking)} common test conditions "
+                                 f"(e.g. {lacking[:3]})")
+            column_values = bound.loc[sorted(keep), column].to_numpy(dtype=np.float64)
+            n_ceiling = int(np.isfinite(column_values).sum())
+            if n_ceiling:
+                means[NOISE_CEILING] = float(np.nanmean(column_values))
+        lower = lower_is_better(name)
+        wap, wap_method = _pick(means, NULL_METHODS, best=True, lower=lower)
+        bap, bap_method = _pick(means, CHEATER_METHODS, best=False, lower=lower)
+        part = rows[_KEYS].copy()
+        part["Metric"] = label(name)
+        part["Score"] = [float(values.get(m, np.nan)) for m in rows["method"]]
         part["WAP"], part["WAP method"], part["BAP"], part["BAP method"] = wap, wap_method, bap, bap_method
-        part["% of gap closed"] = gap_closed(part["Score"].to_numpy(), wap, bap, metric in LOWER_IS_BETTER)
+        part["% of gap closed"] = gap_closed(part["Score"].to_numpy(), wap, bap, lower)
         for method in (*NULL_METHODS, *CHEATER_METHODS):
             part[method] = means.get(method, np.nan)
+        part["Perturbations"] = len(keep)
         part["Ceiling Perturbations"] = n_ceiling
-        rows.append(part)
-    return pd.concat(rows, ignore_index=True)[PROGRESS_COLUMNS]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)[PROGRESS_COLUMNS]
+
+
+def _competitors(frame: pd.DataFrame) -> pd.DataFrame:
+    """The progress bar's rows: each model of one's own, then each baseline × K (LSFT, kNN), then each global fit."""
+    methods = frame.drop_duplicates("method")
+    methods = methods[methods["kind"].isin(list(COMPETING_KINDS))]
+    rows = pd.DataFrame({"method": methods["method"].to_numpy(), "kind": methods["kind"].to_numpy(),
+                         "Baseline": methods["baseline"].to_numpy(), "Method": methods["kind"].map(COMPETING_KINDS).to_numpy(),
+                         "top_pct": methods["top_pct"].to_numpy(dtype=np.float64)})
+    rows["Top %"] = [COMPETING_KINDS[k] if k in ("external model", "global fit") else f"{p:g}%"
+                     for k, p in zip(rows["kind"], rows["top_pct"])]
+    order = {"external model": 0, "LSFT": 1, "kNN": 1, "global fit": 2}
+    within = {"LSFT": 0, "kNN": 1, "external model": 0, "global fit": 0}
+    rows["_group"] = rows["kind"].map(order)
+    rows["_within"] = rows["kind"].map(within)
+    rows["_pct"] = rows["top_pct"].fillna(0.0)
+    external = rows[rows["_group"] == 0]  # models in their own order
+    rest = rows[rows["_group"] > 0].sort_values(["_group", "Baseline", "_pct", "_within"], kind="stable")
+    return pd.concat([external, rest], ignore_index=True)
 
 
 def gap_closed(score: np.ndarray | float, wap: float, bap: float, lower_is_better: bool) -> np.ndarray:
-    """``100 · (score − WAP) / (BAP − WAP)``; NaN when BAP is not better than WAP."""
+    """``100 · (score − WAP) / (BAP − WAP)``; NaN when BAP is not better than WAP (SPEC 7, seed 003).
+
+    The one place the % of gap closed is computed: the progress bar, the leaderboard and the figures use it."""
     better = (wap - bap) if lower_is_better else (bap - wap)
     if not np.isfinite(better) or better <= 0:
         return np.full(np.shape(score), np.nan)
     return 100.0 * (np.asarray(score, dtype=np.float64) - wap) / (bap - wap)
-
-
-def _bounds(
-    method_frame: pd.DataFrame,
-    ceiling: pd.DataFrame | None,
-    conditions: Sequence[str] | None,
-    metrics: Sequence[str],
-    ceiling_columns: dict[str, str],
-) -> dict[str, tuple[float, str, float, str, dict[str, float], int]]:
-    """WAP, its method, BAP, its method, every method's mean and the ceiling's perturbations per metric,
-    over the common test set."""
-    per_method = {name: g.set_index("condition") for name, g in method_frame.groupby("method", sort=False)}
-    if ceiling is not None:
-        per_method[NOISE_CEILING] = ceiling.set_index("condition")
-    if conditions is None:
-        sets = [set(f.index) for f in per_method.values()]
-        conditions = sorted(set.intersection(*sets)) if sets else []
-    conditions = list(conditions)
-    out = {}
-    for metric in metrics:
-        means: dict[str, float] = {}
-        n_ceiling = 0
-        for name, frame in per_method.items():
-            column = ceiling_columns.get(metric, metric) if name == NOISE_CEILING else metric
-            if column not in frame.columns:
-                continue
-            lacking = [c for c in conditions if c not in frame.index]
-            if lacking:
-                raise ValueError(f"{name} has no score for {len(lacking)} common test conditions (e.g. {lacking[:3]})")
-            values = frame.loc[conditions, column].to_numpy(dtype=np.float64)
-            if name == NOISE_CEILING:
-                n_ceiling = int(np.isfinite(values).sum())
-            if np.isfinite(values).any():
-                means[name] = float(np.nanmean(values))
-        lower = metric in LOWER_IS_BETTER
-        out[metric] = (*_pick(means, NULL_METHODS, best=True, lower=lower),
-                       *_pick(means, CHEATER_METHODS, best=False, lower=lower), means, n_ceiling)
-    return out
 
 
 def _pick(means: dict[str, float], methods: Sequence[str], best: bool, lower: bool) -> tuple[float, str]:
@@ -359,15 +364,17 @@ def pool_progress_bars(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     ``Score``, ``WAP``, ``BAP`` and ``% of gap closed`` are the means over seeds of the per-seed values
     (so the pooled % of gap closed is the mean of the numbers its SD is over, not a ratio of pooled
     means); ``WAP method``/``BAP method`` list the methods chosen in the seeds (joined by ``" / "`` when
-    they differ). Extra columns: ``Seeds``, ``Score SD`` and ``% of gap closed SD`` (standard deviations
+    they differ); ``Perturbations`` and ``Ceiling Perturbations`` are summed over the seeds. Extra columns: ``Seeds``, ``Score SD`` and ``% of gap closed SD`` (standard deviations
     of the per-seed values, ddof 1). A seed whose gap is undefined (BAP not better than WAP) is left out
     of the gap's mean and SD.
     """
     stacked = pd.concat(list(tables), ignore_index=True)
     keys = [*_KEYS, "Metric"]
     grouped = stacked.groupby(keys, sort=False, dropna=False)
-    numbers = ["Score", "WAP", "BAP", "% of gap closed", *NULL_METHODS, *CHEATER_METHODS, "Ceiling Perturbations"]
+    numbers = ["Score", "WAP", "BAP", "% of gap closed", *NULL_METHODS, *CHEATER_METHODS]
     pooled = grouped[numbers].mean()
+    counts = ["Perturbations", "Ceiling Perturbations"]
+    pooled[counts] = grouped[counts].sum()
     pooled["WAP method"] = grouped["WAP method"].agg(lambda s: " / ".join(dict.fromkeys(s)))
     pooled["BAP method"] = grouped["BAP method"].agg(lambda s: " / ".join(dict.fromkeys(s)))
     pooled["Seeds"] = grouped.size()

@@ -51,9 +51,6 @@ __all__ = [
     "FamilySpec",
     "family_statistics",
     "row_statistics",
-    "common_test_set",
-    "restrict_to_test_set",
-    "not_predictable_list",
 ]
 
 #: Paired differences of metrics (Pearson r, L2, ranks: order 1) this close to zero are ties.
@@ -531,81 +528,3 @@ def _family_stats(
             d = values[columns["local"]][used] - values[columns[other]][used]
             p[other] = pooled_signed_rank_p(seeds[used], conditions[used], d)
     return FamilyStats(int(used.sum()), int((~used).sum()), means, improvement, p, fraction)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Test sets
-
-
-def common_test_set(df: pd.DataFrame) -> pd.DataFrame:
-    """Per seed, the conditions that every (baseline, K) in ``df`` has rows for.
-
-    The baselines and K are those of the whole frame, so a baseline with no rows in some seed leaves
-    that seed's common set empty. A frame whose rows carry ``in_common_test_set`` (set where the test
-    set was restricted further, e.g. to the perturbations every model of one's own predicts) keeps
-    only those. Returns columns ``seed, condition`` sorted by seed then condition.
-    """
-    if "in_common_test_set" in df.columns:
-        df = df[df["in_common_test_set"].astype(bool)]
-    configs = df[["baseline", "top_pct"]].drop_duplicates()
-    n_configs = len(configs)
-    have = df[["seed", "baseline", "top_pct", "condition"]].drop_duplicates()
-    counts = have.groupby(["seed", "condition"], sort=True).size()
-    common = counts[counts == n_configs].reset_index()[["seed", "condition"]]
-    return common.sort_values(["seed", "condition"], kind="stable").reset_index(drop=True)
-
-
-def restrict_to_test_set(df: pd.DataFrame, test_set: str = "common") -> pd.DataFrame:
-    """Rows of ``df`` in the chosen test set: ``common`` (see :func:`common_test_set`) or ``per_baseline``.
-
-    ``per_baseline`` keeps every row (each baseline over the perturbations it can predict). For
-    ``common``, a seed of ``df`` whose common set is empty is an error, not an empty table.
-    """
-    if test_set == "per_baseline":
-        return df
-    if test_set != "common":
-        raise ValueError(f"test_set must be 'common' or 'per_baseline', got {test_set!r}")
-    common = common_test_set(df)
-    empty = sorted(set(df["seed"]) - set(common["seed"]))
-    if empty:
-        raise ValueError(
-            f"no test perturbation is predicted by every baseline in split seed(s) {empty}; "
-            "compare per baseline (test_set='per_baseline') or drop the baseline that covers none"
-        )
-    return df.merge(common, on=["seed", "condition"], how="inner")
-
-
-def not_predictable_list(unpredictable: pd.DataFrame, df: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per seed, every test perturbation some baseline could not predict, and why.
-
-    Parameters
-    ----------
-    unpredictable
-        Columns ``seed, baseline, condition, reason``: one row per baseline and test perturbation it
-        cannot predict (e.g. its gene has no embedding).
-    df
-        Optional per-perturbation rows: a condition that some baseline lacks rows for although
-        ``unpredictable`` gives no reason is listed too, with the reason ``no result rows``.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``seed, condition, baselines, reasons`` (one row per seed and condition; ``reasons``
-        reads ``baseline: reason; ...``), sorted by seed and condition.
-    """
-    parts = [unpredictable[["seed", "baseline", "condition", "reason"]]]
-    if df is not None and len(df):
-        configs = df[["baseline"]].drop_duplicates()
-        every = df[["seed", "condition"]].drop_duplicates().merge(configs, how="cross")
-        have = df[["seed", "baseline", "condition"]].drop_duplicates()
-        lacking = every.merge(have, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
-        lacking = lacking.merge(parts[0][["seed", "baseline", "condition"]], how="left", indicator=True)
-        lacking = lacking.query("_merge == 'left_only'").drop(columns="_merge").assign(reason="no result rows")
-        parts.append(lacking)
-    rows = pd.concat(parts, ignore_index=True).drop_duplicates(["seed", "baseline", "condition"])
-    rows = rows.sort_values(["seed", "condition", "baseline"], kind="stable")
-    out = rows.groupby(["seed", "condition"], sort=True).agg(
-        baselines=("baseline", lambda s: ", ".join(s)),
-        reasons=("reason", lambda s: "; ".join(f"{b}: {r}" for b, r in zip(rows.loc[s.index, "baseline"], s))),
-    )
-    return out.reset_index()

@@ -120,6 +120,21 @@ def baselines_for(config: dict[str, Any], dataset: str, protocol: str | None = N
     return [name for name in config["baselines"] if name not in skipped]
 
 
+#: Embedding types read from a gene table (SPEC 4): a gene embedding of these predicts only the table's genes.
+TABLE_TYPES = frozenset({"table", "scgpt", "scfoundation", "go_graph"})
+
+
+def gene_subset_baselines(config: dict[str, Any], dataset: str, protocol: str | None = None) -> list[str]:
+    """The baselines run on ``dataset`` whose gene embedding is a gene table: they may predict only some of the
+    measured genes, so the genes every compared method predicts (SPEC 7, one gene set per comparison) depend on
+    their embeddings and on nothing else of the config."""
+    return [
+        name for name in baselines_for(config, dataset, protocol)
+        if config["baselines"][name].get("model", "ridge") != "mean"
+        and (config["baselines"][name].get("gene") or {}).get("type") in TABLE_TYPES
+    ]
+
+
 def models_for(config: dict[str, Any], dataset: str, protocol: str | None = None) -> list[str]:
     """The models of one's own evaluated on ``dataset`` (none under the ``seed_compat`` protocol, whose split
     differs from the one the models were given), in config order."""

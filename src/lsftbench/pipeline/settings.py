@@ -184,7 +184,8 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
         λ (ridge baselines only) and the metrics settings of the fits and of the LSFT shards; the LSFT
         settings.
     ``progress``, ``noise_ceiling``
-        The progress bar's methods and its noise ceiling.
+        The progress bar's methods (their predictions) and its noise ceiling (with the metrics settings it is
+        scored under, as the scores it bounds).
     ``models/<model>/<dataset>/seed<seed>``
         A model's quantity, path and the hash of its predictions file for one split.
     ``aggregation/<protocol>``, ``aggregation/audit``
@@ -232,10 +233,8 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
         "idealized_pert": progress["idealized_pert"],
         "random_pert": [s.get("pert") for s in config["baselines"].values()
                         if (s.get("pert") or {}).get("type") == "random"][:1],
-        **scored,
     }
-    groups["noise_ceiling"] = {"replicates": progress["replicates"], "seed": progress["seed"],
-                               "top_genes": metrics["top_genes"]}
+    groups["noise_ceiling"] = {"replicates": progress["replicates"], "seed": progress["seed"], **scored}
     seeds = split_seeds(dict(config))
     for dataset in benchmarked_datasets(dict(config)):
         for model in models_for(dict(config), dataset, "default"):

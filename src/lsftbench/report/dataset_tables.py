@@ -16,18 +16,19 @@ from typing import Any
 import pandas as pd
 
 from ..evaluation.de import DEResults
+from ..evaluation.registry import PROGRESS_METRICS
 from ..evaluation.statistics import StatsSettings
 from ..io import read_parquet, write_csv, write_parquet, write_text
 from ..pipeline.provenance import provenance_items, provenance_line
-from .aggregate import ComparisonSettings, DatasetFrames, add_spread, dataset_frames, progress_tables
-from .leaderboard import (
-    leaderboard_note,
-    leaderboard_table,
-    method_frame,
-    metric_label,
-    model_comparisons,
-    model_comparisons_note,
+from .aggregate import (
+    ComparisonSettings,
+    DatasetFrames,
+    add_spread,
+    check_ceiling_genes,
+    dataset_frames,
+    progress_tables,
 )
+from .leaderboard import leaderboard_note, leaderboard_table, metric_label, model_comparisons, model_comparisons_note
 from .tables import (
     de_metrics_table,
     de_note,
@@ -81,7 +82,13 @@ class DatasetTableSettings:
 
     @property
     def comparison(self) -> ComparisonSettings:
-        return ComparisonSettings(self.rank_distance, self.exclude_target_gene, self.de_fdr)
+        return ComparisonSettings(self.rank_distance, self.exclude_target_gene, self.de_fdr, self.top_genes)
+
+    @property
+    def progress_metrics(self) -> tuple[str, ...]:
+        """The progress bar's metrics: :data:`PROGRESS_METRICS` and the leaderboard's primary metric (its % of gap
+        closed comes from the progress bar)."""
+        return tuple(dict.fromkeys([*PROGRESS_METRICS, self.primary_metric]))
 
 
 def write_table(table: pd.DataFrame, note: str | None, title: str, root: str | os.PathLike[str], name: str,
@@ -134,26 +141,31 @@ def write_dataset_tables(
     """Write every table of one (dataset, protocol) into the folder of ``per_perturbation``.
 
     ``inputs`` are the rule's inputs by name: ``global_metrics``, ``global_predictions``, ``lsft``
-    (shard tables), ``progress_methods`` (one per seed, in ``settings.seeds`` order), ``noise_ceiling``,
-    ``de`` (the dataset's differential expression) and ``model_metrics`` / ``model_predictions`` (the
-    models of one's own). Returns what the tables were made from (for the log).
+    (shard tables), ``progress_methods`` (the null methods' predictions, one per seed, in ``settings.seeds``
+    order), ``noise_ceiling``, ``de`` (the dataset's differential expression) and ``model_metrics`` /
+    ``model_predictions`` (the models of one's own). Returns what the tables were made from (for the log).
     """
     s = settings
     de = DEResults.load(inputs["de"])
     frames = dataset_frames(inputs["global_metrics"], inputs["global_predictions"], inputs["lsft"], s.comparison, de,
-                            inputs.get("model_metrics", ()), inputs.get("model_predictions", ()))
+                            inputs.get("model_metrics", ()), inputs.get("model_predictions", ()),
+                            dict(zip(s.seeds, inputs["progress_methods"], strict=True)))
     df = frames.per_perturbation
     root = str(Path(per_perturbation).parent)
     for seed in s.seeds:
         _performance_tables(frames, f"{root}/seed{seed}", seed, s, de.gears_source)
     pooled = _performance_tables(frames, root, None, s, de.gears_source)
-    methods = {seed: read_parquet(path) for seed, path in zip(s.seeds, inputs["progress_methods"], strict=True)}
-    progress, pooled_progress = progress_tables(df, methods, read_parquet(inputs["noise_ceiling"]),
-                                                models=frames.models)
+    ceiling = read_parquet(inputs["noise_ceiling"])
+    check_ceiling_genes(ceiling, frames.comparison_genes, inputs["noise_ceiling"])
+    stand_in = df.groupby("baseline")["synthetic_stand_in"].first().fillna("") if "synthetic_stand_in" in df else None
+    progress, pooled_progress = progress_tables(frames.comparison, ceiling, s.progress_metrics, stand_in)
+    genes = (len(frames.comparison_genes), frames.n_measured)
+    for table in (*progress.values(), pooled_progress):
+        table["Genes"] = genes[0]
     for seed, table in progress.items():
-        write_table(table, progress_note(exclude_target_gene=s.exclude_target_gene),
+        write_table(table, progress_note(exclude_target_gene=s.exclude_target_gene, genes=genes),
                     f"Progress bar, split seed {seed} ({s.dataset})", f"{root}/seed{seed}", "progress_bar", s)
-    write_table(pooled_progress, progress_note(pooled=True, exclude_target_gene=s.exclude_target_gene),
+    write_table(pooled_progress, progress_note(pooled=True, exclude_target_gene=s.exclude_target_gene, genes=genes),
                 f"Progress bar ({s.dataset})", root, "progress_bar", s)
     summary = summary_table(
         df, frames.coverage, s.skipped or {}, s.protocol, unpredictable=frames.unpredictable,
@@ -168,7 +180,7 @@ def write_dataset_tables(
         for name, value in provenance_items(s.run_settings):
             summary.loc[len(summary)] = (f"Setting: {name}", value)
     write_table(summary, None, f"Summary statistics ({s.dataset})", root, "summary", s)
-    _leaderboards(frames, methods, progress, root, s)
+    _leaderboards(frames, progress, root, s)
     write_parquet(df, per_perturbation)
     return frames
 
@@ -187,18 +199,21 @@ def capped_dims(dims: pd.DataFrame | None, pca_dim: int) -> list[tuple[str, str]
     return rows
 
 
-def _leaderboards(frames: DatasetFrames, methods: Mapping[int, pd.DataFrame], progress: Mapping[int, pd.DataFrame],
-                  root: str, s: DatasetTableSettings) -> None:
-    """Every method on one table, per seed and pooled; each model against each linear method; the methods' rows."""
-    frame = method_frame(frames.per_perturbation, frames.models, methods)
+def _leaderboards(frames: DatasetFrames, progress: Mapping[int, pd.DataFrame], root: str, s: DatasetTableSettings) -> None:
+    """Every method on one table, per seed and pooled; each model against each linear method; the methods' rows
+    (all on the comparison genes)."""
+    frame = frames.comparison
+    genes = (len(frames.comparison_genes), frames.n_measured)
     for seed in (*s.seeds, None):
-        table = leaderboard_table(frame, progress, s.primary_metric, s.stats, seed, frames.spread, s.mode_collapse_spread)
+        table = leaderboard_table(frame, progress, s.primary_metric, s.stats, seed, frames.comparison_spread,
+                                  s.mode_collapse_spread, n_genes=genes[0])
         seeds = list(s.seeds) if seed is None else [seed]
         where = root if seed is None else f"{root}/seed{seed}"
         title = f"Leaderboard ({s.dataset})" + ("" if seed is None else f", split seed {seed}")
-        write_table(table, leaderboard_note(s.dataset, s.primary_metric, seeds, seed is None, s.stats.confidence),
-                    title, where, "leaderboard", s)
-    comparisons = model_comparisons(frame, s.stats)
-    write_table(comparisons, model_comparisons_note(s.dataset, s.seeds, s.stats.confidence),
+        note = leaderboard_note(s.dataset, s.primary_metric, seeds, seed is None, s.stats.confidence, genes,
+                                s.exclude_target_gene)
+        write_table(table, note, title, where, "leaderboard", s)
+    comparisons = model_comparisons(frame, s.stats, n_genes=genes[0])
+    write_table(comparisons, model_comparisons_note(s.dataset, s.seeds, s.stats.confidence, genes, s.exclude_target_gene),
                 f"Models of one's own against the linear methods ({s.dataset})", root, "model_comparisons", s)
     write_parquet(frame, f"{root}/per_method.parquet")

@@ -2,10 +2,13 @@
 
 One row per method of one dataset — each model of one's own; each baseline's global fit; each baseline ×
 K under LSFT and under kNN; the null methods; the idealized baseline, marked as using test data — over
-the common test set (the perturbations every baseline and model predicts), sorted by the primary metric
+the common test set (the perturbations every baseline and model predicts) and the genes every one of them
+predicts (SPEC 7, one gene set per comparison: the comparison frame of
+:func:`lsftbench.report.aggregate.dataset_frames`), sorted by the primary metric
 (``leaderboard.primary_metric``, Pearson r on Δ by default). Each row has the pooled means of the
-primary set of metrics with CIs (SPEC 7.1), the progress bar's % of gap closed, and the paired
-comparison with the best linear method (mean difference with its paired CI, Wilcoxon p, BH q).
+primary set of metrics with CIs (SPEC 7.1), the progress bar's % of gap closed (the same means over the same
+perturbations and the same bounds as the progress bar), and the paired comparison with the best linear method
+(mean difference with its paired CI, Wilcoxon p, BH q).
 
 :func:`model_comparisons` tests each model against each baseline's global fit and against LSFT and kNN
 at each K; :func:`cross_dataset_leaderboard` puts the datasets' leaderboards side by side.
@@ -20,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..evaluation.de import DE_METRICS
-from ..evaluation.progress_bar import CHEATER_METHODS, LOWER_IS_BETTER, METRIC_LABELS
+from ..evaluation.progress_bar import gap_closed
+from ..evaluation.registry import PRIMARY_SET, label, lower_is_better
 from ..evaluation.statistics import (
     Estimate,
     StatsSettings,
@@ -29,13 +33,14 @@ from ..evaluation.statistics import (
     stratified_bootstrap_ci,
     stratified_bootstrap_cis,
 )
+from ..evaluation.test_sets import defined_pairs
+from .tables import gene_set_note
 
 __all__ = [
     "method_label",
     "KINDS",
     "PRIMARY_SET",
     "LEADERBOARD_METRICS",
-    "method_frame",
     "leaderboard_table",
     "leaderboard_note",
     "model_comparisons",
@@ -48,20 +53,11 @@ __all__ = [
 
 #: Kinds of method, in the order ties are listed.
 KINDS = ("external model", "global fit", "LSFT", "kNN", "null method", "uses test data")
-#: The metrics of the leaderboard's Markdown (every other one is in its CSV).
-PRIMARY_SET = ("pearson_r", "l2", "mae", "ds_l1")
-#: Every metric the leaderboard CSV has (those a method lacks are NaN).
+#: Every metric the leaderboard CSV has, in its column order (those a method lacks are NaN).
 LEADERBOARD_METRICS = (
     "pearson_r", "centered_pearson_r", "l2", "mae", "ds_l1", "pearson_delta_top1000", "l2_top1000", "rank",
     "rank_transposed", "ds_l2", "ds_cosine", *DE_METRICS,
 )
-_LOWER = frozenset({*LOWER_IS_BETTER, "rank", "rank_transposed", "mse_de"})
-_LABELS = {
-    **METRIC_LABELS, "ds_l1": "Discrimination (L1)", "ds_l2": "Discrimination (L2)", "ds_cosine": "Discrimination (cosine)",
-    "rank": "Rank", "rank_transposed": "Transposed Rank", "de_overlap": "DE overlap", "de_top20": "DE top 20",
-    "de_top50": "DE top 50", "de_top100": "DE top 100", "de_direction": "DE direction", "de_spearman": "DE Spearman",
-    "pearson_de_delta": "Pearson r, DE genes", "mse_de": "MSE, DE genes",
-}
 #: What the leaderboard says beside every model of one's own.
 EXTERNAL_NOTE = "external predictions: not audited for leakage"
 _LINEAR = ("global fit", "LSFT", "kNN")
@@ -70,8 +66,8 @@ _SD = " SD (seeds)"
 
 
 def metric_label(metric: str) -> str:
-    """How a metric is named in the tables (``pearson_r`` → ``Pearson r``)."""
-    return _LABELS.get(metric, metric)
+    """How a metric is named in the tables (``pearson_r`` → ``Pearson r``; the registry's label)."""
+    return label(metric)
 
 
 def method_label(name: str, kind: str, top_pct: float = math.nan) -> str:
@@ -84,58 +80,11 @@ def method_label(name: str, kind: str, top_pct: float = math.nan) -> str:
     return f"{name} · {kind} top {top_pct:g}%"
 
 
-def method_frame(
-    per_perturbation: pd.DataFrame,
-    models: pd.DataFrame | None,
-    method_scores: Mapping[int, pd.DataFrame],
-) -> pd.DataFrame:
-    """Every method's per-perturbation metrics over the common test set, one row per (seed, method, condition).
-
-    ``per_perturbation`` is the baselines' frame (global, LSFT and kNN columns, ``in_common_test_set``),
-    ``models`` the models' frame, ``method_scores`` each seed's null and idealized methods
-    (:func:`lsftbench.evaluation.progress_bar.method_scores`). Columns: ``seed, method, kind, baseline,
-    top_pct, condition`` and the :data:`LEADERBOARD_METRICS` each method has.
-    """
-    df = per_perturbation
-    if "in_common_test_set" in df.columns:
-        df = df[df["in_common_test_set"].astype(bool)]
-    common = set(zip(df["seed"], df["condition"]))
-    parts = []
-    keys = ["seed", "baseline", "top_pct", "condition"]
-
-    def take(frame: pd.DataFrame, prefix: str, **labels: object) -> pd.DataFrame:
-        columns = {f"{prefix}{m}": m for m in LEADERBOARD_METRICS if f"{prefix}{m}" in frame.columns}
-        return frame[[k for k in keys if k in frame.columns] + list(columns)].rename(columns=columns).assign(**labels)
-
-    glob = df.drop_duplicates(["seed", "baseline", "condition"])
-    part = take(glob, "global_", kind="global fit", top_pct=np.nan)
-    parts.append(part.assign(method=[method_label(b, "global fit") for b in part["baseline"]]))
-    for prefix, kind in (("local_", "LSFT"), ("knn_", "kNN")):
-        part = take(df, prefix, kind=kind)
-        parts.append(part.assign(method=[method_label(b, kind, k) for b, k in zip(part["baseline"], part["top_pct"])]))
-    if models is not None and len(models):
-        rows = models[[(s, c) in common for s, c in zip(models["seed"], models["condition"])]]
-        part = take(rows.rename(columns={"model": "baseline"}), "", kind="external model", top_pct=np.nan)
-        parts.append(part.assign(method=[method_label(m, "external model") for m in part["baseline"]]))
-    for seed, frame in method_scores.items():
-        rows = frame[[(int(seed), c) in common for c in frame["condition"]]].assign(seed=int(seed))
-        for name, grp in rows.groupby("method", sort=False):
-            kind = "uses test data" if name in CHEATER_METHODS else "null method"
-            parts.append(take(grp, "", kind=kind, baseline="", top_pct=np.nan).assign(method=name))
-    out = pd.concat(parts, ignore_index=True)
-    return out[["seed", "method", "kind", "baseline", "top_pct", "condition",
-                *[m for m in LEADERBOARD_METRICS if m in out.columns]]]
-
-
 def _defined(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """(seed, condition) pairs where every method that has the metric at all has it defined (SPEC 7.1)."""
-    if metric not in frame.columns:
-        return pd.DataFrame(columns=["seed", "condition"])
-    defined = frame[metric].notna()
-    has = defined.groupby(frame["method"]).any()
-    rows = frame[frame["method"].isin(has[has].index)]
-    ok = rows[metric].notna().groupby([rows["seed"], rows["condition"]]).all()
-    return ok[ok].reset_index()[["seed", "condition"]]
+    """``seed, condition`` pairs of each seed where every method that has ``metric`` has it defined (the progress
+    bar's perturbations: :func:`defined_pairs` per seed)."""
+    parts = [defined_pairs(grp, metric) for _, grp in frame.groupby("seed", sort=True)]
+    return pd.concat(parts, ignore_index=True) if parts else defined_pairs(frame, metric)
 
 
 def _per_seed_all(frame: pd.DataFrame, metric: str, keep: pd.DataFrame) -> dict[str, dict[int, np.ndarray]]:
@@ -191,13 +140,14 @@ def _put(row: dict, label: str, est: Estimate, pooled: bool) -> None:
 
 
 def _gap(means_by_seed: Mapping[int, float], bounds: Mapping[int, tuple[float, float]], lower: bool) -> tuple[float, float]:
-    """Pooled % of gap closed (mean of the per-seed values, SPEC 7.1) and its SD across seeds."""
+    """Pooled % of gap closed (mean of the per-seed values, SPEC 7.1; :func:`gap_closed` of each seed's mean and
+    progress-bar bounds) and its SD across seeds."""
     values = []
     for seed, mean in means_by_seed.items():
         wap, bap = bounds.get(seed, (math.nan, math.nan))
-        better = (wap - bap) if lower else (bap - wap)
-        if np.isfinite(better) and better > 0:
-            values.append(100.0 * (mean - wap) / (bap - wap))
+        gap = float(gap_closed(mean, wap, bap, lower))
+        if np.isfinite(gap):
+            values.append(gap)
     if not values:
         return math.nan, math.nan
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
@@ -211,13 +161,21 @@ def leaderboard_table(
     seed: int | None = None,
     spread: pd.DataFrame | None = None,
     mode_collapse_spread: float = 0.1,
+    n_genes: int | None = None,
 ) -> pd.DataFrame:
-    """The leaderboard of one dataset (module docstring): one row per method of ``frame`` (:func:`method_frame`).
+    """The leaderboard of one dataset (module docstring): one row per method of ``frame``.
 
-    ``progress`` holds each seed's progress-bar table (WAP and BAP per metric). ``seed`` restricts to one
-    split seed; ``None`` pools them (mean of the per-seed means, SD across seeds, stratified bootstrap).
-    ``spread`` (:attr:`lsftbench.report.aggregate.DatasetFrames.spread`) adds each method's spread ratio and
-    ``Mode Collapse`` where it is below ``mode_collapse_spread`` (SPEC 7).
+    ``frame`` is the comparison frame (:attr:`lsftbench.report.aggregate.DatasetFrames.comparison`: one row per
+    seed, method and common test perturbation, every method on the same genes), ``progress`` each seed's
+    progress-bar table of the same frame (WAP and BAP per metric). ``seed`` restricts to one split seed; ``None``
+    pools them (mean of the per-seed means, SD across seeds, stratified bootstrap). ``spread``
+    (:attr:`lsftbench.report.aggregate.DatasetFrames.comparison_spread`: ``seed, method, spread``) adds each
+    method's spread ratio and ``Mode Collapse`` where it is below ``mode_collapse_spread`` (SPEC 7); ``n_genes``
+    (the genes scored) a ``Genes`` column.
+
+    Every mean of a metric is over the perturbations where every method that has the metric has it defined
+    (per seed, :func:`lsftbench.evaluation.test_sets.defined_pairs`): the progress bar's set, so the % of gap
+    closed is the progress bar's for every method it has a row for.
     """
     settings = stats or StatsSettings()
     if seed is not None:
@@ -225,7 +183,7 @@ def leaderboard_table(
         progress = {seed: progress[seed]} if seed in progress else {}
     pooled = seed is None
     metrics = [m for m in LEADERBOARD_METRICS if m in frame.columns]
-    keep = {m: _defined(frame, m) for m in metrics}
+    keep = {m: _defined(frame, m) for m in metrics}  # per seed, as the progress bar takes them
     bounds = {
         m: {s: (float(t.loc[t["Metric"] == metric_label(m), "WAP"].iloc[0]), float(t.loc[t["Metric"] == metric_label(m), "BAP"].iloc[0]))
             for s, t in progress.items() if (t["Metric"] == metric_label(m)).any()}
@@ -246,22 +204,24 @@ def leaderboard_table(
             mine = samples[m].get(method, {})
             _put(rec, metric_label(m), estimates[m].get(method, Estimate(math.nan, math.nan, math.nan, math.nan)), pooled)
             if m == primary or m in PRIMARY_SET:
-                gap, gap_sd = _gap({s: float(v.mean()) for s, v in mine.items()}, bounds.get(m, {}), m in _LOWER)
+                gap, gap_sd = _gap({s: float(v.mean()) for s, v in mine.items()}, bounds.get(m, {}), lower_is_better(m))
                 rec[f"% of gap closed ({metric_label(m)})"] = gap
                 if pooled:
                     rec[f"% of gap closed ({metric_label(m)}) SD (seeds)"] = gap_sd
         rec["Perturbations"] = ", ".join(f"{n} (seed {s})" for s, n in counts.loc[method].items())
+        if n_genes is not None:
+            rec["Genes"] = int(n_genes)
         rec["Note"] = (EXTERNAL_NOTE if row["kind"] == "external model"
                        else "uses test data by design: an upper reference" if row["kind"] == "uses test data" else "")
         records.append(rec)
     table = pd.DataFrame.from_records(records)
     if spread is not None:
-        ratios = _spread_by_method(spread if seed is None else spread[spread["seed"] == seed])
+        ratios = (spread if seed is None else spread[spread["seed"] == seed]).groupby("method")["spread"].mean()
         table["Spread"] = table["Method"].map(ratios)
         table["Mode Collapse"] = [f"yes (spread {v:.2f})" if np.isfinite(v) and v < mode_collapse_spread else ""
                                   for v in table["Spread"].to_numpy(dtype=np.float64)]
     _compare_with_best_linear(table, frame, primary, keep[primary], settings, pooled)
-    lower = primary in _LOWER
+    lower = lower_is_better(primary)
     order = table[metric_label(primary)].to_numpy(dtype=np.float64) * (1 if lower else -1)
     table = table.iloc[np.lexsort((table["Method"].to_numpy(), np.where(np.isnan(order), np.inf, order)))]
     table.insert(0, "Position", np.arange(1, len(table) + 1))
@@ -274,21 +234,13 @@ def leaderboard_table(
     return table.reset_index(drop=True)
 
 
-def _spread_by_method(spread: pd.DataFrame) -> dict[str, float]:
-    """Each method's spread ratio (mean over seeds) by its leaderboard label."""
-    kinds = {"global": "global fit", "local": "LSFT", "knn": "kNN", "external": "external model"}
-    labels = [method_label(baseline, kinds[method], pct)
-              for baseline, pct, method in zip(spread["baseline"], spread["top_pct"], spread["method"])]
-    return spread.assign(label=labels).groupby("label")["spread"].mean().to_dict()
-
-
 def _compare_with_best_linear(
     table: pd.DataFrame, frame: pd.DataFrame, primary: str, keep: pd.DataFrame, settings: StatsSettings, pooled: bool
 ) -> None:
     """Add ``vs best linear`` columns: each method minus the best linear method on the primary metric
     (positive = better), its paired CI, the Wilcoxon p and the BH q across the rows."""
     label = metric_label(primary)
-    sign = -1.0 if primary in _LOWER else 1.0
+    sign = -1.0 if lower_is_better(primary) else 1.0
     linear = table[table["Kind"].isin(_LINEAR)].dropna(subset=[label])
     column = f"vs best linear ({label})"
     if linear.empty:
@@ -324,8 +276,9 @@ def _compare_with_best_linear(
     table["Best linear method"] = best
 
 
-def leaderboard_note(dataset: str, primary: str, seeds: Sequence[int], pooled: bool, confidence: float = 0.95) -> str:
-    """The Markdown note of a leaderboard."""
+def leaderboard_note(dataset: str, primary: str, seeds: Sequence[int], pooled: bool, confidence: float = 0.95,
+                     genes: tuple[int, int] | None = None, exclude_target_gene: bool = False) -> str:
+    """The Markdown note of a leaderboard; ``genes`` is (the genes scored, the dataset's measured genes)."""
     scope = (f"pooled over split seeds {', '.join(map(str, seeds))} (mean of the per-seed means, `SD` across seeds)"
              if pooled and len(seeds) > 1 else f"split seed {', '.join(map(str, seeds))}")
     label = metric_label(primary)
@@ -342,12 +295,15 @@ def leaderboard_note(dataset: str, primary: str, seeds: Sequence[int], pooled: b
         "the rows.",
         "A perturbation whose metric is undefined for one of the methods (e.g. a Pearson r of a constant prediction) is "
         "left out of that metric for every method and counted in `Undefined`; a method with no defined value (the "
-        "`no change` null for r) shows NA.",
+        "`no change` null for r) shows NA. The means and the % of gap closed are over the progress bar's perturbations "
+        "and bounds.",
+        *([gene_set_note(genes, exclude_target_gene)] if genes is not None else []),
     ])
 
 
 def model_comparisons(
-    frame: pd.DataFrame, stats: StatsSettings | None = None, metrics: Sequence[str] = PRIMARY_SET
+    frame: pd.DataFrame, stats: StatsSettings | None = None, metrics: Sequence[str] = PRIMARY_SET,
+    n_genes: int | None = None,
 ) -> pd.DataFrame:
     """Each model of one's own against each linear method (every baseline's global fit, LSFT and kNN at
     each K) on the common test set: the mean paired difference (positive = the model is better) with its CI,
@@ -368,7 +324,7 @@ def model_comparisons(
                     continue
                 ok = rows[[m, f"{m}_other"]].notna().all(axis=1).to_numpy()
                 sub = rows[ok].sort_values(["seed", "condition"], kind="stable")
-                sign = -1.0 if m in _LOWER else 1.0
+                sign = -1.0 if lower_is_better(m) else 1.0
                 d = sign * (sub[m].to_numpy(dtype=np.float64) - sub[f"{m}_other"].to_numpy(dtype=np.float64))
                 rec: dict[str, object] = {"Model": model, "Compared with": other,
                                           "Kind": str(theirs["kind"].iloc[0]), "Metric": metric_label(m)}
@@ -382,14 +338,17 @@ def model_comparisons(
                *([label + _SD] if pooled else []), "p", "Perturbations"]
     table = pd.DataFrame.from_records(records, columns=columns)  # without models: the header only
     table.insert(table.columns.get_loc("p") + 1, "q", np.nan)
+    if n_genes is not None:
+        table["Genes"] = int(n_genes)
     if len(table):
         for m, idx in table.groupby("Metric").groups.items():
             table.loc[idx, "q"] = bh_qvalues(table.loc[idx, "p"].to_numpy(dtype=np.float64))
     return table
 
 
-def model_comparisons_note(dataset: str, seeds: Sequence[int], confidence: float = 0.95) -> str:
-    """The Markdown note of the model comparisons."""
+def model_comparisons_note(dataset: str, seeds: Sequence[int], confidence: float = 0.95,
+                           genes: tuple[int, int] | None = None, exclude_target_gene: bool = False) -> str:
+    """The Markdown note of the model comparisons; ``genes`` is (the genes scored, the dataset's measured genes)."""
     return "\n".join([
         f"Dataset `{dataset}`, split seeds {', '.join(map(str, seeds))}, common test set. Each model of one's own against "
         "each baseline's global fit and its LSFT and kNN predictions at every top K, per metric: the mean paired "
@@ -398,6 +357,7 @@ def model_comparisons_note(dataset: str, seeds: Sequence[int], confidence: float
         "signed-rank p (pooled: each perturbation's difference averaged over the seeds that test it) and the "
         "Benjamini-Hochberg q across the rows of one metric.",
         f"{EXTERNAL_NOTE[0].upper() + EXTERNAL_NOTE[1:]}.",
+        *([gene_set_note(genes, exclude_target_gene)] if genes is not None else []),
     ])
 
 
@@ -419,7 +379,7 @@ def cross_dataset_leaderboard(tables: Mapping[str, pd.DataFrame], primary: str =
     gaps = merged[[c for c in (f"{gap} ({d})" for d in tables) if c in merged.columns]].to_numpy(dtype=np.float64)
     merged[f"Mean {gap} over datasets"] = np.where(np.isfinite(gaps).all(axis=1) & (gaps.shape[1] == len(tables)),
                                                   gaps.mean(axis=1) if gaps.size else np.nan, np.nan)
-    sign = 1 if primary in _LOWER else -1
+    sign = 1 if lower_is_better(primary) else -1
     key = sign * merged[f"Mean {label} over datasets"].to_numpy(dtype=np.float64)
     merged = merged.iloc[np.lexsort((merged["Method"].to_numpy(), np.where(np.isnan(key), np.inf, key)))]
     merged.insert(0, "Position", np.arange(1, len(merged) + 1))

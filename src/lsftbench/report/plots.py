@@ -31,6 +31,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from ..evaluation.progress_bar import gap_closed  # noqa: E402
+from ..evaluation.registry import PROGRESS_METRICS, from_label, label  # noqa: E402
 from ..io import atomic_path  # noqa: E402
 from .tables import protocol_label  # noqa: E402
 
@@ -309,7 +311,8 @@ def local_vs_global_figure(
 
 # ---------------------------------------------------------------------------------------------- (3) progress bar
 
-_METRIC_ORDER = ("Pearson r", "Centred Pearson r", "L2", "MAE")
+#: The progress bar's panels, in order (another metric the table has, e.g. the leaderboard's primary one, follows).
+_METRIC_ORDER = tuple(label(m) for m in PROGRESS_METRICS)
 #: The visible range of the gap axis (% of gap closed); bars beyond it are clipped with an arrow.
 _GAP_LIMITS = (-100.0, 140.0)
 #: Short names of the reference methods drawn on the gap axis.
@@ -357,12 +360,19 @@ def _bound_positions(rows: pd.DataFrame) -> dict[str, float]:
         return {}
     first = rows.iloc[0]
     wap, bap = float(first["WAP"]), float(first["BAP"])
+    lower = _lower_is_better(str(first["Metric"]))
     out = {}
     for method in _BOUND_NAMES:
         value = float(first.get(method, np.nan)) if method in rows.columns else np.nan
-        if np.isfinite(value) and np.isfinite(wap) and np.isfinite(bap) and bap != wap:
-            out[method] = 100.0 * (value - wap) / (bap - wap)
+        position = float(gap_closed(value, wap, bap, lower))
+        if np.isfinite(position):
+            out[method] = position
     return out
+
+
+def _lower_is_better(metric_label: str) -> bool:
+    """Direction of a metric named by its table label (the registry's)."""
+    return not from_label(metric_label).higher_is_better
 
 
 def _bound_groups(positions: dict[str, float], low: float, high: float, width: float = 8.0) -> list[tuple[list[str], float]]:
@@ -418,7 +428,7 @@ def _progress_panel(ax: plt.Axes, rows: pd.DataFrame, metric: str, show_labels: 
     ax.tick_params(axis="y", labelleft=show_labels)
     if first is not None:
         wap, bap = float(first["WAP"]), float(first["BAP"])
-        direction = "lower is better" if metric in ("L2", "MAE") else "higher is better"
+        direction = "lower is better" if _lower_is_better(metric) else "higher is better"
         ax.set_title(f"{metric} ({direction})\nWAP {wap:.3g} ({first['WAP method']})\nBAP {bap:.3g} ({first['BAP method']})",
                      fontsize="x-small", pad=92)
     ax.set_xlabel("% of gap closed (0 = WAP, 100 = BAP)")
@@ -449,8 +459,8 @@ def progress_bar_figure(table: pd.DataFrame, title: str, protocol: str = "defaul
         the bounds that do not bind (other null methods, the other cheater bound) as dotted lines.
         Bars beyond the axis are clipped with an arrow and their number.
     """
-    shown = set(table["Metric"])
-    metrics = [m for m in _METRIC_ORDER if m in shown]
+    shown = list(dict.fromkeys(table["Metric"]))
+    metrics = [m for m in _METRIC_ORDER if m in shown] + [m for m in shown if m not in _METRIC_ORDER]
     if not metrics:
         raise ValueError(f"progress table has no rows for the metrics {_METRIC_ORDER}")
     panels = [_progress_rows(table, m) for m in metrics]
@@ -580,7 +590,7 @@ def leaderboard_figure(
         labels.append(f"{int(r['Position'])}. {r['Method']}{note}")
     ax.set_yticks(y, labels, fontsize="x-small")
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    lower = metric in ("L2", "MAE", "L2 (top 1000)")
+    lower = _lower_is_better(metric)
     ax.set_xlabel(f"mean {metric} over the common test set with {_level(confidence)} CI "
                   f"({'lower' if lower else 'higher'} is better)")
     ax.grid(axis="x", linewidth=0.3, alpha=0.6)

@@ -17,28 +17,18 @@ the same test set: the perturbations every baseline can predict (per split seed)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..evaluation.statistics import (
-    FamilySpec,
-    FamilyStats,
-    StatsSettings,
-    bh_qvalues,
-    common_test_set,
-    not_predictable_list,
-    pooled_mean,
-    restrict_to_test_set,
-    row_statistics,
-)
+from ..evaluation.registry import METRICS, Metric
+from ..evaluation.statistics import FamilySpec, FamilyStats, StatsSettings, bh_qvalues, pooled_mean, row_statistics
+from ..evaluation.test_sets import common_test_set, not_predictable_list, restrict_to_test_set
 from ..model.protocol import get_protocol
 from ..pipeline.provenance import provenance_line
 
 __all__ = [
-    "Family",
     "FAMILIES",
     "protocol_label",
     "per_perturbation",
@@ -51,6 +41,7 @@ __all__ = [
     "de_metrics_table",
     "de_note",
     "target_gene_note",
+    "gene_set_note",
     "summary_table",
     "combined_table",
     "combined_note",
@@ -62,53 +53,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Family:
-    """A metric and the columns that name it.
-
-    ``metric`` is the per-perturbation metric (columns ``local_/knn_/global_<metric>``), ``name`` the
-    value label (``Local <name>``), ``key`` the short label in ``Improvement (<key>)``, ``suffix`` the
-    per-perturbation improvement column ``improvement_<suffix>``.
-    """
-
-    metric: str
-    name: str
-    key: str
-    suffix: str
-    higher_is_better: bool
-    tests: bool = False
-    top_genes: bool = False
-    table: str = "performance"  # "performance" (lsft_performance) or "de" (de_metrics)
-
-    def label(self, top_genes: int) -> tuple[str, str]:
-        """(value name, short key) with the top-gene count filled in."""
-        if not self.top_genes:
-            return self.name, self.key
-        return self.name.format(n=top_genes), self.key.format(n=top_genes)
-
-
-FAMILIES: tuple[Family, ...] = (
-    Family("pearson_r", "Pearson r", "r", "r", True, tests=True),
-    Family("l2", "L2", "L2", "l2", False, tests=True),
-    Family("pearson_delta_top1000", "Pearson r (top {n})", "r, top {n}", "r_top1000", True, top_genes=True),
-    Family("l2_top1000", "L2 (top {n})", "L2, top {n}", "l2_top1000", False, top_genes=True),
-    Family("centered_pearson_r", "Centred r", "centred r", "centered_r", True),
-    Family("mae", "MAE", "MAE", "mae", False),
-    Family("ds_l1", "Discrimination (L1)", "DS L1", "ds_l1", True),
-    Family("rank", "Rank", "rank", "rank", False),
-    Family("rank_transposed", "Transposed Rank", "transposed rank", "rank_transposed", False),
-    # the de_metrics table: the other discrimination scores and the DE-gene metrics (SPEC 7, 7.2)
-    Family("ds_l2", "Discrimination (L2)", "DS L2", "ds_l2", True, table="de"),
-    Family("ds_cosine", "Discrimination (cosine)", "DS cosine", "ds_cosine", True, table="de"),
-    Family("de_overlap", "DE overlap", "DE overlap", "de_overlap", True, table="de"),
-    Family("de_top20", "DE top 20", "DE top 20", "de_top20", True, table="de"),
-    Family("de_top50", "DE top 50", "DE top 50", "de_top50", True, table="de"),
-    Family("de_top100", "DE top 100", "DE top 100", "de_top100", True, table="de"),
-    Family("de_direction", "DE direction", "DE direction", "de_direction", True, table="de"),
-    Family("de_spearman", "DE Spearman", "DE Spearman", "de_spearman", True, table="de"),
-    Family("pearson_de_delta", "Pearson r, DE genes", "r, DE genes", "pearson_de_delta", True, table="de"),
-    Family("mse_de", "MSE, DE genes", "MSE, DE genes", "mse_de", False, table="de"),
-)
+#: The metric families of the tables: the registry's metrics (:mod:`lsftbench.evaluation.registry`), each with
+#: local, kNN and global columns ``{local,knn,global}_<name>`` in the per-perturbation frame.
+FAMILIES: tuple[Metric, ...] = METRICS
 _METHODS = {"local": "Local", "global": "Baseline", "knn": "kNN"}
 _VS = {"global": "LSFT vs global", "knn": "LSFT vs kNN"}
 _FRACTION = {"local": "Fraction Improved", "knn": "kNN Fraction Improved"}
@@ -120,9 +67,9 @@ _SD = " SD (seeds)"
 # Per-perturbation rows
 
 
-def _families(df: pd.DataFrame) -> list[Family]:
+def _families(df: pd.DataFrame) -> list[Metric]:
     """Families whose local and global columns are present."""
-    return [f for f in FAMILIES if {f"local_{f.metric}", f"global_{f.metric}"} <= set(df.columns)]
+    return [f for f in FAMILIES if {f"local_{f.name}", f"global_{f.name}"} <= set(df.columns)]
 
 
 def per_perturbation(lsft_rows: pd.DataFrame, global_rows: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +80,7 @@ def per_perturbation(lsft_rows: pd.DataFrame, global_rows: pd.DataFrame) -> pd.D
     distances and ranks (positive = better), likewise ``knn_improvement_<s>`` for the kNN reference.
     An LSFT row without a global-fit row is an error.
     """
-    metrics = [f.metric for f in FAMILIES if f.metric in global_rows.columns]
+    metrics = [f.name for f in FAMILIES if f.name in global_rows.columns]
     glob = global_rows.rename(columns={m: f"global_{m}" for m in metrics})
     if ("seed" in lsft_rows.columns) != ("seed" in glob.columns):
         raise ValueError("only one of the LSFT and global-fit frames has a seed column")
@@ -146,8 +93,8 @@ def per_perturbation(lsft_rows: pd.DataFrame, global_rows: pd.DataFrame) -> pd.D
         raise ValueError(f"{len(orphans)} LSFT rows have no global-fit row, e.g. {orphans.head(3).to_dict('records')}")
     for f in _families(df):
         for method, prefix in (("local", "improvement"), ("knn", "knn_improvement")):
-            if f"{method}_{f.metric}" in df.columns:
-                gain = df[f"{method}_{f.metric}"] - df[f"global_{f.metric}"]
+            if f"{method}_{f.name}" in df.columns:
+                gain = df[f"{method}_{f.name}"] - df[f"global_{f.name}"]
                 df[f"{prefix}_{f.suffix}"] = gain if f.higher_is_better else -gain
     order = [c for c in ("seed", "baseline", "top_pct", "condition") if c in df.columns]
     return df.sort_values(order, kind="stable").reset_index(drop=True)
@@ -178,16 +125,16 @@ def _omit_top(df: pd.DataFrame, top_genes: int) -> bool:
     return "n_genes" in df.columns and len(df) > 0 and int(df["n_genes"].max()) <= top_genes
 
 
-def _table_families(df: pd.DataFrame, top_genes: int, table: str = "performance") -> list[Family]:
+def _table_families(df: pd.DataFrame, top_genes: int, table: str = "performance") -> list[Metric]:
     omit = _omit_top(df, top_genes)
     return [f for f in _families(df) if f.table == table and not (f.top_genes and omit)]
 
 
-def _columns(f: Family) -> dict[str, str]:
-    return {m: f"{m}_{f.metric}" for m in _METHODS}
+def _columns(f: Metric) -> dict[str, str]:
+    return {m: f"{m}_{f.name}" for m in _METHODS}
 
 
-def _spec(f: Family, rows: pd.DataFrame) -> FamilySpec:
+def _spec(f: Metric, rows: pd.DataFrame) -> FamilySpec:
     """The statistics' view of family ``f``: its method columns present in ``rows``."""
     return FamilySpec({m: c for m, c in _columns(f).items() if c in rows.columns}, f.higher_is_better, f.tests)
 
@@ -199,8 +146,8 @@ def _put(out: dict[str, object], label: str, est, pooled: bool) -> None:
         out[label + _SD] = est.sd
 
 
-def _family_columns(f: Family, s: FamilyStats, top_genes: int, pooled: bool) -> dict[str, object]:
-    name, key = f.label(top_genes)
+def _family_columns(f: Metric, s: FamilyStats, top_genes: int, pooled: bool) -> dict[str, object]:
+    name, key = f.labels(top_genes)
     out: dict[str, object] = {}
     for method, est in s.means.items():
         _put(out, f"{_METHODS[method]} {name}", est, pooled)
@@ -213,7 +160,7 @@ def _family_columns(f: Family, s: FamilyStats, top_genes: int, pooled: bool) -> 
 
 
 def _row(
-    rows: pd.DataFrame, families: list[Family], settings: StatsSettings, top_genes: int, pooled: bool
+    rows: pd.DataFrame, families: list[Metric], settings: StatsSettings, top_genes: int, pooled: bool
 ) -> dict[str, object]:
     per_seed = [g for _, g in rows.groupby("seed", sort=True)]
     out: dict[str, object] = {
@@ -247,22 +194,22 @@ def _with_ci(labels: Iterable[str], pooled: bool) -> list[str]:
     return [c for label in labels for c in (label, *(label + t for t in tail))]
 
 
-def _layout(families: list[Family], top_genes: int, pooled: bool) -> list[str]:
+def _layout(families: list[Metric], top_genes: int, pooled: bool) -> list[str]:
     """Column order: the note's ten columns first, then kNN, tests, further families, counts."""
-    named = {f.metric: f.label(top_genes) for f in families}
+    named = {f.name: f.labels(top_genes) for f in families}
     r, l2 = named.get("pearson_r", ("Pearson r", "r")), named.get("l2", ("L2", "L2"))
     first = [f"Local {r[0]}", f"Baseline {r[0]}", f"Improvement ({r[1]})",
              f"Local {l2[0]}", f"Baseline {l2[0]}", f"Improvement ({l2[1]})"]
     cols = ["Baseline", "Top %", *_with_ci(first, pooled), "Train Size", "Mean Similarity"]
     cols += _with_ci([f"kNN {r[0]}", f"kNN Improvement ({r[1]})", f"kNN {l2[0]}", f"kNN Improvement ({l2[1]})"], pooled)
     for f in families:
-        name, key = named[f.metric]
+        name, key = named[f.name]
         if f.tests:
             cols += [f"{pq} ({_VS[o]}, {key})" for o in _VS for pq in ("p", "q")]
-        if f.metric not in ("pearson_r", "l2"):
+        if f.name not in ("pearson_r", "l2"):
             values = [f"Local {name}", f"Baseline {name}", f"kNN {name}", f"Improvement ({key})", f"kNN Improvement ({key})"]
             cols += _with_ci(values, pooled)
-    cols += ["Test Perturbations", "Test Perturbations (per seed)", *[f"Undefined ({named[f.metric][1]})" for f in families]]
+    cols += ["Test Perturbations", "Test Perturbations (per seed)", *[f"Undefined ({named[f.name][1]})" for f in families]]
     return cols + ["Seeds", "Genes", "Synthetic Stand-in"]
 
 
@@ -395,13 +342,28 @@ def rank_note(mode_collapse_spread: float) -> str:
     )
 
 
-def progress_note(pooled: bool = False, exclude_target_gene: bool = False) -> str:
-    """The note of a progress-bar table (:func:`lsftbench.evaluation.progress_bar.progress_bar_table`)."""
+def gene_set_note(genes: tuple[int, int] | None, exclude_target_gene: bool = False) -> str:
+    """The line of a table that puts methods side by side: the one gene set they are all scored on (SPEC 7)."""
+    if genes is None:
+        return ""
+    n, measured = genes
+    which = ("every measured gene" if n == measured else
+             f"the genes every compared method predicts ({n} of the dataset's {measured} measured genes: a gene-table "
+             "baseline predicts fewer; its own-gene numbers are in the per-baseline tables)")
+    target = "; each perturbation's own target gene(s) left out" if exclude_target_gene else ""
+    return f"Genes: every method and every bound here is scored on the same {n} genes, {which}{target}."
+
+
+def progress_note(pooled: bool = False, exclude_target_gene: bool = False, genes: tuple[int, int] | None = None) -> str:
+    """The note of a progress-bar table (:func:`lsftbench.evaluation.progress_bar.progress_bar_table`); ``genes`` is
+    (the genes scored, the dataset's measured genes)."""
     note = (
         "How much of the gap from the worst acceptable (WAP: best null method) to the best achievable performance "
         "(BAP: the tighter of the idealized baseline, which USES TEST DATA on purpose, and the sampling-noise "
-        "ceiling) each method closes, over the common test set: % of gap closed = (score - WAP) / (BAP - WAP); "
-        "for L2 and MAE (lower is better) the same on -score.\n"
+        "ceiling; the discrimination score has no noise ceiling, its BAP is the idealized baseline's) each method "
+        "closes: % of gap closed = (score - WAP) / (BAP - WAP); for L2 and MAE (lower is better) the same on "
+        "-score. Per metric every score and bound is the mean over the same perturbations (`Perturbations`): the "
+        "common test set's, less any where a compared method's value is undefined.\n"
         "Sampling-noise ceiling: what a perfect model (the true mean change) is expected to score against the observed "
         "change, from random disjoint halves of each test perturbation's cells (Spearman-Brown for correlations, the "
         "scaled half difference for L2 and MAE); perturbations with fewer than 4 cells are left out of it. The noise of "
@@ -411,8 +373,9 @@ def progress_note(pooled: bool = False, exclude_target_gene: bool = False) -> st
     )
     if pooled:
         note += ("\nPooled: every number is the mean of its per-seed values (the % of gap closed too, the same numbers "
-                 "its SD is over).")
-    return note + "\n" + target_gene_note(exclude_target_gene)
+                 "its SD is over); the counts are summed over the seeds.")
+    lines = [note, gene_set_note(genes, exclude_target_gene), target_gene_note(exclude_target_gene)]
+    return "\n".join(line for line in lines if line)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -441,7 +404,7 @@ def de_metrics_table(
     for (baseline, pct), grp in rows.groupby(["baseline", "top_pct"], sort=True):
         for f, fam in zip(families, row_statistics(grp, [_spec(f, grp) for f in families], settings, p_values=False,
                                                    fractions=False)):
-            rec: dict[str, object] = {"Baseline": baseline, "Top %": _pct(pct), "Metric": f.name}
+            rec: dict[str, object] = {"Baseline": baseline, "Top %": _pct(pct), "Metric": f.label}
             for method, est in fam.means.items():  # long format: the row's "Baseline" is the baseline's name
                 _put(rec, "Global" if method == "global" else _METHODS[method], est, pooled)
             for method, est in fam.improvement.items():
@@ -518,13 +481,13 @@ def fraction_improved_table(
         specs = [_spec(f, grp) for f in families]  # families with tests only
         for f, s in zip(families, row_statistics(grp, specs, settings, intervals=False, p_values=False)):
             for method, (frac, low, high, _, n) in s.fraction.items():
-                label = f"{_FRACTION[method]} ({f.name})"
+                label = f"{_FRACTION[method]} ({f.label})"
                 rec[label], rec[label + _CI[0]], rec[label + _CI[1]] = frac, low, high
                 rec[f"Perturbations Counted ({f.key})"] = n
             rec[f"Undefined ({f.key})"] = s.n_undefined
         records.append(rec)
     table = pd.DataFrame.from_records(records, columns=None if records else ["Baseline", "Top %"])
-    frac_cols = [f"{_FRACTION[m]} ({f.name})" for m in _FRACTION for f in families]
+    frac_cols = [f"{_FRACTION[m]} ({f.label})" for m in _FRACTION for f in families]
     layout = _with_ci(frac_cols, pooled=False)
     layout += [f"Perturbations Counted ({f.key})" for f in families] + [f"Undefined ({f.key})" for f in families]
     return _order(table, layout, ["Baseline", "Top %"])
@@ -598,8 +561,8 @@ def _undefined_rows(df: pd.DataFrame, top_genes: int) -> list[tuple[str, str]]:
     for f in _table_families(df, top_genes):
         cols = [c for c in _columns(f).values() if c in df.columns]
         bad = df[cols].isna().any(axis=1)
-        name, _ = f.label(top_genes)
-        why = _UNDEFINED_WHY.get(f.metric, "the metric could not be computed")
+        name, _ = f.labels(top_genes)
+        why = _UNDEFINED_WHY.get(f.name, "the metric could not be computed")
         rows.append((f"Undefined {name}", f"{int(bad.sum())} of {len(df)} perturbation rows (baseline × K × seed); {why}; "
                      "such a perturbation is left out of every mean of this metric in its table row"))
     return rows
@@ -630,7 +593,7 @@ def summary_table(
     protocol
         ``default`` or ``seed_compat``.
     unpredictable
-        Columns ``seed, baseline, condition, reason`` (see :func:`lsftbench.evaluation.statistics.not_predictable_list`).
+        Columns ``seed, baseline, condition, reason`` (see :func:`lsftbench.evaluation.test_sets.not_predictable_list`).
     dropped
         The same columns for the training perturbations a baseline's fit could not use.
     perf
@@ -814,7 +777,7 @@ def performance_markdown(table: pd.DataFrame, title: str, note: str | None, csv_
     footer = (f"Every column — the SD across seeds, kNN improvements, p- and q-values, counts — is in `{csv_name}`; "
               "there, the global fit's columns keep the LSFT note's names (`Baseline Pearson r` = Global Pearson r).")
     text = to_markdown(table, title, note, columns=main, rename=_global_headers(main), sd=False, footer=footer)
-    families = [f.label(top_genes) for f in FAMILIES if f.table == "performance" and f.metric not in ("pearson_r", "l2")]
+    families = [f.labels(top_genes) for f in FAMILIES if f.table == "performance" and f.name not in ("pearson_r", "l2")]
     families = [(name, key) for name, key in families if f"Local {name}" in table.columns]
     keys = [c for c in ("Dataset", "Protocol", "Baseline", "Top %") if c in table.columns]
     more = _long_metrics(table, families, keys)
