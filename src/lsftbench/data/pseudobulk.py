@@ -85,15 +85,7 @@ def pseudobulk(
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    adata = open_perturb_data(path, backed=True, check_targets=False)
-    try:
-        codes, order = condition_codes(adata)
-        genes = gene_symbols(adata, path)
-        n_obs, n_genes = adata.n_obs, adata.n_vars
-    finally:
-        if adata.isbacked:
-            adata.file.close()
-    check_matrix_layout(path, n_obs, n_genes)
+    codes, order, genes, n_obs, n_genes = cell_index(path)
     n_cond = len(order)
     sums = np.zeros((n_cond, n_genes))
     squares = np.zeros((n_cond, n_genes)) if variance else None
@@ -133,6 +125,23 @@ def _sample_variance(squares: np.ndarray, means: np.ndarray, counts: np.ndarray)
         s[s <= (1e-7 * m) ** 2] = 0.0
         s[np.broadcast_to(k <= 1, s.shape)] = np.nan
     return squares
+
+
+def cell_index(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str], pd.Index, int, int]:
+    """What streaming over ``X`` needs first: ``(codes, order, genes, n_obs, n_genes)``, the per-cell condition
+    codes and their order (:func:`condition_codes`), the gene symbols and the cells × genes shape, with the
+    metadata (:func:`open_perturb_data`, targets not checked) and the layout of ``X`` (:func:`check_matrix_layout`)
+    validated."""
+    adata = open_perturb_data(path, backed=True, check_targets=False)
+    try:
+        codes, order = condition_codes(adata)
+        genes = gene_symbols(adata, path)
+        n_obs, n_genes = adata.n_obs, adata.n_vars
+    finally:
+        if adata.isbacked:
+            adata.file.close()
+    check_matrix_layout(path, n_obs, n_genes)
+    return codes, order, genes, n_obs, n_genes
 
 
 def condition_codes(adata: ad.AnnData) -> tuple[np.ndarray, list[str]]:
