@@ -68,10 +68,9 @@ def dataset_chunks(dataset):
     ds = config["datasets"][dataset]
     n = None
     if ds["source"] == "synthetic":
-        from lsftbench.data.synthetic.presets import PRESETS
+        from lsftbench.data.synthetic.presets import preset_perturbations
 
-        preset = PRESETS.get(ds.get("preset", dataset))
-        n = (ds.get("overrides") or {}).get("n_perts", preset.n_perts if preset else None)
+        n = preset_perturbations(ds.get("preset", dataset), ds.get("overrides"))
     else:  # None while the file is not there yet (a download to come)
         from lsftbench.data.conditions import count_perturbations
 

@@ -128,9 +128,9 @@ def hits(server: Server, file_id: int | str) -> int:
 # ------------------------------------------------------------------------------------------ data
 
 
-def tiny_h5ad(path: Path) -> Path:
+def tiny_h5ad(path: Path, conditions: list[str] | None = None) -> Path:
     rng = np.random.default_rng(0)
-    conditions = ["ctrl"] * 4 + ["G1+ctrl"] * 3 + ["G2+ctrl"] * 3
+    conditions = conditions or ["ctrl"] * 4 + ["G1+ctrl"] * 3 + ["G2+ctrl"] * 3
     x = sp.random(len(conditions), 5, density=0.5, random_state=1, format="csr", dtype=np.float32)
     x.data = np.abs(x.data) + rng.random(x.nnz).astype(np.float32)
     adata = ad.AnnData(
@@ -160,8 +160,8 @@ def tar_gz_bytes(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def dataset_zip(tmp_path: Path, name: str) -> bytes:
-    h5 = tiny_h5ad(tmp_path / "src.h5ad").read_bytes()
+def dataset_zip(tmp_path: Path, name: str, conditions: list[str] | None = None) -> bytes:
+    h5 = tiny_h5ad(tmp_path / "src.h5ad", conditions).read_bytes()
     return zip_bytes({f"{name}/{dl.H5AD_NAME}": h5, f"{name}/go.csv": b"a,b\n"})
 
 
@@ -181,7 +181,10 @@ def test_registry_and_url() -> None:
     assert dl.dataverse_url(1, "http://x/y/") == "http://x/y/1"
     assert dl.GEARS_FILES["adamson"].member == "adamson/perturb_processed.h5ad"
     assert dl.GEARS_FILES["go_essential_all"].size == 60_654_049
-    assert set(dl.GEARS_DATASETS) == {"adamson", "replogle_k562_essential", "replogle_rpe1_essential"}
+    assert set(dl.GEARS_DATASETS) == {"adamson", "replogle_k562_essential", "replogle_rpe1_essential", "norman"}
+    norman = dl.GEARS_FILES["norman"]  # GEARS 0.1.2 PertData.load(data_name="norman")
+    assert (norman.file_id, norman.filename, norman.member) == (6154020, "norman.zip", "norman/perturb_processed.h5ad")
+    assert norman.size is None and norman.sha256 is None  # verified through the lock file
 
 
 def test_dataset_download_extract_ingest_and_lock(server: Server, tmp_path: Path) -> None:
@@ -216,6 +219,23 @@ def test_dataset_download_extract_ingest_and_lock(server: Server, tmp_path: Path
         dl.fetch_gears_dataset("adamson", out, base_url=server.base, lock_file=lock, **FAST)
     assert hits(server, 6154417) == 1
     assert leftovers(out) == [] and leftovers(out / "adamson") == []
+
+
+def test_norman_download_keeps_its_doubles(server: Server, tmp_path: Path) -> None:
+    conditions = ["ctrl"] * 4 + ["G1+ctrl"] * 2 + ["G2+ctrl"] * 2 + ["G1+G2"] * 2 + ["G2+G3"] * 2
+    payload = dataset_zip(tmp_path, "norman", conditions)
+    serve(server, 6154020, Route(payload))
+    out, lock = tmp_path / "data", tmp_path / "lock.json"
+    h5ad = dl.fetch_gears_dataset("norman", out, base_url=server.base, lock_file=lock, **FAST)
+    assert h5ad == out / "norman" / "perturb_processed.h5ad"
+    adata = open_perturb_data(h5ad)
+    assert set(adata.obs["condition"].astype(str)) == {"ctrl", "G1+ctrl", "G2+ctrl", "G1+G2", "G2+G3"}
+    adata.file.close()
+    recorded = json.loads(lock.read_text())
+    assert recorded["norman.zip"] == sha(payload)
+    assert recorded["norman/perturb_processed.h5ad"] == sha(h5ad.read_bytes())
+    assert dl.fetch_gears_dataset("norman", out, base_url=server.base, lock_file=lock, **FAST) == h5ad
+    assert hits(server, 6154020) == 1
 
 
 def test_new_download_must_match_recorded_hash(server: Server, tmp_path: Path) -> None:
@@ -319,8 +339,8 @@ def test_invalid_h5ad_in_archive_names_member(server: Server, tmp_path: Path) ->
 
 
 def test_unknown_dataset() -> None:
-    with pytest.raises(KeyError, match="norman"):
-        dl.fetch_gears_dataset("norman", "/nonexistent")
+    with pytest.raises(KeyError, match=r"unknown GEARS dataset 'dixit' \(known: adamson, .*norman\)"):
+        dl.fetch_gears_dataset("dixit", "/nonexistent")
 
 
 def test_go_resources(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -110,3 +110,39 @@ def test_mean_expression_reader_equals_anndata(small_h5ad, tmp_path):
     means = read_mean_expression(tmp_path / "pb.h5ad")
     np.testing.assert_array_equal(means.X, pb.X)
     assert list(means.obs_names) == list(pb.obs_names) and list(means.var_names) == list(pb.var_names)
+
+
+@pytest.mark.parametrize("categorical", [True, False])
+def test_a_condition_spelled_two_ways_is_one_condition(tmp_path, categorical):
+    """``A+B``/``B+A`` (and ``G+ctrl``/``ctrl+G``) are one condition named as its first cell names it, for the
+    pseudobulk, the split's cell list, the noise ceiling and the published protocol's pseudobulk alike (SPEC 10)."""
+    from lsftbench.data.conditions import count_perturbations
+    from lsftbench.data.split import gears_simulation_split, split_conditions
+    from lsftbench.evaluation.noise_ceiling import ceiling_replicates
+    from lsftbench.model.seed_compat import published_pseudobulk
+
+    conditions = ["ctrl", "B+A", "ctrl", "A+B", "A+ctrl", "B+A", "ctrl+A", "B+ctrl", "A+B", "ctrl", "B+ctrl"]
+    x = np.arange(len(conditions) * 2, dtype=float).reshape(-1, 2) / 4 + 0.25
+    column = pd.Categorical(conditions) if categorical else conditions
+    obs = pd.DataFrame({"condition": column}, index=[f"c{i}" for i in range(len(x))])
+    a = ad.AnnData(X=sp.csr_matrix(x, dtype=np.float32), obs=obs,
+                   var=pd.DataFrame({"gene_name": ["A", "B"]}, index=["E0", "E1"]))
+    path = tmp_path / "both_ways.h5ad"
+    a.write_h5ad(path)
+
+    read_as = {"B+A": "B+A", "A+B": "B+A", "A+ctrl": "A+ctrl", "ctrl+A": "A+ctrl", "B+ctrl": "B+ctrl", "ctrl": "ctrl"}
+    pb = pseudobulk(path, chunk_size=3)
+    assert list(pb.obs_names) == ["ctrl", "B+A", "A+ctrl", "B+ctrl"]
+    assert pb.obs["n_cells"].tolist() == [3, 4, 2, 2]
+    for name in pb.obs_names:
+        rows = [i for i, c in enumerate(conditions) if read_as[c] == name]
+        np.testing.assert_allclose(pb[name].X.ravel(), x[rows].mean(axis=0), rtol=1e-6)
+    cells, dropped = split_conditions(path)
+    assert cells == [read_as[c] for c in conditions] and dropped == []
+    assert sorted(c for part in gears_simulation_split(cells, seed=1).values() for c in part) == sorted(pb.obs_names)
+    reps = ceiling_replicates(path, pb, replicates=2, seed=1)
+    assert reps.conditions == ["B+A", "A+ctrl", "B+ctrl"] and reps.n_cells.tolist() == [4, 2, 2]
+    published = published_pseudobulk(path)
+    assert sorted(published.obs_names) == sorted(pb.obs_names) and published["B+A"].obs["n_cells"].item() == 4
+    if categorical:
+        assert count_perturbations(path) == 3

@@ -12,7 +12,16 @@ import pytest
 from gears_reference import gears_modules
 
 from lsftbench.data.h5ad import InputDataError
-from lsftbench.data.split import gears_simulation_split, read_split_json, seed_compat_split, split_summary
+from lsftbench.data.split import (
+    SUBGROUPS,
+    gears_simulation_split,
+    gears_simulation_subgroups,
+    paper_doubles_split,
+    read_split_json,
+    seed_compat_split,
+    seen_subgroups,
+    split_summary,
+)
 
 SEEDS = [1, 2, 3, 4, 5]
 
@@ -29,14 +38,19 @@ def gears_data_utils():
         yield modules["data_utils"]
 
 
-def _gears_membership(du, conditions: list[str], seed: int, categorical: bool = False) -> dict[str, set[str]]:
+def _gears_split(du, conditions: list[str], seed: int, categorical: bool = False):
+    """GEARS's ``split_data``: the adata with its ``split`` column and the ``{test,val}_subgroup`` dict."""
     obs = pd.DataFrame({"condition": conditions}, index=[f"c{i}" for i in range(len(conditions))])
     if categorical:
         obs["condition"] = obs["condition"].astype("category")
     adata = ad.AnnData(X=np.zeros((len(conditions), 1), dtype=np.float32), obs=obs)
-    adata, _ = du.DataSplitter(adata, split_type="simulation").split_data(
+    return du.DataSplitter(adata, split_type="simulation").split_data(
         train_gene_set_size=0.75, combo_seen2_train_frac=0.75, seed=seed
     )
+
+
+def _gears_membership(du, conditions: list[str], seed: int, categorical: bool = False) -> dict[str, set[str]]:
+    adata, _ = _gears_split(du, conditions, seed, categorical)
     per_cond = adata.obs[["condition", "split"]].astype(str).drop_duplicates()
     assert per_cond["condition"].is_unique and not per_cond["split"].isin(["nan"]).any()
     return {s: set(per_cond.loc[per_cond["split"] == s, "condition"]) for s in ("train", "val", "test")}
@@ -67,6 +81,8 @@ def _condition_lists() -> dict[str, tuple[list[str], bool]]:
                    + _doubles(g[100:120], 10, rng))  # some doubles of genes without a single
     shuffled = list(rng.permutation(norman_list))
     per_cell = [c for c in shuffled for _ in range(int(rng.integers(1, 4)))]
+    some = _doubles(g[:28], 40, np.random.default_rng(8))  # its own stream: the other lists stay as they were
+    both_orders = some + ["+".join(reversed(d.split("+"))) for d in some[::3]]
     return {
         "singles_1": (["ctrl", "GENE5+ctrl"], False),
         "singles_2": (["ctrl"] + _singles(["B", "A"]), False),
@@ -80,6 +96,8 @@ def _condition_lists() -> dict[str, tuple[list[str], bool]]:
         "norman_like": (norman_list, False),
         "norman_like_shuffled_per_cell": (per_cell, True),
         "only_doubles": (["ctrl"] + _doubles(g[:30], 60, rng), False),
+        # GEARS reads "A+B" and "B+A" as two conditions; so does the split (the data readers merge them)
+        "doubles_both_orders": (["ctrl"] + _singles(g[:24]) + both_orders, False),
     }
 
 
@@ -112,6 +130,98 @@ def test_gears_simulation_split_list_order(gears_data_utils):
         ours = gears_simulation_split(conditions, seed=seed)
         assert ours == {"train": [str(x) for x in train] + ["ctrl"], "val": [str(x) for x in val],
                         "test": [str(x) for x in test]}
+
+
+DOUBLE_LISTS = [name for name, (conds, _) in CONDITION_LISTS.items() if any("ctrl" not in c for c in conds)]
+
+
+@pytest.mark.parametrize("name", DOUBLE_LISTS)
+def test_gears_simulation_subgroups_match_gears(gears_data_utils, name):
+    """The test and val subgroups equal those GEARS's split_data returns, list by list and in its order."""
+    conditions, categorical = CONDITION_LISTS[name]
+    assert len(DOUBLE_LISTS) == 5
+    for seed in SEEDS:
+        _, ref = _gears_split(gears_data_utils, conditions, seed, categorical)
+        column = pd.Series(conditions, dtype="category" if categorical else object)
+        ours = gears_simulation_subgroups(column, seed=seed)
+        for part in ("test", "val"):
+            expected = {group: [str(x) for x in members] for group, members in ref[f"{part}_subgroup"].items()}
+            assert ours[part] == expected, f"{name}, seed {seed}, {part}"
+        split = gears_simulation_split(column, seed=seed)
+        for part in ("test", "val"):  # a set's subgroups partition it
+            assert sorted(c for group in SUBGROUPS for c in ours[part][group]) == sorted(split[part])
+    if name == "norman_like":  # every subgroup occurs
+        assert all(ours["test"][group] for group in SUBGROUPS)
+
+
+def test_gears_simulation_subgroups_of_singles_and_of_nothing():
+    conditions = ["ctrl"] + _singles(f"G{i}" for i in range(40))
+    groups = gears_simulation_subgroups(conditions, seed=3)
+    split = gears_simulation_split(conditions, seed=3)
+    assert groups["test"] == {"combo_seen0": [], "combo_seen1": [], "combo_seen2": [], "unseen_single": split["test"]}
+    assert groups["val"]["unseen_single"] == split["val"] and len(split["test"]) == 10
+    nothing = {part: dict.fromkeys(SUBGROUPS, []) for part in ("test", "val")}
+    assert gears_simulation_subgroups(["ctrl"], seed=1) == nothing
+
+
+# --------------------------------------------------------------------------------------------------
+# the paper's double-perturbation split
+# --------------------------------------------------------------------------------------------------
+
+
+def _paper_reference(conditions: list[str], seed: int) -> dict[str, list[str]]:
+    """SPEC 10's transcription of the paper's prepare_perturbation_data.py, with the global legacy RNG."""
+    conds = np.asarray(pd.Categorical(conditions).categories)  # sorted categories
+    singles = [c for c in conds if "ctrl" in c]
+    np.random.seed(seed)
+    doubles = np.setdiff1d(conds, singles)
+    train_doubles = np.random.choice(doubles, len(doubles) // 2, replace=False)
+    rest = np.setdiff1d(doubles, train_doubles)
+    return {"train": singles + list(train_doubles), "val": list(rest[len(rest) // 2 :]),
+            "test": list(rest[: len(rest) // 2])}
+
+
+@pytest.mark.parametrize("name", DOUBLE_LISTS)
+def test_paper_doubles_split_matches_the_paper(name):
+    conditions = [str(c) for c in CONDITION_LISTS[name][0]]
+    state = np.random.get_state()
+    try:
+        for seed in [1, 2, 3, 42]:
+            ref = _paper_reference(conditions, seed)
+            ours = paper_doubles_split(conditions, seed)
+            assert ours["train"] == [str(c) for c in ref["train"] if c != "ctrl"] + ["ctrl"]
+            assert ours["test"] == [str(c) for c in ref["test"]] and ours["val"] == [str(c) for c in ref["val"]]
+            assert len(ours["test"]) == (len(ours["test"]) + len(ours["val"])) // 2 > 0
+            assert sum(map(len, ours.values())) == len(set(conditions) | {"ctrl"})
+    finally:
+        np.random.set_state(state)
+
+
+def test_paper_doubles_split_hand_computed_and_global_rng_untouched():
+    conditions = ["ctrl", "A+ctrl", "B+ctrl", "ctrl", "C+ctrl", "B+A", "A+C", "B+C", "C+Z", "Y+Z", "B+A"]
+    # doubles sorted: A+C B+A B+C C+Z Y+Z; choice(5, 2, replace=False) = permutation(5)[:2] = indices 2, 0
+    # (B+C, A+C) train; the rest B+A C+Z Y+Z: the first 3 // 2 = 1 test, the others val
+    assert np.random.RandomState(0).permutation(5).tolist()[:2] == [2, 0]
+    np.random.seed(123)
+    expected_next = np.random.random()
+    np.random.seed(123)
+    split = paper_doubles_split(conditions, seed=0)
+    assert np.random.random() == expected_next
+    assert split == {"train": ["A+ctrl", "B+ctrl", "C+ctrl", "B+C", "A+C", "ctrl"], "test": ["B+A"],
+                     "val": ["C+Z", "Y+Z"]}
+    # every single trains, so a held-out double is combo_seen2 when both its genes have a single, else 1 or 0
+    groups = seen_subgroups(split)
+    assert groups["test"] == {"combo_seen0": [], "combo_seen1": [], "combo_seen2": ["B+A"], "unseen_single": []}
+    assert groups["val"] == {"combo_seen0": ["Y+Z"], "combo_seen1": ["C+Z"], "combo_seen2": [], "unseen_single": []}
+    assert paper_doubles_split(["ctrl", "A+ctrl"], seed=1) == {"train": ["A+ctrl", "ctrl"], "val": [], "test": []}
+
+
+def test_seen_subgroups_of_a_singles_split():
+    split = {"train": ["A+ctrl", "ctrl"], "val": ["ctrl+B"], "test": ["C+ctrl", "A+C", "A+D"]}
+    groups = seen_subgroups(split)
+    assert groups["test"] == {"combo_seen0": [], "combo_seen1": ["A+C", "A+D"], "combo_seen2": [],
+                              "unseen_single": ["C+ctrl"]}
+    assert groups["val"] == {"combo_seen0": [], "combo_seen1": [], "combo_seen2": [], "unseen_single": ["ctrl+B"]}
 
 
 def test_gears_simulation_split_does_not_touch_global_rng():

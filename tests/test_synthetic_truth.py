@@ -54,4 +54,4 @@ def test_generator_is_seeded_and_gears_shaped():
     targets = {c.split("+")[0] for c in conds if c != "ctrl"}
     assert len(targets - set(a.var["gene_name"])) == 2  # perturbed genes that are not measured
     assert a.X.dtype == np.float32 and a.X.min() >= 0
-    assert set(PRESETS) == {"adamson", "replogle_k562_essential", "replogle_rpe1_essential"}
+    assert set(PRESETS) == {"adamson", "replogle_k562_essential", "replogle_rpe1_essential", "norman"}

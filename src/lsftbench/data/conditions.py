@@ -15,6 +15,7 @@ __all__ = [
     "condition_genes",
     "clean_condition",
     "condition_key",
+    "canonical_spellings",
     "is_double",
     "is_single",
     "single_gene",
@@ -42,6 +43,34 @@ def condition_key(condition: str) -> str:
     ``ctrl+G`` and ``G`` alike); the two genes sorted and joined by ``+`` for a double (``B+A`` = ``A+B``)."""
     genes = condition_genes(condition)
     return "+".join(sorted(genes)) if genes else CTRL
+
+
+def canonical_spellings(names: Iterable[object]) -> dict[str, str]:
+    """The renames that make each condition one name (SPEC 10): every spelling of ``names`` whose
+    :func:`condition_key` an earlier spelling already had (``B+A`` after ``A+B``, ``ctrl+G`` after ``G+ctrl``),
+    mapped to that first spelling.
+
+    Parameters
+    ----------
+    names
+        Distinct condition names in the order they are first met (e.g. in the cells of a file); anything
+        that is not a string (a missing value) is passed over.
+
+    Returns
+    -------
+    dict
+        ``{later spelling: first spelling}``; empty when every condition is spelled one way, so data without
+        such duplicates are read exactly as written.
+    """
+    first: dict[str, str] = {}
+    renames: dict[str, str] = {}
+    for name in names:
+        if not isinstance(name, str):
+            continue
+        kept = first.setdefault(condition_key(name), name)
+        if kept != name:
+            renames[name] = kept
+    return renames
 
 
 def is_double(condition: str) -> bool:
@@ -120,9 +149,9 @@ def target_positions(conditions: Iterable[str], genes: Any) -> np.ndarray:
 
 
 def count_perturbations(path: str | os.PathLike[str]) -> int | None:
-    """The number of perturbation conditions (``ctrl`` not counted) of a GEARS h5ad, read from the categories
-    of ``obs["condition"]`` without loading the file; ``None`` when it cannot be told cheaply (no such file,
-    a non-categorical column, an unreadable file)."""
+    """The number of perturbation conditions (``ctrl`` not counted, ``A+B`` and ``B+A`` once) of a GEARS h5ad,
+    read from the categories of ``obs["condition"]`` without loading the file; ``None`` when it cannot be told
+    cheaply (no such file, a non-categorical column, an unreadable file)."""
     import h5py
 
     try:
@@ -133,4 +162,4 @@ def count_perturbations(path: str | os.PathLike[str]) -> int | None:
             names = [c.decode() if isinstance(c, bytes) else str(c) for c in column["categories"][...]]
     except (OSError, KeyError, TypeError, ValueError):
         return None
-    return sum(name != CTRL for name in names)
+    return len({condition_key(name) for name in names if name != CTRL})

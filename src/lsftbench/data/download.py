@@ -105,6 +105,7 @@ GEARS_FILES: dict[str, GearsFile] = {
     "adamson": _dataset(6154417, "adamson"),
     "replogle_k562_essential": _dataset(7458695, "replogle_k562_essential"),
     "replogle_rpe1_essential": _dataset(7458694, "replogle_rpe1_essential"),
+    "norman": _dataset(6154020, "norman"),  # singles and doubles (SPEC 10)
     "gene2go_all": GearsFile(
         6153417,
         "gene2go_all.pkl",

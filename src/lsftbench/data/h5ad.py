@@ -24,7 +24,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..io import InputDataError
-from .conditions import CTRL, invalid_conditions, perturbation_targets
+from .conditions import CTRL, canonical_spellings, invalid_conditions, perturbation_targets
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -36,6 +36,7 @@ __all__ = [
     "open_perturb_data",
     "gene_symbols",
     "cell_conditions",
+    "first_seen_names",
     "check_condition_names",
     "check_targets_measured",
     "check_matrix_layout",
@@ -125,8 +126,25 @@ def gene_symbols(adata: ad.AnnData, path: str | os.PathLike[str] = "<AnnData>") 
 
 
 def cell_conditions(adata: ad.AnnData) -> pd.Series:
-    """``obs["condition"]`` as plain strings."""
-    return adata.obs["condition"].astype("object").astype("string").astype(object)
+    """``obs["condition"]`` as plain strings, one spelling per condition (SPEC 10).
+
+    A condition spelled two ways (``A+B`` and ``B+A``, or ``G+ctrl`` and ``ctrl+G``) is read as the spelling
+    of its first cell (:func:`~lsftbench.data.conditions.canonical_spellings`), so the split, the pseudobulk
+    (:func:`lsftbench.data.pseudobulk.condition_codes`) and the noise ceiling see one condition. A column
+    without such duplicates is returned as written.
+    """
+    conditions = adata.obs["condition"].astype("object").astype("string").astype(object)
+    renames = canonical_spellings(first_seen_names(adata.obs["condition"]))
+    return conditions.replace(renames) if renames else conditions
+
+
+def first_seen_names(column: pd.Series) -> list[str]:
+    """The distinct names of a per-cell condition column (categorical or not) in the order of their first
+    cell; missing values are left out."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        names = column.cat.categories
+        return [str(names[code]) for code in pd.unique(column.cat.codes.to_numpy()) if code >= 0]
+    return [str(name) for name in pd.unique(column.to_numpy()) if not pd.isna(name)]
 
 
 def check_condition_names(column: pd.Series, path: str | os.PathLike[str], limit: int = 10) -> None:

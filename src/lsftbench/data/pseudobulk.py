@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .conditions import CTRL, single_gene
+from .conditions import CTRL, canonical_spellings, single_gene
 from .h5ad import (
     IMPLAUSIBLE_MAX,
     InputDataError,
     ValueScan,
+    cell_conditions,
     check_matrix_layout,
     check_values,
     gene_symbols,
@@ -145,18 +146,25 @@ def cell_index(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str], pd.
 
 
 def condition_codes(adata: ad.AnnData) -> tuple[np.ndarray, list[str]]:
-    """Per-cell condition index into ``order`` (``ctrl`` first, then first appearance)."""
+    """Per-cell condition index into ``order`` (``ctrl`` first, then first appearance).
+
+    A condition spelled two ways (``A+B`` and ``B+A``) is one entry of ``order``, named as its first cell
+    names it, as :func:`lsftbench.data.h5ad.cell_conditions` reads it (SPEC 10).
+    """
     column = adata.obs["condition"]
     if isinstance(column.dtype, pd.CategoricalDtype):
         names = column.cat.categories.astype(str)
         if names.is_unique:  # work on the integer codes, not millions of strings
             cat_codes = column.cat.codes.to_numpy()
             first = pd.unique(cat_codes)
-            ordered = [names[i] for i in first if names[i] == CTRL] + [names[i] for i in first if names[i] != CTRL]
+            spelled = [names[i] for i in first]
+            renames = canonical_spellings(spelled)
+            read = [renames.get(name, name) for name in spelled]
+            ordered = list(dict.fromkeys([n for n in read if n == CTRL] + [n for n in read if n != CTRL]))
             position = np.full(len(names), -1, dtype=np.int32)
-            position[names.get_indexer(ordered)] = np.arange(len(ordered), dtype=np.int32)
+            position[first] = pd.Index(ordered).get_indexer(read)
             return position[cat_codes], ordered
-    conditions = column.astype("object").astype("string").astype(object).to_numpy()
+    conditions = cell_conditions(adata).to_numpy()
     uniques = pd.unique(conditions)
     order = [CTRL] + [str(c) for c in uniques if c != CTRL]
     return pd.Index(order).get_indexer(conditions).astype(np.int32), order

@@ -1,14 +1,18 @@
 """Train/val/test splits of perturbation conditions.
 
-Three sources of a split:
+Four sources of a split:
 
 * :func:`gears_simulation_split` — the default protocol (SPEC §2): membership identical to GEARS 0.1.2
-  ``PertData.prepare_split(split="simulation", seed=s)``.
+  ``PertData.prepare_split(split="simulation", seed=s)``; :func:`gears_simulation_subgroups` gives its test
+  and val subgroups as GEARS names them (SPEC §10).
+* :func:`paper_doubles_split` — the paper's split of a double-perturbation dataset (SPEC §10): every single
+  trains, the doubles are halved; :func:`seen_subgroups` names its test doubles.
 * :func:`seed_compat_split` — the plain 70/15/15 shuffle used by the seed's code (SPEC §9).
 * :func:`read_split_json` — a user-supplied ``{"train": [...], "val": [...], "test": [...]}`` file.
 
-All three return ``{"train": [...], "val": [...], "test": [...]}`` with full condition names
-(``GENE+ctrl``, ``A+B``); ``ctrl`` is always in ``train``.
+All return ``{"train": [...], "val": [...], "test": [...]}`` with full condition names
+(``GENE+ctrl``, ``A+B``); ``ctrl`` is always in ``train``. The subgroup functions return
+``{"test": {subgroup: [...]}, "val": {subgroup: [...]}}`` with the subgroups of :data:`SUBGROUPS`.
 """
 
 from __future__ import annotations
@@ -21,11 +25,17 @@ from typing import Any
 import numpy as np
 
 from ..io import InputDataError, read_json
-from .conditions import CTRL
+from .conditions import CTRL, condition_genes, is_double
 
-__all__ = ["SETS", "EXPORT_README", "export_split", "split_conditions", "check_split_size", "gears_simulation_split", "seed_compat_split", "read_split_json", "split_summary"]
+__all__ = ["SETS", "SUBGROUPS", "EXPORT_README", "export_split", "split_conditions", "check_split_size",
+           "gears_simulation_split", "gears_simulation_subgroups", "paper_doubles_split", "seen_subgroups",
+           "seed_compat_split", "read_split_json", "split_summary"]
 
 SETS = ("train", "val", "test")
+#: GEARS 0.1.2's names of the held-out subgroups (``get_simulation_split``): doubles with 0, 1 or 2 seen genes,
+#: singles of unseen genes.
+SUBGROUPS = ("combo_seen0", "combo_seen1", "combo_seen2", "unseen_single")
+Subgroups = dict[str, list[str]]
 
 
 def split_conditions(
@@ -88,8 +98,8 @@ def _perts_with_genes(genes: set[str], perts: Sequence[str], single: bool) -> li
 
 def _simulation_step(
     perts: Sequence[str], gene_frac: float, combo_frac: float, seed: int
-) -> tuple[list[str], list[str]]:
-    """One GEARS ``get_simulation_split`` pass: split ``perts`` into (train, held-out).
+) -> tuple[list[str], list[str], Subgroups]:
+    """One GEARS ``get_simulation_split`` pass: split ``perts`` into (train, held-out, held-out subgroups).
 
     A fraction ``gene_frac`` of the perturbed genes (sorted with ``np.unique``) is drawn as training
     genes. Singles of training genes train, singles of the other genes are held out. Doubles with
@@ -97,7 +107,8 @@ def _simulation_step(
     and a fraction ``combo_frac`` of them trains.
 
     Returns lists in GEARS's order: train = training singles then the drawn doubles (draw order);
-    held-out = one-seen doubles, unpicked two-seen doubles (sorted), unseen singles, unseen doubles.
+    held-out = one-seen doubles, unpicked two-seen doubles (sorted), unseen singles, unseen doubles; the
+    held-out ones also by subgroup (:data:`SUBGROUPS`), each list in that order.
     """
     # Legacy MT19937 stream: RandomState(s).choice == np.random.seed(s); np.random.choice, without
     # touching the global state.
@@ -112,7 +123,7 @@ def _simulation_step(
     seen1 = [p for p in doubles_seen if sum(t in train_genes for t in p.split("+")) == 1]
     seen2 = np.setdiff1d(np.asarray(doubles_seen, dtype=str), np.asarray(seen1, dtype=str))
     seen2_train = np.random.RandomState(seed).choice(seen2, int(len(seen2) * combo_frac), replace=False)
-    seen2_test = np.setdiff1d(seen2, seen2_train)
+    seen2_test = [str(p) for p in np.setdiff1d(seen2, seen2_train)]
     train += [str(p) for p in seen2_train]
 
     unseen_single = _perts_with_genes(other_genes, perts, single=True)
@@ -121,13 +132,30 @@ def _simulation_step(
         for p in _perts_with_genes(other_genes, perts, single=False)
         if not any(t in train_genes for t in p.split("+"))
     ]
-    held_out = seen1 + [str(p) for p in seen2_test] + unseen_single + seen0
+    held_out = seen1 + seen2_test + unseen_single + seen0
     if len(train) + len(held_out) != len(perts):
         raise ValueError(
             "conditions could not be assigned to the GEARS simulation split; "
             "expected names like 'G+ctrl' or 'A+B'"
         )
-    return train, held_out
+    subgroups = {"combo_seen0": seen0, "combo_seen1": seen1, "combo_seen2": seen2_test, "unseen_single": unseen_single}
+    return train, held_out, subgroups
+
+
+def _gears_simulation(
+    conditions: Sequence[str], seed: int, train_gene_set_size: float, combo_seen2_train_frac: float
+) -> tuple[dict[str, list[str]], dict[str, Subgroups]]:
+    """The GEARS simulation split and its test and val subgroups (both passes of ``split_data``)."""
+    perts = _unique_perts(conditions)
+    if not perts:
+        return {"train": [CTRL], "val": [], "test": []}, {name: _no_subgroups() for name in ("test", "val")}
+    train, test, test_groups = _simulation_step(perts, train_gene_set_size, combo_seen2_train_frac, seed)
+    train, val, val_groups = _simulation_step(train, 0.9, 0.9, seed)
+    return {"train": train + [CTRL], "val": val, "test": test}, {"test": test_groups, "val": val_groups}
+
+
+def _no_subgroups() -> Subgroups:
+    return {name: [] for name in SUBGROUPS}
 
 
 def gears_simulation_split(
@@ -160,12 +188,94 @@ def gears_simulation_split(
     The test set is drawn first; val is then carved from the first-pass train list by the same
     procedure with fractions 0.9/0.9 and the same seed.
     """
-    perts = _unique_perts(conditions)
-    if not perts:
-        return {"train": [CTRL], "val": [], "test": []}
-    train, test = _simulation_step(perts, train_gene_set_size, combo_seen2_train_frac, seed)
-    train, val = _simulation_step(train, 0.9, 0.9, seed)
-    return {"train": train + [CTRL], "val": val, "test": test}
+    return _gears_simulation(conditions, seed, train_gene_set_size, combo_seen2_train_frac)[0]
+
+
+def gears_simulation_subgroups(
+    conditions: Sequence[str],
+    seed: int = 1,
+    train_gene_set_size: float = 0.75,
+    combo_seen2_train_frac: float = 0.75,
+) -> dict[str, Subgroups]:
+    """The test and val subgroups of :func:`gears_simulation_split` (same arguments), as GEARS 0.1.2's
+    ``DataSplitter.split_data`` returns them (``test_subgroup``, ``val_subgroup``).
+
+    Returns
+    -------
+    dict
+        ``{"test": {...}, "val": {...}}``, each ``{subgroup: condition names}`` over :data:`SUBGROUPS`:
+        ``combo_seen0`` / ``combo_seen1`` (doubles with no / one training gene, first-appearance order),
+        ``combo_seen2`` (doubles of two training genes not drawn for training, sorted), ``unseen_single``
+        (singles of genes not drawn for training). A set's subgroups partition it. "Training gene" is
+        GEARS's: a gene drawn into the pass's training genes, whether or not it has a single perturbation.
+    """
+    return _gears_simulation(conditions, seed, train_gene_set_size, combo_seen2_train_frac)[1]
+
+
+# --------------------------------------------------------------------------------------------------
+# the paper's double-perturbation split
+# --------------------------------------------------------------------------------------------------
+
+
+def paper_doubles_split(conditions: Sequence[str], seed: int) -> dict[str, list[str]]:
+    """The paper's split of a double-perturbation dataset (``prepare_perturbation_data.py``, SPEC 10).
+
+    The sorted unique conditions; singles = those containing ``ctrl`` (``ctrl`` itself included) all train.
+    The doubles (the rest, sorted) are halved with the legacy global stream (``np.random.seed(seed)``, then
+    ``np.random.choice(doubles, len(doubles) // 2, replace=False)``, reproduced with a private
+    :class:`numpy.random.RandomState` so the global state is left alone): the drawn half trains; of the
+    other half (sorted) the first ``len // 2`` are test, the remainder val.
+
+    Parameters
+    ----------
+    conditions
+        Condition names, e.g. the per-cell ``obs["condition"]`` column (repeats allowed). The paper takes the
+        sorted categories of the column; here the sorted distinct values, the same for a file whose
+        categories all have cells.
+    seed
+        The paper's split seed.
+
+    Returns
+    -------
+    dict
+        ``{"train": sorted singles, then the drawn doubles in draw order, then ctrl; "val": [...]; "test":
+        [...]}`` (val and test sorted).
+    """
+    conds = np.unique(np.asarray([str(c) for c in conditions], dtype=str))
+    singles = [str(c) for c in conds if CTRL in c]
+    doubles = np.setdiff1d(conds, np.asarray(singles, dtype=str))
+    train_doubles = np.random.RandomState(seed).choice(doubles, len(doubles) // 2, replace=False)
+    rest = [str(c) for c in np.setdiff1d(doubles, train_doubles)]
+    n_test = len(rest) // 2
+    return {
+        "train": [c for c in singles if c != CTRL] + [str(c) for c in train_doubles] + [CTRL],
+        "val": rest[n_test:],
+        "test": rest[:n_test],
+    }
+
+
+def seen_subgroups(split: dict[str, Sequence[str]]) -> dict[str, Subgroups]:
+    """The test and val conditions of a split by how many of their genes have a training single perturbation.
+
+    GEARS's subgroup names (:data:`SUBGROUPS`) for any split, e.g. :func:`paper_doubles_split`, where every
+    single trains: a double is ``combo_seen2`` when the single perturbations of both its genes are training
+    conditions (what the additive prediction Δ_A + Δ_B needs), ``combo_seen1`` / ``combo_seen0`` when one /
+    neither is (a gene never perturbed alone in the data); a held-out single is ``unseen_single``. Lists keep
+    the split's order. (GEARS's own split counts a gene as seen when it was drawn as a training gene, with or
+    without a single: :func:`gears_simulation_subgroups`.)
+    """
+    trained = {genes[0] for genes in map(condition_genes, split.get("train", [])) if len(genes) == 1}
+    out: dict[str, Subgroups] = {}
+    for name in ("test", "val"):
+        groups = _no_subgroups()
+        for condition in split.get(name, []):
+            if is_double(condition):
+                seen = sum(gene in trained for gene in condition_genes(condition))
+                groups[f"combo_seen{seen}"].append(condition)
+            elif condition != CTRL:
+                groups["unseen_single"].append(condition)
+        out[name] = groups
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .checkpoints import write_synthetic_scfoundation_checkpoint, write_synthetic_scgpt_checkpoint
-from .datasets import gene_pool, latent_loadings
+from .count_model import gene_pool, latent_loadings
 from .go_graph import write_synthetic_go_graph
 
 __all__ = ["STAND_IN_KINDS", "write_stand_in"]
