@@ -55,3 +55,10 @@ rule splits:
             for seed in SEEDS
             for name in SPLIT_EXPORT_FILES
         ],
+
+
+rule export_predictions:
+    """`snakemake export_predictions`: every method's predictions and the observed test pseudobulk of each dataset
+    and split seed, as AnnData files cell-eval reads (README "Evaluate your own model")."""
+    input:
+        [f"{RESULTS}/export/{dataset}/seed{seed}" for dataset in DATASETS for seed in SEEDS],

@@ -4,6 +4,7 @@
     python benchmarks/run_benchmark.py --scale k562|genome|all --out docs/benchmarks.md --workdir /tmp/lsftbench-bench
     python benchmarks/run_benchmark.py --workflow default|tiny --cores 2 --workdir /tmp/lsftbench-bench --out /tmp/wf.md
     python benchmarks/run_benchmark.py --workflow k562|genome [--test-chunks N] --reuse-input --workdir ... --out ...
+    python benchmarks/run_benchmark.py --workflow k562 --reuse-input --with-model --model-cells 150 --workdir ... --out ...
 
 For each scale the inputs are generated (:mod:`lsftbench.data.synthetic.large`) and every stage runs in its
 own Python process, started the way Snakemake starts a ``threads: 1`` rule (BLAS/OpenMP thread
@@ -378,9 +379,12 @@ def _paper_config(root: Path, reuse_input: bool) -> dict:
             "baselines": {name: default["baselines"][name] for name in PAPER_BASELINES}}
 
 
-def _bench_model(wd: Path) -> dict:
-    """A model of one's own for the K562-sized evaluate_model figure: every test perturbation predicted as the
-    training mean of the exported split plus noise, as a per-condition h5ad; the config section that declares it."""
+def _bench_model(wd: Path, cells: int = 0) -> dict:
+    """Models of one's own for the K562-sized evaluate_model figures: every test perturbation predicted as the
+    training mean of the exported split plus noise, as a per-condition h5ad (``bench_model``) and, with ``cells``,
+    as ``cells`` cells per test perturbation and as many control cells in cell-eval's form (dense float32 ``X``,
+    as STATE writes it; barcodes as obs names, ``obs["target_gene"]``, ``non-targeting``: ``bench_cells``). The
+    config section that declares them."""
     import anndata as ad
     import numpy as np
     import pandas as pd
@@ -397,7 +401,20 @@ def _bench_model(wd: Path) -> dict:
     path = wd / "predictions" / "bench_seed1.h5ad"
     path.parent.mkdir(exist_ok=True)
     ad.AnnData(X=x, obs=pd.DataFrame(index=split["test"]), var=pd.DataFrame(index=list(pb.var_names))).write_h5ad(path)
-    return {"bench_model": {"path": "predictions/{dataset}_seed{seed}.h5ad", "quantity": "expression"}}
+    models = {"bench_model": {"path": "predictions/{dataset}_seed{seed}.h5ad", "quantity": "expression"}}
+    if cells:
+        rows = np.vstack([x, ctrl[None, :]])
+        labels = [c.split("+")[0] for c in split["test"]] + ["non-targeting"]
+        order = rng.permutation(len(rows) * cells)  # cells interleaved, as a file of cells may be
+        values = np.repeat(rows.astype(np.float32), cells, axis=0)[order]
+        values += rng.normal(scale=0.2, size=values.shape).astype(np.float32)
+        np.clip(values, 0, None, out=values)
+        obs = pd.DataFrame({"target_gene": np.repeat(labels, cells)[order]},
+                           index=[f"bc{i:07d}" for i in range(len(values))])
+        ad.AnnData(X=values, obs=obs, var=pd.DataFrame(index=list(pb.var_names))).write_h5ad(
+            wd / "predictions" / "bench_cells_seed1.h5ad")
+        models["bench_cells"] = {"path": "predictions/{dataset}_cells_seed{seed}.h5ad", "quantity": "expression"}
+    return models
 
 
 def _probed_env(log: Path) -> dict:
@@ -435,7 +452,7 @@ def _with_example_model(wd: Path, config: dict, cores: int) -> tuple[dict, dict]
 
 
 def run_workflow(root: Path, variant: str, cores: int, test_chunks: int = 1, genome_cells: int | None = None,
-                 reuse_input: bool = False, with_model: bool = False) -> dict:
+                 reuse_input: bool = False, with_model: bool = False, model_cells: int = 0) -> dict:
     """Run a real Snakemake DAG in a fresh directory; collect every job process.
 
     ``default``/``tiny``: the whole DAG of the default config (``snakemake all``). ``k562``/``genome``:
@@ -515,14 +532,20 @@ def run_workflow(root: Path, variant: str, cores: int, test_chunks: int = 1, gen
     if variant in SCALES:  # the global fit logs how long it spent on the products it shares with the shards
         fit_log = (wd / "results" / "logs" / "global_fit" / "bench" / "default" / "seed1" / "lpm_selftrained.log").read_text()
         shared_s = float(re.search(r"LSFT products shared with the K shards: .* \(([0-9.]+) s\)", fit_log).group(1))
-    if with_model and variant in SCALES:  # then one model of one's own on the same split: its evaluate_model job
-        config["models"] = _bench_model(wd)
+    if with_model and variant in SCALES:  # then models of one's own on the same split: their evaluate_model jobs
+        config["models"] = _bench_model(wd, model_cells)
         (wd / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        model_log = wd / "model.jsonl"
-        _run_snakemake(wd, _probed_env(model_log), cores, "results/bench/default/seed1/models/bench_model.parquet")
-        jobs = [json.loads(line) for line in model_log.read_text().splitlines() if line.strip()]
-        prepared = {"evaluate_model": next({"wall_s": e["wall_s"], "cpu_s": e["cpu_s"], "heavy": e["heavy"]}
-                                           for e in jobs if e["rule"] == "evaluate_model")}
+        prepared = {}
+        for model in config["models"]:  # one after the other, so that neither job shares the CPUs
+            model_log = wd / f"model_{model}.jsonl"
+            _run_snakemake(wd, _probed_env(model_log), cores, f"results/bench/default/seed1/models/{model}.parquet")
+            jobs = [json.loads(line) for line in model_log.read_text().splitlines() if line.strip()]
+            key = "evaluate_model" if model == "bench_model" else f"evaluate_model_{model}"
+            prepared[key] = next({"wall_s": e["wall_s"], "cpu_s": e["cpu_s"], "heavy": e["heavy"],
+                                  "maxrss_mb": e.get("maxrss_mb"), "file_mb": (wd / "predictions" / (
+                                      "bench_seed1.h5ad" if model == "bench_model" else "bench_cells_seed1.h5ad")
+                                  ).stat().st_size / 2**20, "cells": model_cells if model != "bench_model" else 0}
+                                 for e in jobs if e["rule"] == "evaluate_model")
     return {"variant": variant, "cores": cores, "wall_s": wall, "load_before": load0, "load_after": _loadavg(),
             "n_processes": len(entries), "rules": rules, "test_chunks": test_chunks, "shared_products_s": shared_s,
             "command": " ".join(["snakemake", "--cores", str(cores), shown]), "with_model": prepared}
@@ -611,10 +634,17 @@ def render_workflow(w: dict) -> list[str]:
         lines.append("")
     model = w.get("with_model") or {}
     if "evaluate_model" in model:
-        e = model["evaluate_model"]
-        lines += ["| target (issue 21) | measured | result |", "| --- | --- | --- |",
-                  f"| one model's `evaluate_model` job on this input ≤ 2 s | {e['wall_s']:.2f} s wall, {e['cpu_s']:.2f} s CPU "
-                  f"(heavy modules: {', '.join(e['heavy']) or '—'}) | {'PASS' if e['wall_s'] <= 2 else 'FAIL'} |", ""]
+        lines += ["| target (issue 21) | measured | result |", "| --- | --- | --- |"]
+        for key, e in model.items():
+            if not key.startswith("evaluate_model"):
+                continue
+            form = (f"a cell-level file ({e['cells']} cells per test perturbation, dense float32, {e['file_mb']:.0f} MB)"
+                    if e.get("cells") else "a pseudobulk file")
+            memory = f", peak memory {e['maxrss_mb']:.0f} MB" if e.get("maxrss_mb") else ""
+            lines.append(f"| one model's `evaluate_model` job on this input, {form}, ≤ 2 s | {e['wall_s']:.2f} s wall, "
+                         f"{e['cpu_s']:.2f} s CPU{memory} (heavy modules: {', '.join(e['heavy']) or '—'}) | "
+                         f"{'PASS' if e['wall_s'] <= 2 else 'FAIL'} |")
+        lines.append("")
     if "splits_s" in model:
         total = model["splits_s"] + model["example_s"] + w["wall_s"]
         lines += ["| target (issue 21) | measured | result |", "| --- | --- | --- |",
@@ -839,6 +869,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--with-model", action="store_true",
                     help="--workflow default: the README's worked example model first (splits, example script), then "
                          "the DAG with it; --workflow k562/genome: afterwards, one model's evaluate_model job")
+    ap.add_argument("--model-cells", type=int, default=0,
+                    help="--workflow k562/genome --with-model: also a cell-level model file with this many cells per "
+                         "test perturbation (cell-eval's form, dense float32), its evaluate_model job measured beside "
+                         "the pseudobulk file's")
     ap.add_argument("--cores", type=int, default=2, help="--workflow: Snakemake --cores")
     ap.add_argument("--render-only", action="store_true",
                     help="only rewrite --out from the results_<scale>.json files of an earlier run in --workdir")
@@ -853,7 +887,8 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
     command = "python benchmarks/run_benchmark.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     if a.workflow:
-        w = run_workflow(a.workdir, a.workflow, a.cores, a.test_chunks, a.genome_cells, a.reuse_input, a.with_model)
+        w = run_workflow(a.workdir, a.workflow, a.cores, a.test_chunks, a.genome_cells, a.reuse_input, a.with_model,
+                         a.model_cells)
         w.update(command_line=command, started=started)
         a.workdir.mkdir(parents=True, exist_ok=True)
         (a.workdir / f"results_workflow_{a.workflow}.json").write_text(json.dumps(w, indent=1, default=str))

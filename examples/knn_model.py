@@ -10,10 +10,17 @@ k training perturbations whose target genes are most similar to g (cosine). Targ
 measured get the mean change of all training perturbations. Predictions are mean expression
 (control mean + change), one row per test perturbation, as an h5ad.
 
+``--form cells`` and ``--form counts`` write the same predictions as cells, the way cell-eval, STATE and the
+Virtual Cell Challenge files hold them: for each test perturbation (and the control) ``--cells`` cells of
+Poisson counts around the predicted mean (library size 5,000), barcodes as obs names, ``obs["target_gene"]``
+the perturbed gene's symbol or ``non-targeting``, symbols as var names; ``cells`` holds them log-normalised
+(each cell scaled to 10,000, then log1p), ``counts`` as raw integer counts (the Challenge's form, declared
+``scale: counts``). Their cell averages are close to, not equal to, the predicted means.
+
 Usage (from the repository root, after the default run and ``snakemake splits``)::
 
     python examples/knn_model.py --splits results/splits --data "results/data/{dataset}/perturb_processed.h5ad" \\
-        --out predictions
+        --out predictions [--form means|cells|counts]
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 K = 5
+#: Library size of a simulated cell (``--form cells|counts``) and the total each log-normalised cell is scaled to.
+LIBRARY_SIZE, TARGET_SUM = 5000, 1e4
 
 
 def training_changes(data: Path, train: list[str], genes: list[str], ctrl: np.ndarray) -> pd.DataFrame:
@@ -72,6 +81,9 @@ def main() -> None:
     ap.add_argument("--data", default="results/data/{dataset}/perturb_processed.h5ad",
                     help="each dataset's cells ({dataset} is filled in)")
     ap.add_argument("--out", type=Path, default=Path("predictions"))
+    ap.add_argument("--form", choices=("means", "cells", "counts"), default="means",
+                    help="one row per test perturbation (means), or cells, log-normalised (cells) or raw counts (counts)")
+    ap.add_argument("--cells", type=int, default=50, help="cells per perturbation for --form cells|counts")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for split_dir in sorted(args.splits.glob("*/seed*")):
@@ -83,11 +95,33 @@ def main() -> None:
         train = [c for c in split["train"] if c != "ctrl"]
         changes = training_changes(Path(args.data.format(dataset=dataset)), train, genes, ctrl)
         expression = ctrl + predict(changes, tests, genes)
-        pred = ad.AnnData(X=expression, obs=pd.DataFrame(index=tests["condition"].tolist()),
-                          var=pd.DataFrame(index=genes))
-        path = args.out / f"{dataset}_seed{seed}.h5ad"
+        if args.form == "means":
+            pred = ad.AnnData(X=expression, obs=pd.DataFrame(index=tests["condition"].tolist()),
+                              var=pd.DataFrame(index=genes))
+            path = args.out / f"{dataset}_seed{seed}.h5ad"
+        else:
+            labels = ["+".join(g for g in c.split("+") if g != "ctrl") for c in tests["condition"]]  # G+ctrl -> G
+            pred = as_cells(expression, ctrl, labels, genes, args.cells,
+                            counts=args.form == "counts", seed=int(seed))
+            path = args.out / f"{dataset}_seed{seed}_{args.form}.h5ad"
         pred.write_h5ad(path)
-        print(f"{path}: {pred.n_obs} test perturbations x {pred.n_vars} genes")
+        print(f"{path}: {pred.n_obs} {'test perturbations' if args.form == 'means' else 'cells'} x {pred.n_vars} genes")
+
+
+def as_cells(expression: np.ndarray, ctrl: np.ndarray, labels: list[str], genes: list[str], n: int, *,
+             counts: bool, seed: int) -> ad.AnnData:
+    """``n`` cells per predicted mean (and ``n`` control cells): Poisson counts whose expected log-normalised
+    profile is about the mean; raw counts, or each cell scaled to ``TARGET_SUM`` and log1p'd."""
+    rng = np.random.default_rng(seed)
+    means = np.vstack([expression, ctrl[None, :]])
+    labels = [*labels, "non-targeting"]
+    share = np.expm1(np.clip(means, 0, None))
+    share /= share.sum(axis=1, keepdims=True)
+    x = rng.poisson(LIBRARY_SIZE * np.repeat(share, n, axis=0)).astype(np.float32)
+    if not counts:
+        x = np.log1p(x / np.maximum(x.sum(axis=1, keepdims=True), 1) * TARGET_SUM).astype(np.float32)
+    obs = pd.DataFrame({"target_gene": np.repeat(labels, n)}, index=[f"cell{i:06d}" for i in range(len(x))])
+    return ad.AnnData(X=sp.csr_matrix(x), obs=obs, var=pd.DataFrame(index=genes))
 
 
 if __name__ == "__main__":

@@ -233,6 +233,38 @@ def model_path(wildcards):
     return wc.model_file(config, wildcards.model, wildcards.dataset, int(wildcards.seed))[0]
 
 
+def model_inputs(wildcards):
+    """A model's predictions file (when it exists) and, for scale: counts, the dataset's cell totals."""
+    inputs = {"predictions": model_predictions(wildcards)}
+    if wc.model_options(config, wildcards.model, wildcards.dataset, int(wildcards.seed))["scale"] == "counts":
+        inputs["cell_totals"] = f"{RESULTS}/{wildcards.dataset}/cell_totals.json"
+    return inputs
+
+
+def export_shards(wildcards):
+    """Baseline → K → its LSFT shards' .npz on one (dataset, split seed), default protocol (export_predictions)."""
+    return {
+        b: {
+            float(p): [
+                s.removesuffix(".parquet") + ".npz"
+                for s in lsft_shards(wildcards.dataset, "default", wildcards.seed, b, p)
+            ]
+            for p in TOP_PCTS
+        }
+        for b in wc.baselines_for(config, wildcards.dataset, "default")
+    }
+
+
+def export_inputs(wildcards):
+    """The global fits and LSFT shards whose predictions export_predictions writes out."""
+    shards = export_shards(wildcards)
+    root = f"{RESULTS}/{wildcards.dataset}/default/seed{wildcards.seed}"
+    return {
+        "global_fits": [f"{root}/global/{b}.npz" for b in shards],
+        "lsft": [path for by_pct in shards.values() for paths in by_pct.values() for path in paths],
+    }
+
+
 def model_outputs(dataset, seed, ext):
     """The evaluation files of every model of one's own on (dataset, split seed) (default protocol only)."""
     return [

@@ -68,3 +68,43 @@ def test_old_single_split_seed_gets_a_hint():
     validate(config, SCHEMA)
     with pytest.raises(ConfigError, match=r"split.seed: replaced by split.seeds, a list"):
         check_config(config)
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [("scale", "counts"), ("condition_column", "target_gene"), ("control_label", "NT"), ("cell_level", False),
+     ("quantity", "delta")],
+)
+def test_a_model_read_option_changes_only_that_models_tokens(key, value):
+    """The settings token of a model holds how its file is read: changing one option reruns only that model's
+    evaluate_model jobs (and the tables, which read their outputs), never another model's nor any other job."""
+    from lsftbench.pipeline.preflight import validate_config
+    from lsftbench.pipeline.settings import settings_groups
+
+    config = default_config()
+    config["models"] = {"mine": {"path": "p/{dataset}_{seed}.h5ad", "quantity": "expression"},
+                        "other": {"path": "q/{dataset}_{seed}.csv", "quantity": "expression"}}
+    validate_config(config, SCHEMA)
+    assert config["models"]["mine"]["scale"] == "log" and config["models"]["mine"]["cell_level"] == "auto"
+    before = settings_groups(config)
+    config["models"]["mine"][key] = value
+    if key == "quantity":
+        config["models"]["mine"]["scale"] = "log"
+    validate_config(config, SCHEMA)
+    check_config(config)
+    after = settings_groups(config)
+    changed = {g for g in after if after[g] != before.get(g)}
+    datasets = [d for d, ds in config["datasets"].items() if ds.get("benchmark", True)]
+    expected = {f"models/mine/{d}/seed{s}" for d in datasets for s in config["split"]["seeds"]}
+    # the run index lists every setting: it is rewritten too
+    assert changed - {"run_index/default", "run_index/seed_compat"} == expected
+    assert all(after[g][key] == value for g in expected)
+
+
+def test_scale_counts_needs_expression():
+    config = default_config()
+    config["models"] = {"mine": {"path": "p/{dataset}_{seed}.h5ad", "quantity": "delta", "scale": "counts"}}
+    with pytest.raises(ConfigError) as err:
+        check_config(config)
+    assert "models.mine: scale: counts is for predicted counts per cell, which are expression: set quantity: " \
+           "expression" in str(err.value)

@@ -105,3 +105,29 @@ def test_fit_and_lsft_of_a_k562_sized_neighbourhood_run_without_scipy_or_pandas(
     assert not loaded & {*HEAVY, "scipy"}, sorted(loaded & {*HEAVY, "scipy"})
     table = pd.read_parquet(tmp_path / "t.parquet")
     assert table["condition"].tolist() == conds[21:] and table.shape == (10, 7)  # condition + 6 metrics
+
+
+def test_a_models_cell_level_h5ad_is_read_without_anndata_or_pandas(tmp_path, small_pb, small_split):
+    """evaluate_model on an h5ad of cells (cell-eval's form, obs["target_gene"] categorical) reads obs, var and X with
+    h5py: anndata and pandas would cost the job more than its K562-sized file of cells (docs: README, SPEC 7.3)."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    from lsftbench.io import write_h5ad, write_json
+
+    write_h5ad(small_pb.copy(), tmp_path / "pb.h5ad")
+    write_json({k: [str(c) for c in v] for k, v in small_split.items()}, tmp_path / "split.json")
+    test = [str(c) for c in small_split["test"]]
+    x = np.asarray(small_pb.X)[small_pb.obs_names.get_indexer(test)]
+    cells = np.repeat(x, 3, axis=0)
+    obs = pd.DataFrame({"target_gene": pd.Categorical(np.repeat([c.split("+")[0] for c in test], 3))},
+                       index=[f"bc{i}" for i in range(len(cells))])
+    ad.AnnData(X=cells, obs=obs, var=pd.DataFrame(index=list(small_pb.var_names))).write_h5ad(tmp_path / "cells.h5ad")
+    loaded = _loaded_after(textwrap.dedent(f"""
+        from lsftbench.evaluation.scoring import score_model
+        scored = score_model({str(tmp_path / "cells.h5ad")!r}, {str(tmp_path / "pb.h5ad")!r}, {str(tmp_path / "split.json")!r},
+                             quantity="expression", top_genes=50, keys={{"dataset": "d", "seed": 1, "model": "m"}})
+        assert len(scored.conditions) == {len(test)} and abs(scored.table["pearson_r"] - 1).max() < 1e-12
+    """))
+    assert not loaded & {"anndata", "pandas", "sklearn", "matplotlib", "torch"}, sorted(loaded)

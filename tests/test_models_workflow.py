@@ -1,14 +1,19 @@
 """Models of one's own in the workflow (SPEC 7.3): the README's worked example end to end, a model that misses
-three test perturbations, a collapsed one; what reruns when a model changes; a bad file stops the run.
+three test perturbations, a collapsed one; the README's commands for files other tools write (GEARS's predict
+dict as a CSV, cells in cell-eval's form, raw counts per cell) and for our baselines out (``snakemake
+export_predictions`` scored by cell-eval); what reruns when a model changes; a bad file stops the run.
 
 One small run shared by the module: ``snakemake splits``, ``examples/knn_model.py`` on the exported splits
-(exactly as the README says), two more models derived from it, then the run with the three models.
+(exactly as the README says, in its three forms), the README's GEARS conversion on a stand-in for a trained
+GEARS model, two more models derived from the example, then the run with the six models and the export.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import anndata as ad
 import numpy as np
@@ -24,7 +29,10 @@ MODELS = {
     "knn_example": {"path": "predictions/{dataset}_seed{seed}.h5ad", "quantity": "expression"},
     "partial": {"path": "partial/{dataset}_seed{seed}.csv", "quantity": "expression"},
     "constant": {"path": "constant/{dataset}_seed{seed}.parquet", "quantity": "delta"},
+    **yaml.safe_load((REPO / "examples" / "knn_model_cells.yaml").read_text())["models"],
+    "gears": {"path": "predictions/gears_{dataset}_seed{seed}.csv", "quantity": "expression"},
 }
+README = (REPO / "README.md").read_text()
 #: Test perturbations the partial model leaves out, per seed.
 MISSING = 3
 
@@ -56,6 +64,13 @@ def models_run(tmp_path_factory):
         cwd=root, capture_output=True, text=True, check=True,
     )
     assert "predictions/adamson_seed1.h5ad" in example.stdout
+    forms = re.findall(r"^\.venv/bin/python (examples/knn_model\.py .* --form (?:cells|counts))$", README, re.M)
+    assert len(forms) == 2
+    for command in forms:  # the README's commands for cells and counts, verbatim but for the interpreter
+        args = [a.strip('"') for a in re.findall(r'"[^"]*"|\S+', command)]
+        subprocess.run([sys.executable, str(REPO / args[0]), *args[1:]], cwd=root, capture_output=True, text=True,
+                       check=True)
+    gears = _readme_block("import pandas as pd\n\ntests = ")
     dropped = {}
     for seed in SEEDS:
         pred = ad.read_h5ad(root / "predictions" / f"adamson_seed{seed}.h5ad")
@@ -69,10 +84,40 @@ def models_run(tmp_path_factory):
         constant = pd.DataFrame(np.repeat(same[None], len(frame), axis=0), index=frame.index, columns=frame.columns)
         (root / "constant").mkdir(exist_ok=True)
         constant.rename_axis("condition").reset_index().to_parquet(root / "constant" / f"adamson_seed{seed}.parquet")
+        _run_gears_snippet(gears, root, seed, frame)
     write_config(root, _config(MODELS))
     snakemake(root, "--cores", "2", root=root)
+    snakemake(root, "export_predictions", "--cores", "2", root=root)
     tables = root / "results" / "tables" / "default" / "adamson"
     return {"root": root, "tables": tables, "dropped": dropped}
+
+
+def _readme_block(start: str) -> str:
+    """The README's Python block that begins with ``start``."""
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, re.S) if b.startswith(start)]
+    assert len(blocks) == 1, start
+    return blocks[0]
+
+
+class _TrainedGears:
+    """A stand-in for a trained GEARS model: ``predict`` as GEARS's (a dict keyed by the genes joined with ``_``, one
+    array over its genes per perturbation), predicting the example model's means."""
+
+    def __init__(self, means: pd.DataFrame) -> None:
+        self.means = means
+
+    def predict(self, pert_list: list[list[str]]) -> dict[str, np.ndarray]:
+        by_key = {"+".join(c.split("+")[:1] if c.endswith("+ctrl") else c.split("+")): row
+                  for c, row in self.means.iterrows()}
+        return {"_".join(p): by_key["+".join(p)].to_numpy() for p in pert_list}
+
+
+def _run_gears_snippet(code: str, root, seed: int, means: pd.DataFrame) -> None:
+    """The README's GEARS lines, for this seed, with a stand-in for the trained model and its PertData."""
+    pert_data = SimpleNamespace(adata=SimpleNamespace(var=pd.DataFrame({"gene_name": list(means.columns)})))
+    code = code.replace("seed1", f"seed{seed}").replace("results/", f"{root}/results/").replace(
+        "predictions/", f"{root}/predictions/")
+    exec(compile(code, "README.md (GEARS)", "exec"), {"gears_model": _TrainedGears(means), "pert_data": pert_data})
 
 
 def test_leaderboard_ranks_every_method_and_marks_the_external_ones(models_run):
@@ -190,3 +235,40 @@ def test_a_bad_model_file_stops_the_run_before_any_table(models_run):
         assert {p: p.stat().st_mtime_ns for p in tables.glob("*.csv")} == before
     finally:
         write_config(root, _config(MODELS))
+
+
+def test_files_other_tools_write_score_as_the_predictions_they_hold(models_run):
+    """The README's forms of the example model: GEARS's dict as a CSV gives the example's numbers exactly; its
+    cells, log-normalised (cell-eval / STATE) and as raw counts (scale: counts), give each other's to float32."""
+    root = models_run["root"] / "results" / "adamson" / "default"
+    for seed in SEEDS:
+        read = {m: pd.read_parquet(root / f"seed{seed}" / "models" / f"{m}.parquet")
+                for m in ("knn_example", "gears", "knn_cells", "knn_counts")}
+        assert all(list(t["condition"]) == list(read["knn_example"]["condition"]) for t in read.values())
+        for metric in ("pearson_r", "l2", "mae"):
+            np.testing.assert_allclose(read["gears"][metric], read["knn_example"][metric], rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(read["knn_counts"][metric], read["knn_cells"][metric], rtol=1e-5, atol=1e-5)
+        # Poisson cells around the predicted means: close to them, not equal
+        assert abs(read["knn_cells"]["pearson_r"].mean() - read["knn_example"]["pearson_r"].mean()) < 0.1
+    log = (models_run["root"] / "results" / "logs" / "evaluate_model" / "adamson" / "seed1" / "knn_counts.log").read_text()
+    assert "labels read from obs['target_gene']" in log and "scale counts: each cell scaled to 10000 (the dataset's median per-cell total" in log
+    assert "control rows ('non-targeting'): the model's own control, not evaluated" in log
+
+
+@pytest.mark.filterwarnings("ignore:the string cache has been replaced")
+def test_exported_baselines_scored_by_cell_eval_as_the_readme_says(models_run, monkeypatch):
+    """`snakemake export_predictions`, then the README's cell-eval lines: pearson_delta and mae of lpm_selftrained's
+    global fit equal the workflow's own per-perturbation numbers."""
+    root = models_run["root"]
+    monkeypatch.chdir(root)
+    scope: dict = {}
+    exec(compile(_readme_block("from cell_eval import MetricsEvaluator"), "README.md (cell-eval)", "exec"), scope)
+    theirs = scope["per_perturbation"].to_pandas().set_index("perturbation")
+    ours = pd.read_parquet(root / "results" / "adamson" / "default" / "seed1" / "global" / "lpm_selftrained.parquet")
+    labels = [c.split("+")[0] for c in ours["condition"]]
+    np.testing.assert_allclose(theirs.loc[labels, "pearson_delta"], ours["pearson_r"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(theirs.loc[labels, "mae"], ours["mae"], rtol=1e-6, atol=1e-6)
+    manifest = pd.read_csv(root / "results" / "export" / "adamson" / "seed1" / "manifest.csv")
+    assert {"lpm_selftrained · global fit", "lpm_selftrained · LSFT top 5%", "mean_response · kNN top 10%",
+            "train mean", "no change", "random perturbation embedding"} <= set(manifest["method"])
+    assert manifest["shift"].nunique() == 1 and (root / "results" / "export" / "adamson" / "seed2" / "observed.h5ad").exists()

@@ -5,7 +5,8 @@ Python imports ``sitecustomize`` at start-up from ``sys.path``; the benchmark pu
 (Snakemake itself and each job script it starts) then appends one JSON line at exit: its rule (the
 ``snakemake`` object Snakemake injects into a ``script:`` job), CPU time (user + system, children
 excluded), wall time since the process started (from ``/proc``, so interpreter start-up counts) and
-the CPU time spent before the job's own code ran (interpreter start-up and the site imports).
+the CPU time spent before the job's own code ran (interpreter start-up and the site imports), and its peak
+resident memory.
 Without ``LSFTBENCH_JOB_LOG`` this file does nothing.
 """
 
@@ -45,6 +46,7 @@ if os.environ.get("LSFTBENCH_JOB_LOG"):
             "wall_s": _age(),
             "end": time.time(),  # with wall_s: when the process ran (the benchmark's timeline of the DAG)
             "startup_cpu_s": _STARTUP_CPU,
+            "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # peak resident memory (KiB)
             "modules": len(sys.modules),
             "heavy": sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "anndata", "matplotlib", "scipy", "torch", "pandas"}),
         }

@@ -5,9 +5,10 @@ from lsftbench.pipeline.job import job_keys, setup_logging
 
 log = setup_logging(snakemake)  # noqa: F821
 inp, out, p, w = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards  # noqa: F821
+options = dict(p.options)
 scored = score_model(
-    p.path, inp.pseudobulk, inp.split, quantity=p.quantity, top_genes=p.top_genes, keys=job_keys(w),
-    exclude_target_gene=p.exclude_target_gene,
+    options.pop("path"), inp.pseudobulk, inp.split, top_genes=p.top_genes, keys=job_keys(w),
+    exclude_target_gene=p.exclude_target_gene, cell_totals=inp.get("cell_totals"), **options,
 )
 for note in scored.notes:
     log.info("%s", note)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..formats import LOG_MAX
 from ..io import InputDataError
 from .conditions import CTRL, canonical_spellings, invalid_conditions, perturbation_targets
 
@@ -46,9 +47,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Largest value log-normalised expression reaches in practice: log1p of counts per 10^4 stays below
-#: ~10, log1p of CPM below ~14, log2(CPM + 1) below ~20. Larger values mean raw or linear-scale data.
-LOG_MAX = 50.0
 #: No expression value, not even a raw count, is this large: such values are damaged bytes.
 IMPLAUSIBLE_MAX = 1e10
 #: Nonzero magnitudes this small (float32 subnormals start at 1.2e-38) only come from damaged bytes.

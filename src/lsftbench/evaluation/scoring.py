@@ -267,13 +267,22 @@ def score_model(
     top_genes: int,
     keys: Mapping[str, Any],
     exclude_target_gene: bool = False,
+    scale: str = "log",
+    condition_column: str | None = None,
+    control_label: str | None = None,
+    cell_level: str | bool = "auto",
+    cell_totals: str | os.PathLike[str] | None = None,
 ) -> ScoredModel:
     """Read a model's predictions for one (dataset, split seed), check them and score every test perturbation.
 
     Δ̂ is the prediction minus the control mean (``quantity: expression``) or the prediction itself
     (``delta``); the metrics are those of a baseline's global fit, over all measured genes (the centred
-    Pearson r centred on the mean Δ of all training perturbations).
+    Pearson r centred on the mean Δ of all training perturbations). ``scale``, ``condition_column``,
+    ``control_label`` and ``cell_level`` are the model's options (:func:`lsftbench.model.external.read_predictions`);
+    ``cell_totals`` is the dataset's :func:`lsftbench.data.cell_totals.write_cell_totals` file, which
+    ``scale: counts`` needs.
     """
+    from ..data.cell_totals import read_count_target
     from ..data.mean_expression import read_mean_expression, require_conditions, top_expressed, training_mean_delta
     from ..io import read_json
     from ..model.external import read_predictions
@@ -284,8 +293,11 @@ def score_model(
     x = np.asarray(pb.X, dtype=np.float64)
     ctrl = x[pb.obs_names.get_loc(CTRL)]
     genes = list(pb.var_names)
+    count_target = read_count_target(cell_totals) if cell_totals else None
     preds = read_predictions(path, quantity=quantity, genes=genes, ctrl_mean=ctrl, split=parts,
-                             model=str(keys.get("model")), dataset=str(keys.get("dataset")), seed=int(keys.get("seed", 0)))
+                             model=str(keys.get("model")), dataset=str(keys.get("dataset")), seed=int(keys.get("seed", 0)),
+                             scale=scale, condition_column=condition_column, control_label=control_label,
+                             cell_level=cell_level, count_target=count_target)
     observed = (x[pb.obs_names.get_indexer(preds.conditions)] - ctrl).T
     train_mean = training_mean_delta(pb, parts)
     exclude = target_positions(preds.conditions, pb.var_names) if exclude_target_gene else None

@@ -26,6 +26,8 @@ __all__ = [
     "uses_training_pca",
     "models_for",
     "model_file",
+    "model_options",
+    "MODEL_READ_OPTIONS",
 ]
 
 #: The protocols a run can produce; each lives under its own path (``{results}/{dataset}/{protocol}/...``).
@@ -144,12 +146,27 @@ def models_for(config: dict[str, Any], dataset: str, protocol: str | None = None
     return [name for name, spec in models.items() if spec.get("datasets") is None or dataset in spec["datasets"]]
 
 
-def model_file(config: dict[str, Any], model: str, dataset: str, seed: int) -> tuple[str, str]:
-    """The predictions file of ``model`` for one (dataset, split seed) and its quantity (``expression``/``delta``)."""
+#: How a model's file is read (SPEC 7.3), each with its default: what ``models.<name>`` may set beside path and
+#: quantity, and ``models.<name>.datasets.<dataset>`` may override.
+MODEL_READ_OPTIONS = {"scale": "log", "condition_column": None, "control_label": None, "cell_level": "auto"}
+
+
+def model_options(config: dict[str, Any], model: str, dataset: str, seed: int) -> dict[str, Any]:
+    """How ``model``'s predictions for one (dataset, split seed) are read: ``path`` (its template filled in),
+    ``quantity`` and :data:`MODEL_READ_OPTIONS`, each from the dataset's overrides, else the model's, else the
+    default."""
     spec = config["models"][model]
     override = (spec.get("datasets") or {}).get(dataset) or {}
+    options = {key: override.get(key, spec.get(key, default)) for key, default in MODEL_READ_OPTIONS.items()}
     template = override.get("path", spec["path"])
-    return template.format(dataset=dataset, seed=seed), override.get("quantity", spec["quantity"])
+    return {"path": template.format(dataset=dataset, seed=seed), "quantity": override.get("quantity", spec["quantity"]),
+            **options}
+
+
+def model_file(config: dict[str, Any], model: str, dataset: str, seed: int) -> tuple[str, str]:
+    """The predictions file of ``model`` for one (dataset, split seed) and its quantity (``expression``/``delta``)."""
+    options = model_options(config, model, dataset, seed)
+    return options["path"], options["quantity"]
 
 
 def _check_models(config: dict[str, Any]) -> list[str]:
@@ -176,6 +193,10 @@ def _check_models(config: dict[str, Any]) -> list[str]:
             if len(seeds) > 1 and "{seed}" not in template:
                 problems.append(f"{where}: {template!r} has no {{seed}} placeholder, but split.seeds has {len(seeds)} "
                                 "seeds: each split needs the predictions of a model trained on its own training set")
+            options = model_options(config, name, dataset, 0)
+            if options["scale"] == "counts" and options["quantity"] != "expression":
+                problems.append(f"models.{name}" + (f".datasets.{dataset}" if override else "") + ": scale: counts is "
+                                "for predicted counts per cell, which are expression: set quantity: expression")
             if len(chosen) > 1 and "{dataset}" not in template and "path" not in override:
                 problems.append(f"{where}: {template!r} has no {{dataset}} placeholder, but the model is evaluated on "
                                 f"{len(chosen)} datasets (add it, or give each dataset its path under datasets:)")

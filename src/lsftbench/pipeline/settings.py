@@ -39,7 +39,7 @@ from typing import IO, Any
 
 from ..formats import SCGPT_FILES
 from ..io import write_json, write_text
-from .config import PROTOCOLS, ConfigError, benchmarked_datasets, model_file, models_for, split_seeds
+from .config import PROTOCOLS, ConfigError, benchmarked_datasets, model_options, models_for, split_seeds
 
 __all__ = [
     "FIRST_WRITTEN",
@@ -187,7 +187,8 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
         The progress bar's methods (their predictions) and its noise ceiling (with the metrics settings it is
         scored under, as the scores it bounds).
     ``models/<model>/<dataset>/seed<seed>``
-        A model's quantity, path and the hash of its predictions file for one split.
+        A model's path, quantity and read options (``scale``, ``condition_column``, ``control_label``,
+        ``cell_level``) and the hash of its predictions file for one split.
     ``aggregation/<protocol>``, ``aggregation/audit``
         What one protocol's tables and figures (or the leakage audit) are computed with (statistics, table
         metrics, leaderboard); one token per protocol, so that switching ``protocol`` reruns nothing.
@@ -239,9 +240,9 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
     for dataset in benchmarked_datasets(dict(config)):
         for model in models_for(dict(config), dataset, "default"):
             for seed in seeds:
-                path, quantity = model_file(dict(config), model, dataset, seed)
+                options = model_options(dict(config), model, dataset, seed)
                 groups[f"models/{model}/{dataset}/seed{seed}"] = {
-                    "path": path, "quantity": quantity, "file": fp.digest(path), **scored,
+                    **options, "file": fp.digest(options["path"]), **scored,
                 }
     for protocol in PROTOCOLS:
         groups[f"aggregation/{protocol}"] = table_settings(config, protocol)
