@@ -108,3 +108,29 @@ def test_scale_counts_needs_expression():
         check_config(config)
     assert "models.mine: scale: counts is for predicted counts per cell, which are expression: set quantity: " \
            "expression" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        # the DE step only (issue 29); the tables follow from its output, de.h5
+        ("de_test", "welch", {"de"}),
+        # every method's metrics, the noise ceiling and the tables; not the progress methods' predictions (issue 26)
+        ("exclude_target_gene", True, None),
+    ],
+)
+def test_a_metrics_option_changes_only_the_tokens_of_what_it_changes(key, value, expected):
+    from lsftbench.pipeline.preflight import validate_config
+    from lsftbench.pipeline.settings import settings_groups
+
+    config = default_config()
+    validate_config(config, SCHEMA)
+    before = settings_groups(config)
+    config["metrics"][key] = value
+    after = settings_groups(config)
+    changed = {g for g in after if after[g] != before.get(g)} - {"run_index/default", "run_index/seed_compat"}
+    if expected is None:
+        expected = {"noise_ceiling", "aggregation/default", "aggregation/seed_compat", "aggregation/audit"}
+        expected |= {g for g in after if g.startswith(("fit/", "lsft/", "models/"))}
+    assert changed == expected
+    assert "progress" not in changed and not any(g.startswith(("embedding/", "data/")) for g in changed)

@@ -264,3 +264,38 @@ def test_bad_values_are_refused(small, tmp_path, bad, match):
     write_h5ad(_adata(x, adata.obs["condition"].to_numpy()), path)
     with pytest.raises(InputDataError, match=match):
         rank_sum_test(path)
+
+
+def test_the_de_step_with_the_rank_sum_test(small, tmp_path):
+    """``metrics.de_test: wilcoxon``: the DE results of the rule differential_expression are pdex's p-values in the
+    pseudobulk's condition order, BH within each perturbation, and say which test they are (tables name it)."""
+    from lsftbench.data.pseudobulk import pseudobulk
+    from lsftbench.evaluation.de import DEResults, differential_expression_from_files
+    from lsftbench.report.tables import de_note
+
+    path, adata = small
+    pb = pseudobulk(path)
+    write_h5ad(pb, tmp_path / "pb.h5ad")
+    de = differential_expression_from_files(tmp_path / "pb.h5ad", path, "wilcoxon", chunk_size=7)
+    conditions = [c for c in pb.obs_names if c != "ctrl"]
+    assert de.test == "wilcoxon" and de.conditions == conditions and de.genes == list(pb.var_names)
+    streamed = rank_sum_test(path)  # pdex's p-values (test_pvalues_and_de_sets_equal_pdex), in its own order
+    rows = [streamed.conditions.index(c) for c in conditions]
+    np.testing.assert_array_equal(de.pvalue, streamed.pvalue[rows])
+    np.testing.assert_array_equal(de.statistic, streamed.statistic[rows])
+    for row, gene in ((0, 0), (len(conditions) - 1, 5)):  # and scipy's on the cells
+        expected = mannwhitneyu(_cells(adata, conditions[row], gene), _cells(adata, "ctrl", gene),
+                                method="asymptotic", use_continuity=True, alternative="two-sided").pvalue
+        assert de.pvalue[row, gene] == pytest.approx(expected, rel=1e-10)
+    np.testing.assert_allclose(de.qvalue, false_discovery_control(de.pvalue, axis=1), rtol=1e-12)
+    de.save(tmp_path / "de.h5")
+    assert DEResults.load(tmp_path / "de.h5").test == "wilcoxon"
+    welch = differential_expression_from_files(tmp_path / "pb.h5ad", path, "welch")
+    assert welch.test == "welch" and not np.allclose(welch.pvalue, de.pvalue)
+    rows = pd.DataFrame({"seed": [1], "baseline": ["b"], "top_pct": [1.0], "condition": ["P0+ctrl"],
+                         "in_common_test_set": [True]})
+    note = de_note(rows, "small",
+                   de_test="wilcoxon")
+    assert "Wilcoxon rank-sum test" in note and "metrics.de_test: wilcoxon" in note
+    with pytest.raises(ValueError, match="test must be one of"):
+        differential_expression_from_files(tmp_path / "pb.h5ad", path, "ttest")

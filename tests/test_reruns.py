@@ -101,6 +101,13 @@ def test_a_new_gene_table_baseline_reruns_the_bounds_and_an_all_gene_one_does_no
     assert all_genes == {**per_baseline, **AGGREGATION}
 
 
+def test_de_test_reruns_the_de_step_and_the_tables_only(shared_run):
+    """Issue 29: metrics.de_test changes the DE results and what reads them."""
+    other = "welch" if shared_run.config["metrics"].get("de_test", "wilcoxon") == "wilcoxon" else "wilcoxon"
+    jobs = plan_with(shared_run, lambda c: c["metrics"].update(de_test=other))
+    assert jobs == {"differential_expression": 3, **AGGREGATION}
+
+
 def test_n_resamples_reruns_only_aggregation(shared_run):
     jobs = plan_with(shared_run, lambda c: c["statistics"].update(n_resamples=999))
     assert jobs == AGGREGATION

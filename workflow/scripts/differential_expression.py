@@ -1,12 +1,17 @@
-"""Rule differential_expression: Welch's t-test of every perturbation against ctrl, from the pseudobulk's statistics."""
+"""Rule differential_expression: the DE test (metrics.de_test) of every perturbation against ctrl."""
 
-from lsftbench.evaluation.de import differential_expression_from_files
+from lsftbench.evaluation.de import TESTS, differential_expression_from_files
 from lsftbench.pipeline.job import setup_logging
 
 log = setup_logging(snakemake)  # noqa: F821
-inp = snakemake.input  # noqa: F821
-de = differential_expression_from_files(inp.pseudobulk, inp.data)
+inp, p = snakemake.input, snakemake.params  # noqa: F821
+# Memory knobs only (the result does not depend on them), so they are not params: changing them reruns nothing.
+memory = snakemake.config  # noqa: F821
+de = differential_expression_from_files(
+    inp.pseudobulk, inp.data, p.test, chunk_size=memory["pseudobulk"]["chunk_size"],
+    max_bytes=memory["progress_bar"]["max_mb"] << 20, allow_raw_counts=p.allow_raw_counts,
+)
 de.save(snakemake.output[0])  # noqa: F821
 sizes = (de.qvalue < 0.05).sum(axis=1)
-log.info("%d perturbations x %d genes; DE genes at q < 0.05: median %d; GEARS DE genes from %s",
-         len(de.conditions), len(de.genes), int(sorted(sizes)[len(sizes) // 2]) if len(sizes) else 0, de.gears_source)
+log.info("%s: %d perturbations x %d genes; DE genes at q < 0.05: median %d; GEARS DE genes from %s",
+         TESTS[de.test], len(de.conditions), len(de.genes), int(sorted(sizes)[len(sizes) // 2]) if len(sizes) else 0, de.gears_source)

@@ -21,6 +21,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import h5py
 import numpy as np
@@ -51,7 +52,7 @@ TOP_N = (20, 50, 100)
 #: The per-perturbation DE metrics, in table order (the registry's ``de`` family).
 DE_METRICS = names("de")
 #: The DE tests (``metrics.de_test``) and how the tables name them.
-TESTS = {"welch": "Welch's t-test", "wilcoxon": "Wilcoxon rank-sum test"}
+TESTS = {"welch": "Welch's t-test", "wilcoxon": "the Wilcoxon rank-sum test (cell-eval/pdex's)"}
 #: GEARS's per-perturbation list of its top-20 non-dropout DE genes (gene ids of ``var_names``).
 GEARS_DE_KEY = "top_non_dropout_de_20"
 #: Fewest genes in a DE set for the DE metrics to be defined.
@@ -334,10 +335,27 @@ def _strings(node: h5py.Group | h5py.Dataset) -> list[str]:
 
 
 def differential_expression_from_files(
-    pseudobulk: str | os.PathLike[str], data: str | os.PathLike[str] | None = None
+    pseudobulk: str | os.PathLike[str],
+    data: str | os.PathLike[str] | None = None,
+    test: str = "welch",
+    *,
+    chunk_size: int = 10_000,
+    max_bytes: int = 1 << 30,
+    allow_raw_counts: bool = False,
 ) -> DEResults:
-    """:func:`differential_expression` of a pseudobulk h5ad (with ``layers["variance"]``), with GEARS's
-    DE genes from the raw ``data`` file when it has them (rule ``differential_expression``)."""
+    """The DE results of a dataset (rule ``differential_expression``), with GEARS's DE genes from the raw ``data``
+    file when it has them.
+
+    ``test="welch"``: :func:`differential_expression` of the pseudobulk h5ad's means and variances
+    (``layers["variance"]``), no pass over the cells. ``test="wilcoxon"``: the rank-sum test of the cells of
+    ``data`` (:func:`lsftbench.evaluation.rank_sum.rank_sum_test`, streamed in ``chunk_size`` cells within
+    ``max_bytes``; ``allow_raw_counts`` as for the pseudobulk), in the pseudobulk's condition order.
+    """
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {sorted(TESTS)}, got {test!r}")
+    if test == "wilcoxon":
+        return _rank_sum_results(pseudobulk, data, chunk_size=chunk_size, max_bytes=max_bytes,
+                                 allow_raw_counts=allow_raw_counts)
     with h5py.File(pseudobulk, "r") as f:
         if "layers" not in f or "variance" not in f["layers"]:
             raise ValueError(f"{pseudobulk}: no layers/variance (written by an older pseudobulk rule); rerun the rule "
@@ -348,6 +366,27 @@ def differential_expression_from_files(
         n_cells = f["obs"]["n_cells"][...]
     gears = read_gears_de_genes(data) if data is not None else None
     return differential_expression(means, variances, n_cells, conditions, genes, gears)
+
+
+def _rank_sum_results(
+    pseudobulk: str | os.PathLike[str], data: str | os.PathLike[str] | None, **options: Any
+) -> DEResults:
+    """:func:`de_results` of the rank-sum test of ``data``'s cells, checked against the pseudobulk's names."""
+    from .rank_sum import rank_sum_test
+
+    if data is None:
+        raise ValueError("the Wilcoxon rank-sum test needs the cells: give the data file")
+    with h5py.File(pseudobulk, "r") as f:
+        conditions = f["obs"][f["obs"].attrs["_index"]].asstr()[...].tolist()
+        genes = f["var"][f["var"].attrs["_index"]].asstr()[...].tolist()
+    result = rank_sum_test(data, **options)
+    if result.genes != genes or sorted(result.conditions) != sorted(c for c in conditions if c != CTRL):
+        raise ValueError(f"{data}: its conditions or genes differ from those of {pseudobulk}; rerun the rule pseudobulk")
+    rows = {c: i for i, c in enumerate(result.conditions)}
+    order = [rows[c] for c in conditions if c != CTRL]
+    gears = read_gears_de_genes(data)
+    return de_results(result.pvalue[order], result.statistic[order], result.n_cells[order],
+                      [result.conditions[i] for i in order], genes, "wilcoxon", gears)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -183,6 +183,8 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
     ``fit/<baseline>``, ``lsft/<protocol>/<baseline>``
         λ (ridge baselines only) and the metrics settings of the fits and of the LSFT shards; the LSFT
         settings.
+    ``de``
+        The DE test of the dataset's differential expression.
     ``progress``, ``noise_ceiling``
         The progress bar's methods (their predictions) and its noise ceiling (with the metrics settings it is
         scored under, as the scores it bounds).
@@ -235,6 +237,7 @@ def settings_groups(config: Mapping[str, Any], fingerprints: Fingerprints | None
         "random_pert": [s.get("pert") for s in config["baselines"].values()
                         if (s.get("pert") or {}).get("type") == "random"][:1],
     }
+    groups["de"] = {"de_test": metrics["de_test"]}
     groups["noise_ceiling"] = {"replicates": progress["replicates"], "seed": progress["seed"], **scored}
     seeds = split_seeds(dict(config))
     for dataset in benchmarked_datasets(dict(config)):

@@ -111,7 +111,8 @@ def write_table(table: pd.DataFrame, note: str | None, title: str, root: str | o
 
 
 def _performance_tables(
-    frames: DatasetFrames, root: str, seed: int | None, s: DatasetTableSettings, gears_source: str
+    frames: DatasetFrames, root: str, seed: int | None, s: DatasetTableSettings, gears_source: str,
+    de_test: str = "welch",
 ) -> dict[str, pd.DataFrame]:
     """The performance tables (common and per-baseline test sets), the fraction improved and the DE metrics
     of one seed or pooled."""
@@ -130,7 +131,7 @@ def _performance_tables(
     write_table(frac, fraction_note(df, seed=seed, **context), f"Fraction of perturbations improved ({s.dataset})",
                 root, "fraction_improved", s)
     de = de_metrics_table(df, seed=seed, stats=s.stats, top_genes=s.top_genes)
-    write_table(de, de_note(df, seed=seed, de_fdr=s.de_fdr, gears_source=gears_source, **context),
+    write_table(de, de_note(df, seed=seed, de_fdr=s.de_fdr, gears_source=gears_source, de_test=de_test, **context),
                 f"DE genes and discrimination by baseline and top % ({s.dataset})", root, "de_metrics", s)
     return tables
 
@@ -153,8 +154,8 @@ def write_dataset_tables(
     df = frames.per_perturbation
     root = str(Path(per_perturbation).parent)
     for seed in s.seeds:
-        _performance_tables(frames, f"{root}/seed{seed}", seed, s, de.gears_source)
-    pooled = _performance_tables(frames, root, None, s, de.gears_source)
+        _performance_tables(frames, f"{root}/seed{seed}", seed, s, de.gears_source, de.test)
+    pooled = _performance_tables(frames, root, None, s, de.gears_source, de.test)
     ceiling = read_parquet(inputs["noise_ceiling"])
     check_ceiling_genes(ceiling, frames.comparison_genes, inputs["noise_ceiling"])
     stand_in = df.groupby("baseline")["synthetic_stand_in"].first().fillna("") if "synthetic_stand_in" in df else None

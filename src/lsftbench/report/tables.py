@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..evaluation.de import TESTS as _DE_TESTS
 from ..evaluation.registry import METRICS, Metric
 from ..evaluation.statistics import FamilySpec, FamilyStats, StatsSettings, bh_qvalues, pooled_mean, row_statistics
 from ..evaluation.test_sets import common_test_set, not_predictable_list, restrict_to_test_set
@@ -428,8 +429,9 @@ def de_note(
     de_fdr: float = 0.05,
     gears_source: str = "smallest p",
     exclude_target_gene: bool = False,
+    de_test: str = "welch",
 ) -> str:
-    """The Markdown note of the ``de_metrics`` table."""
+    """The Markdown note of the ``de_metrics`` table; ``de_test`` names the DE test (``metrics.de_test``)."""
     settings = stats or StatsSettings()
     gears = ("GEARS's own `uns[\"top_non_dropout_de_20\"]` of the data file" if gears_source == "uns"
              else "the 20 genes of smallest p of the test below (the data file has no GEARS DE genes)")
@@ -440,8 +442,8 @@ def de_note(
         f"`mean [low, high]` with the {100 * settings.confidence:g} % bootstrap interval, as in `lsft_performance`.",
         "Discrimination (L2, cosine): cell-eval's discrimination score with those distances (L1 is in "
         "`lsft_performance`); 1 when every prediction is closer to its own observation than to any other.",
-        f"DE genes (SPEC 7.2): Welch's t-test of each perturbation's cells against the ctrl cells, Benjamini-Hochberg "
-        f"within the perturbation, DE set = q < {de_fdr:g} (metrics.de_fdr). `DE overlap`: share of the DE set among "
+        f"DE genes (SPEC 7.2): {_DE_TESTS[de_test]} of each perturbation's cells against the ctrl cells "
+        f"(metrics.de_test: {de_test}), Benjamini-Hochberg within the perturbation, DE set = q < {de_fdr:g} (metrics.de_fdr). `DE overlap`: share of the DE set among "
         "as many genes of largest |predicted change| (cell-eval's overlap_at_N); `DE top N`: the same for the N "
         "DE genes of smallest p; `DE direction`: share of the DE set predicted with the observed sign; "
         "`DE Spearman`: over the DE set. Undefined (left out, counted) when a perturbation has fewer than 3 DE genes.",
