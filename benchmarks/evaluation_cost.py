@@ -41,7 +41,7 @@ from lsftbench.report.tables import (  # noqa: E402
 )
 
 #: Every metric family of the tables (SPEC 7, 7.2), and whether higher is better (scores in 0.1–0.6, else 1–5).
-METRICS = {f.metric: f.higher_is_better for f in FAMILIES}
+METRICS = {f.name: f.higher_is_better for f in FAMILIES}
 
 
 def k562_sized_frame(n_test: int = 272, n_baselines: int = 9, pcts=(1.0, 5.0, 10.0), seeds=(1, 2)) -> pd.DataFrame:

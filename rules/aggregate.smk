@@ -35,13 +35,13 @@ rule dataset_tables:
         mem_mb=4000,
         runtime=20,
     params:
-        skipped=lambda w: wc.skipped_baselines(config, w.dataset, w.protocol),
+        skipped=lambda w: run_config.skipped_baselines(config, w.dataset, w.protocol),
         seeds=SEEDS,
         statistics=config["statistics"],
         metrics={k: config["metrics"][k] for k in TABLE_METRIC_KEYS},
         primary_metric=config["leaderboard"]["primary_metric"],
         synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
-        settings=lambda w: ws.table_settings(config, w.protocol),
+        settings=lambda w: run_settings.table_settings(config, w.protocol),
     script:
         "../workflow/scripts/dataset_tables.py"
 
@@ -80,7 +80,7 @@ rule figures:
         primary_metric=config["leaderboard"]["primary_metric"],
         seeds=SEEDS,
         synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
-        settings=lambda w: ws.table_settings(config, w.protocol),
+        settings=lambda w: run_settings.table_settings(config, w.protocol),
     script:
         "../workflow/scripts/figures.py"
 
@@ -113,7 +113,7 @@ rule forest_figure:
         n_seeds=len(SEEDS),
         confidence=config["statistics"]["confidence"],
         synthetic=SYNTHETIC_DATASETS,
-        settings=lambda w: ws.table_settings(config, w.protocol),
+        settings=lambda w: run_settings.table_settings(config, w.protocol),
     script:
         "../workflow/scripts/forest_figure.py"
 
@@ -147,7 +147,7 @@ rule combined_table:
     params:
         datasets=DATASETS,
         synthetic=SYNTHETIC_DATASETS,
-        settings=lambda w: ws.table_settings(config, w.protocol),
+        settings=lambda w: run_settings.table_settings(config, w.protocol),
     script:
         "../workflow/scripts/combined_table.py"
 
@@ -182,7 +182,7 @@ rule leaderboard:
         datasets=DATASETS,
         primary_metric=config["leaderboard"]["primary_metric"],
         synthetic=SYNTHETIC_DATASETS,
-        settings=lambda w: ws.table_settings(config, w.protocol),
+        settings=lambda w: run_settings.table_settings(config, w.protocol),
     script:
         "../workflow/scripts/leaderboard.py"
 
@@ -209,8 +209,8 @@ rule run_index:
         seeds=SEEDS,
         top_pcts=TOP_PCTS,
         synthetic=SYNTHETIC_DATASETS,
-        settings=lambda w: ws.table_settings(config, w.protocol),
-        config=lambda w: ws.output_config(config, w.protocol),
+        settings=lambda w: run_settings.table_settings(config, w.protocol),
+        config=lambda w: run_settings.output_config(config, w.protocol),
     script:
         "../workflow/scripts/run_index.py"
 
@@ -244,6 +244,6 @@ rule audit_table:
         runtime=5,
     params:
         synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
-        settings=ws.table_settings(config, ws.AUDIT_PROTOCOL),
+        settings=run_settings.table_settings(config, run_settings.AUDIT_PROTOCOL),
     script:
         "../workflow/scripts/audit_table.py"

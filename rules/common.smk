@@ -9,9 +9,9 @@ from pathlib import Path
 os.environ.setdefault("LSFTBENCH_ROOT", str(workflow.basedir))
 
 from lsftbench.formats import SCGPT_FILES
-from lsftbench.pipeline import config as wc
+from lsftbench.pipeline import config as run_config  # config look-ups: datasets, baselines, seeds, models
 from lsftbench.pipeline import preflight
-from lsftbench.pipeline import settings as ws
+from lsftbench.pipeline import settings as run_settings
 
 # A config of one's own: `--configfile my.yaml` runs exactly what my.yaml declares (plus schema
 # defaults), instead of being merged into config/config.yaml's datasets and baselines.
@@ -29,25 +29,25 @@ preflight.validate_config(
     command_line=dict(workflow.config_settings.config),
 )
 preflight.check_names(config)
-wc.check_config(config)
+run_config.check_config(config)
 preflight.check_paths(config)
 
-RESULTS = wc.results_dir(config, USER_CONFIGFILES)
+RESULTS = run_config.results_dir(config, USER_CONFIGFILES)
 # What the outputs were made from, kept with them (lsftbench.pipeline.settings): one token per group of
 # settings, rewritten only when its content (settings, hashes of configured inputs) changes, so that
 # reruns follow settings and input content even without .snakemake/. Only the main process writes,
 # and it holds the working directory's run lock (jobs on a cluster parse this file again).
-SETTINGS = ws.SettingsTokens(RESULTS, config)
+SETTINGS = run_settings.SettingsTokens(RESULTS, config)
 if workflow.is_main_process:
-    ws.run_lock()
+    run_settings.run_lock()
     for group in SETTINGS.sync():
         print(f"settings changed since the last run: {group} ({SETTINGS.path(group)})", file=sys.stderr)
 PROTOCOL = config["protocol"]
-DATASETS = wc.benchmarked_datasets(config)
-SEEDS = wc.split_seeds(config)
+DATASETS = run_config.benchmarked_datasets(config)
+SEEDS = run_config.split_seeds(config)
 # Datasets from the embedded generator: every table, figure and the run index say so.
 SYNTHETIC_DATASETS = [d for d in DATASETS if config["datasets"][d]["source"] == "synthetic"]
-TOP_PCTS = [wc.pct_label(p) for p in config["top_pcts"]]
+TOP_PCTS = [run_config.pct_label(p) for p in config["top_pcts"]]
 N_CHUNKS = config["lsft"]["test_chunks"]
 
 
@@ -109,13 +109,13 @@ FIGURES = ["leaderboard", "local_vs_global", "improvement_distribution", "progre
 # What `snakemake splits` exports per (dataset, split seed) for a model's own training code.
 SPLIT_EXPORT_FILES = ["split.json", "split.pkl", "test_conditions.csv", "genes.csv", "control_mean.csv"]
 # The metrics settings the tables depend on (a change of any other reruns no table).
-TABLE_METRIC_KEYS = list(ws.TABLE_METRIC_KEYS)
+TABLE_METRIC_KEYS = list(run_settings.TABLE_METRIC_KEYS)
 
 
 wildcard_constraints:
     dataset="[A-Za-z0-9_\-]+",
     baseline="[A-Za-z0-9_\-]+",
-    protocol="|".join(wc.PROTOCOLS),
+    protocol="|".join(run_config.PROTOCOLS),
     seed="[0-9]+",
     pct="[0-9.]+",
     chunk="[0-9]+",
@@ -173,7 +173,7 @@ def split_file(wildcards):
 
 def baseline_spec(wildcards):
     """The baseline's spec, its random embeddings drawn anew for each split seed."""
-    return wc.seeded_spec(config["baselines"][wildcards.baseline], int(wildcards.seed))
+    return run_config.seeded_spec(config["baselines"][wildcards.baseline], int(wildcards.seed))
 
 
 def random_pert_seed(split_seed):
@@ -181,7 +181,7 @@ def random_pert_seed(split_seed):
     random perturbation embedding (so the null is that baseline's global fit), else 1, drawn per split seed."""
     specs = [s for s in config["baselines"].values() if s.get("pert", {}).get("type") == "random"]
     spec = specs[0] if specs else {"pert": {"type": "random", "seed": 1}}
-    return wc.seeded_spec(spec, split_seed)["pert"]["seed"]
+    return run_config.seeded_spec(spec, split_seed)["pert"]["seed"]
 
 
 def protocol_pseudobulk(wildcards):
@@ -199,7 +199,7 @@ def embedding_inputs(wildcards):
         "split": f"{split_dir(wildcards)}/split.json",
     }
     pert = spec.get("pert", {})
-    if wildcards.protocol != "seed_compat" and wc.uses_training_pca(spec):
+    if wildcards.protocol != "seed_compat" and run_config.uses_training_pca(spec):
         inputs["training_pca"] = f"{split_dir(wildcards)}/training_pca.npz"
     if pert.get("type") == "dataset_pca":
         inputs["source_pseudobulk"] = f"{RESULTS}/{pert['dataset']}/pseudobulk.h5ad"
@@ -230,13 +230,13 @@ def model_predictions(wildcards):
 
 def model_path(wildcards):
     """The path of a model's predictions for one (dataset, split seed), from its config template."""
-    return wc.model_file(config, wildcards.model, wildcards.dataset, int(wildcards.seed))[0]
+    return run_config.model_file(config, wildcards.model, wildcards.dataset, int(wildcards.seed))[0]
 
 
 def model_inputs(wildcards):
     """A model's predictions file (when it exists) and, for scale: counts, the dataset's cell totals."""
     inputs = {"predictions": model_predictions(wildcards)}
-    if wc.model_options(config, wildcards.model, wildcards.dataset, int(wildcards.seed))["scale"] == "counts":
+    if run_config.model_options(config, wildcards.model, wildcards.dataset, int(wildcards.seed))["scale"] == "counts":
         inputs["cell_totals"] = f"{RESULTS}/{wildcards.dataset}/cell_totals.json"
     return inputs
 
@@ -251,7 +251,7 @@ def export_shards(wildcards):
             ]
             for p in TOP_PCTS
         }
-        for b in wc.baselines_for(config, wildcards.dataset, "default")
+        for b in run_config.baselines_for(config, wildcards.dataset, "default")
     }
 
 
@@ -269,7 +269,7 @@ def model_outputs(dataset, seed, ext):
     """The evaluation files of every model of one's own on (dataset, split seed) (default protocol only)."""
     return [
         f"{RESULTS}/{dataset}/default/seed{seed}/models/{model}.{ext}"
-        for model in wc.models_for(config, dataset, "default")
+        for model in run_config.models_for(config, dataset, "default")
     ]
 
 
@@ -280,10 +280,12 @@ def comparison_gene_sources(wildcards):
     ds, protocol = wildcards.dataset, wildcards.protocol
     embeddings = [
         f"{RESULTS}/{ds}/{protocol}/seed{SEEDS[0]}/embeddings/{b}.npz"
-        for b in wc.gene_subset_baselines(config, ds, protocol)
+        for b in run_config.gene_subset_baselines(config, ds, protocol)
     ]
     models = [
-        f"{RESULTS}/{ds}/{protocol}/seed{s}/models/{m}.npz" for s in SEEDS for m in wc.models_for(config, ds, protocol)
+        f"{RESULTS}/{ds}/{protocol}/seed{s}/models/{m}.npz"
+        for s in SEEDS
+        for m in run_config.models_for(config, ds, protocol)
     ]
     return embeddings + models
 
@@ -336,7 +338,7 @@ def dataset_shards(dataset, protocol):
     return [
         shard
         for seed in SEEDS
-        for b in wc.baselines_for(config, dataset, protocol)
+        for b in run_config.baselines_for(config, dataset, protocol)
         for p in TOP_PCTS
         for shard in lsft_shards(dataset, protocol, seed, b, p)
     ]
@@ -345,7 +347,7 @@ def dataset_shards(dataset, protocol):
 def aggregate_inputs(wildcards):
     """Every seed's global fits, LSFT shards and split of one (dataset, protocol)."""
     ds, protocol = wildcards.dataset, wildcards.protocol
-    baselines = wc.baselines_for(config, ds, protocol)
+    baselines = run_config.baselines_for(config, ds, protocol)
     return {
         "global_metrics": [f"{RESULTS}/{ds}/{protocol}/seed{s}/global/{b}.parquet" for s in SEEDS for b in baselines],
         "global_predictions": [f"{RESULTS}/{ds}/{protocol}/seed{s}/global/{b}.npz" for s in SEEDS for b in baselines],

@@ -23,7 +23,7 @@ rule global_fit:
         mem_mb=4000,
         runtime=30,
     params:
-        ridge_penalty=lambda w: ws.ridge_penalty(config, w.baseline),
+        ridge_penalty=lambda w: run_settings.ridge_penalty(config, w.baseline),
         top_genes=config["metrics"]["top_genes"],
         min_predictable_tests=config["metrics"]["min_predictable_tests"],
         exclude_target_gene=config["metrics"]["exclude_target_gene"],

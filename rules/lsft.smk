@@ -21,7 +21,7 @@ rule lsft:
         mem_mb=4000,
         runtime=60,
     params:
-        ridge_penalty=lambda w: ws.ridge_penalty(config, w.baseline),
+        ridge_penalty=lambda w: run_settings.ridge_penalty(config, w.baseline),
         center=config["lsft"]["center"],
         published_version=config["seed_compat"]["published_version"],
         refit_embeddings=config["lsft"]["refit_embeddings"],

@@ -43,7 +43,7 @@ rule evaluate_model:
         mem_mb=4000,
         runtime=20,
     params:
-        options=lambda w: wc.model_options(config, w.model, w.dataset, int(w.seed)),
+        options=lambda w: run_config.model_options(config, w.model, w.dataset, int(w.seed)),
         top_genes=config["metrics"]["top_genes"],
         exclude_target_gene=config["metrics"]["exclude_target_gene"],
     script:

@@ -16,7 +16,7 @@ PACKAGE = ROOT / "src" / "lsftbench"
 SCRIPTS = ROOT / "workflow" / "scripts"
 #: Layers from the ground up: a module may import from its own layer and those below it.
 LAYERS = {
-    "io": 0, "labels": 0, "formats": 0,
+    "io": 0, "labels": 0, "formats": 0, "specs": 0,
     "pipeline": 1,
     "data": 2,
     "embeddings": 3,

@@ -25,6 +25,7 @@ import pytest
 import scipy.sparse as sp
 
 from lsftbench.data import download as dl
+from lsftbench.data import fetch
 from lsftbench.data.h5ad import InputDataError, open_perturb_data
 
 FAST = {"retries": 3, "backoff": 0.01, "timeout": 5.0}
@@ -205,17 +206,17 @@ def test_dataset_download_extract_ingest_and_lock(server: Server, tmp_path: Path
 
     # Reuse: verified against the lock, no new request.
     assert dl.fetch_gears_dataset("adamson", out, base_url=server.base, lock_file=lock, **FAST) == h5ad
-    assert dl.fetch_file(dl.dataverse_url(6154417, server.base), out / "adamson.zip", None, lock) == out / "adamson.zip"
+    assert fetch.fetch_file(dl.dataverse_url(6154417, server.base), out / "adamson.zip", None, lock) == out / "adamson.zip"
     assert hits(server, 6154417) == 1
 
     # Tampered lock: clear error naming the file, cached file left for the user to judge.
     recorded["adamson.zip"] = "0" * 64
     lock.write_text(json.dumps(recorded))
-    with pytest.raises(dl.ChecksumError, match=r"adamson\.zip.*does not match.*lock\.json"):
-        dl.fetch_file(dl.dataverse_url(6154417, server.base), out / "adamson.zip", None, lock)
+    with pytest.raises(fetch.ChecksumError, match=r"adamson\.zip.*does not match.*lock\.json"):
+        fetch.fetch_file(dl.dataverse_url(6154417, server.base), out / "adamson.zip", None, lock)
     recorded["adamson/perturb_processed.h5ad"] = "1" * 64
     lock.write_text(json.dumps(recorded))
-    with pytest.raises(dl.ChecksumError, match=r"perturb_processed\.h5ad.*delete"):
+    with pytest.raises(fetch.ChecksumError, match=r"perturb_processed\.h5ad.*delete"):
         dl.fetch_gears_dataset("adamson", out, base_url=server.base, lock_file=lock, **FAST)
     assert hits(server, 6154417) == 1
     assert leftovers(out) == [] and leftovers(out / "adamson") == []
@@ -242,8 +243,8 @@ def test_new_download_must_match_recorded_hash(server: Server, tmp_path: Path) -
     url = serve(server, 1, Route(b"new upstream content"))
     lock = tmp_path / "lock.json"
     lock.write_text(json.dumps({"f.bin": sha(b"old content")}))
-    with pytest.raises(dl.ChecksumError, match=r"127\.0\.0\.1.*/1: sha256 .* does not match"):
-        dl.fetch_file(url, tmp_path / "f.bin", None, lock, **FAST)
+    with pytest.raises(fetch.ChecksumError, match=r"127\.0\.0\.1.*/1: sha256 .* does not match"):
+        fetch.fetch_file(url, tmp_path / "f.bin", None, lock, **FAST)
     assert not (tmp_path / "f.bin").exists()
     assert hits(server, 1) == 1  # a checksum mismatch is not retried
 
@@ -251,8 +252,8 @@ def test_new_download_must_match_recorded_hash(server: Server, tmp_path: Path) -
 def test_checksum_mismatch_refused(server: Server, tmp_path: Path) -> None:
     url = serve(server, 2, Route(b"wrong content"))
     dest_dir = tmp_path / "d"
-    with pytest.raises(dl.ChecksumError, match=r"datafile/2: sha256 \w+ does not match the expected checksum"):
-        dl.fetch_file(url, dest_dir / "gene2go_all.pkl", sha(b"right content"), tmp_path / "lock.json", **FAST)
+    with pytest.raises(fetch.ChecksumError, match=r"datafile/2: sha256 \w+ does not match the expected checksum"):
+        fetch.fetch_file(url, dest_dir / "gene2go_all.pkl", sha(b"right content"), tmp_path / "lock.json", **FAST)
     assert list(dest_dir.iterdir()) == []  # nothing at dest, no temporary files
     assert not (tmp_path / "lock.json").exists()
 
@@ -260,44 +261,44 @@ def test_checksum_mismatch_refused(server: Server, tmp_path: Path) -> None:
 def test_known_checksum_and_size_ok(server: Server, tmp_path: Path) -> None:
     body = b"x" * 5000
     url = serve(server, 3, Route(body))
-    dest = dl.fetch_file(url, tmp_path / "a.pkl", sha(body), tmp_path / "lock.json", size=5000, **FAST)
+    dest = fetch.fetch_file(url, tmp_path / "a.pkl", sha(body), tmp_path / "lock.json", size=5000, **FAST)
     assert dest.read_bytes() == body
     assert not (tmp_path / "lock.json").exists()  # published checksums are not recorded
 
 
 def test_retry_after_server_errors(server: Server, tmp_path: Path) -> None:
     url = serve(server, 4, Route(b"payload", mode="fail", fail_times=2))
-    dest = dl.fetch_file(url, tmp_path / "p.bin", sha(b"payload"), tmp_path / "lock.json", **FAST)
+    dest = fetch.fetch_file(url, tmp_path / "p.bin", sha(b"payload"), tmp_path / "lock.json", **FAST)
     assert dest.read_bytes() == b"payload"
     assert hits(server, 4) == 3
 
 
 def test_retries_exhausted(server: Server, tmp_path: Path) -> None:
     url = serve(server, 5, Route(b"payload", mode="fail", fail_times=10))
-    with pytest.raises(dl.DownloadError, match=r"datafile/5 failed after 2 attempt\(s\).*500"):
-        dl.fetch_file(url, tmp_path / "p.bin", None, tmp_path / "lock.json", retries=1, backoff=0.01, timeout=5)
+    with pytest.raises(fetch.DownloadError, match=r"datafile/5 failed after 2 attempt\(s\).*500"):
+        fetch.fetch_file(url, tmp_path / "p.bin", None, tmp_path / "lock.json", retries=1, backoff=0.01, timeout=5)
     assert hits(server, 5) == 2
     assert list(tmp_path.iterdir()) == []
 
 
 def test_not_found_not_retried(server: Server, tmp_path: Path) -> None:
     url = dl.dataverse_url(999, server.base)
-    with pytest.raises(dl.DownloadError, match=r"datafile/999 failed after 1 attempt.*404"):
-        dl.fetch_file(url, tmp_path / "p.bin", None, tmp_path / "lock.json", **FAST)
+    with pytest.raises(fetch.DownloadError, match=r"datafile/999 failed after 1 attempt.*404"):
+        fetch.fetch_file(url, tmp_path / "p.bin", None, tmp_path / "lock.json", **FAST)
 
 
 def test_truncated_transfer_rejected(server: Server, tmp_path: Path) -> None:
     url = serve(server, 6, Route(b"y" * 4096, mode="truncate", extra=1000))
-    with pytest.raises(dl.DownloadError, match=r"datafile/6 failed after 2 attempt"):
-        dl.fetch_file(url, tmp_path / "t.bin", None, tmp_path / "lock.json", retries=1, backoff=0.01, timeout=5)
+    with pytest.raises(fetch.DownloadError, match=r"datafile/6 failed after 2 attempt"):
+        fetch.fetch_file(url, tmp_path / "t.bin", None, tmp_path / "lock.json", retries=1, backoff=0.01, timeout=5)
     assert hits(server, 6) == 2  # a short transfer is retried
     assert list(tmp_path.iterdir()) == []  # nothing accepted, nothing recorded
 
 
 def test_dropped_connection_caught_by_registry_size(server: Server, tmp_path: Path) -> None:
     url = serve(server, 7, Route(b"z" * 4096, mode="drop"))
-    with pytest.raises(dl.DownloadError, match=r"truncated or wrong transfer, got 2048 bytes but the registry says 4096"):
-        dl.fetch_file(url, tmp_path / "t.bin", None, tmp_path / "lock.json", size=4096, retries=0, timeout=5)
+    with pytest.raises(fetch.DownloadError, match=r"truncated or wrong transfer, got 2048 bytes but the registry says 4096"):
+        fetch.fetch_file(url, tmp_path / "t.bin", None, tmp_path / "lock.json", size=4096, retries=0, timeout=5)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -313,8 +314,8 @@ def test_timeout(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     server.routes = Slow(server.routes)
     try:
-        with pytest.raises(dl.DownloadError, match=r"datafile/8 failed after 1 attempt.*[Tt]imed? ?out"):
-            dl.fetch_file(url, tmp_path / "late.bin", None, tmp_path / "lock.json", retries=0, timeout=0.3)
+        with pytest.raises(fetch.DownloadError, match=r"datafile/8 failed after 1 attempt.*[Tt]imed? ?out"):
+            fetch.fetch_file(url, tmp_path / "late.bin", None, tmp_path / "lock.json", retries=0, timeout=0.3)
     finally:
         gate.set()
     assert not (tmp_path / "late.bin").exists()
@@ -323,7 +324,7 @@ def test_timeout(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_archive_without_h5ad(server: Server, tmp_path: Path) -> None:
     serve(server, 7458694, Route(zip_bytes({"replogle_rpe1_essential/readme.txt": b"hi", "other.csv": b"a"})))
     out = tmp_path / "data"
-    with pytest.raises(dl.DownloadError, match=r"replogle_rpe1_essential\.zip: archive has no "
+    with pytest.raises(fetch.DownloadError, match=r"replogle_rpe1_essential\.zip: archive has no "
                        r"'replogle_rpe1_essential/perturb_processed\.h5ad'; it holds: .*readme\.txt.*other\.csv"):
         dl.fetch_gears_dataset("replogle_rpe1_essential", out, base_url=server.base, **FAST)
     assert not (out / "replogle_rpe1_essential" / "perturb_processed.h5ad").exists()

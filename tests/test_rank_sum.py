@@ -271,7 +271,7 @@ def test_the_de_step_with_the_rank_sum_test(small, tmp_path):
     pseudobulk's condition order, BH within each perturbation, and say which test they are (tables name it)."""
     from lsftbench.data.pseudobulk import pseudobulk
     from lsftbench.evaluation.de import DEResults, differential_expression_from_files
-    from lsftbench.report.tables import de_note
+    from lsftbench.report.notes import de_note
 
     path, adata = small
     pb = pseudobulk(path)

@@ -12,14 +12,12 @@ from lsftbench.evaluation.statistics import StatsSettings, bh_qvalues, wilson_ci
 from lsftbench.report.tables import (
     combined_table,
     fraction_improved_table,
-    fraction_note,
     per_perturbation,
-    performance_note,
     performance_table,
-    protocol_label,
     summary_table,
-    to_markdown,
 )
+from lsftbench.report.markdown import to_markdown
+from lsftbench.report.notes import fraction_note, performance_note, protocol_label
 
 FAST = StatsSettings(n_resamples=499, seed=3)
 NOTE_COLUMNS = [

@@ -4,7 +4,9 @@ import pandas as pd
 
 from lsftbench.io import write_csv, write_text
 from lsftbench.pipeline.job import setup_logging
-from lsftbench.report.tables import combined_note, combined_table, run_note, to_markdown
+from lsftbench.report.markdown import to_markdown
+from lsftbench.report.notes import combined_note, run_note
+from lsftbench.report.tables import combined_table
 
 log = setup_logging(snakemake)  # noqa: F821
 p, out, w = snakemake.params, snakemake.output, snakemake.wildcards  # noqa: F821

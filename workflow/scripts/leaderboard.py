@@ -5,7 +5,8 @@ import pandas as pd
 from lsftbench.io import write_csv, write_text
 from lsftbench.pipeline.job import setup_logging
 from lsftbench.report.leaderboard import cross_dataset_leaderboard, cross_dataset_note
-from lsftbench.report.tables import run_note, to_markdown
+from lsftbench.report.markdown import to_markdown
+from lsftbench.report.notes import run_note
 
 log = setup_logging(snakemake)  # noqa: F821
 p, out = snakemake.params, snakemake.output  # noqa: F821

@@ -41,7 +41,7 @@ import numpy as np
 from ..data.conditions import CTRL, single_gene
 from ..io import read_json, read_npz, write_npz
 from ..labels import Labels
-from ..pipeline.config import TABLE_TYPES, uses_training_pca
+from ..specs import TABLE_TYPES, uses_training_pca
 from .pca import pca_scores
 
 if TYPE_CHECKING:  # anndata and pandas are slow to import; fit and LSFT jobs never need them

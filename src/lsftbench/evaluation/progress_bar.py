@@ -85,34 +85,34 @@ PROGRESS_COLUMNS = [
 _KEYS = ["Baseline", "Top %", "Method"]
 
 
-def _delta(pb: ad.AnnData | MeanExpression, conditions: Sequence[str]) -> np.ndarray:
+def _delta(pseudobulk: ad.AnnData | MeanExpression, conditions: Sequence[str]) -> np.ndarray:
     """Δ (genes × ``conditions``) from a pseudobulk."""
-    x = np.asarray(pb.X, dtype=np.float64)
-    names = pd.Index(pb.obs_names)
+    x = np.asarray(pseudobulk.X, dtype=np.float64)
+    names = pd.Index(pseudobulk.obs_names)
     return (x[names.get_indexer(list(conditions))] - x[names.get_loc(CTRL)]).T
 
 
-def _as_anndata(pb: ad.AnnData | MeanExpression) -> ad.AnnData:
+def _as_anndata(pseudobulk: ad.AnnData | MeanExpression) -> ad.AnnData:
     import anndata as ad
 
-    if isinstance(pb, ad.AnnData):
-        return pb
+    if isinstance(pseudobulk, ad.AnnData):
+        return pseudobulk
     return ad.AnnData(
-        X=np.asarray(pb.X, dtype=np.float64), obs=pd.DataFrame(index=pb.obs_names), var=pd.DataFrame(index=pb.var_names)
+        X=np.asarray(pseudobulk.X, dtype=np.float64), obs=pd.DataFrame(index=pseudobulk.obs_names), var=pd.DataFrame(index=pseudobulk.var_names)
     )
 
 
-def train_mean_delta(pb: ad.AnnData | MeanExpression, split: dict[str, list[str]]) -> np.ndarray:
+def train_mean_delta(pseudobulk: ad.AnnData | MeanExpression, split: dict[str, list[str]]) -> np.ndarray:
     """``m`` = mean Δ of the training perturbations (``ctrl`` excluded) over all measured genes.
 
     The ``train mean`` null prediction and the centre of the centred Pearson r (SPEC 7):
     :func:`lsftbench.data.mean_expression.training_mean_delta`, for an AnnData's pandas names too.
     """
-    return training_mean_delta(MeanExpression(np.asarray(pb.X), Labels(pb.obs_names), Labels(pb.var_names)), split)
+    return training_mean_delta(MeanExpression(np.asarray(pseudobulk.X), Labels(pseudobulk.obs_names), Labels(pseudobulk.var_names)), split)
 
 
 def idealized_embedding(
-    pb: ad.AnnData | MeanExpression,
+    pseudobulk: ad.AnnData | MeanExpression,
     split: dict[str, list[str]],
     dim: int,
     pert: Literal["response", "gene_rows"] = "response",
@@ -130,18 +130,18 @@ def idealized_embedding(
       of c's target gene; unmeasured targets are not predictable).
     """
     columns = list(dict.fromkeys([*split["train"], *split["test"]]))
-    names = pd.Index(pb.obs_names)
-    x = np.asarray(pb.X, dtype=np.float64)
-    expr = pd.DataFrame(x[names.get_indexer(columns)].T, index=pb.var_names, columns=columns)
+    names = pd.Index(pseudobulk.obs_names)
+    x = np.asarray(pseudobulk.X, dtype=np.float64)
+    expr = pd.DataFrame(x[names.get_indexer(columns)].T, index=pseudobulk.var_names, columns=columns)
     scores = training_pca_gene_scores(expr, columns, dim)
     if pert == "response":
-        conds, b, missing = columns, pca_scores(_delta(pb, columns).T, dim).T, []
+        conds, b, missing = columns, pca_scores(_delta(pseudobulk, columns).T, dim).T, []
     elif pert == "gene_rows":
         conds, b, missing = pert_columns_from_rows(scores, columns)
     else:
         raise ValueError(f"pert must be 'response' or 'gene_rows', got {pert!r}")
     return Embedding(
-        genes=Labels(pb.var_names, name="gene"),
+        genes=Labels(pseudobulk.var_names, name="gene"),
         A=scores.to_numpy(),
         conditions=Labels(conds, name="condition"),
         B=np.asarray(b, dtype=np.float64),
@@ -151,10 +151,10 @@ def idealized_embedding(
     )
 
 
-def random_pert_embedding(pb: ad.AnnData | MeanExpression, split: dict[str, list[str]], dim: int, seed: int) -> Embedding:
+def random_pert_embedding(pseudobulk: ad.AnnData | MeanExpression, split: dict[str, list[str]], dim: int, seed: int) -> Embedding:
     """Training-PCA gene embedding and seeded N(0, 1) perturbation embedding (= ``lpm_randomPertEmb``)."""
     spec = {"model": "ridge", "gene": {"type": "training_pca"}, "pert": {"type": "random", "seed": seed}}
-    return build_embedding(spec, _as_anndata(pb), split, dim, dataset="progress_bar")
+    return build_embedding(spec, _as_anndata(pseudobulk), split, dim, dataset="progress_bar")
 
 
 @dataclass
@@ -191,7 +191,7 @@ class NullPredictions:
 
 
 def null_predictions(
-    pb: ad.AnnData | MeanExpression,
+    pseudobulk: ad.AnnData | MeanExpression,
     split: dict[str, list[str]],
     *,
     dim: int = 10,
@@ -203,7 +203,7 @@ def null_predictions(
 
     Parameters
     ----------
-    pb
+    pseudobulk
         The dataset's pseudobulk (conditions × genes means, ``ctrl`` included).
     split
         ``{"train", "val", "test"}`` condition lists (one protocol and seed).
@@ -219,23 +219,23 @@ def null_predictions(
     NullPredictions
         Methods in the order of ``NULL_METHODS`` then ``IDEALIZED``, each over every test condition it can predict.
     """
-    measured = set(pb.obs_names)
+    measured = set(pseudobulk.obs_names)
     test = [c for c in split["test"] if c in measured]
-    obs = _delta(pb, test)
-    m = train_mean_delta(pb, split)
-    names = pd.Index(pb.obs_names)
-    ctrl = np.asarray(pb.X, dtype=np.float64)[names.get_loc(CTRL)]
+    obs = _delta(pseudobulk, test)
+    m = train_mean_delta(pseudobulk, split)
+    names = pd.Index(pseudobulk.obs_names)
+    ctrl = np.asarray(pseudobulk.X, dtype=np.float64)[names.get_loc(CTRL)]
     predicted = {
         TRAIN_MEAN: (test, np.repeat(m[:, None], len(test), axis=1)),
         NO_CHANGE: (test, np.zeros_like(obs)),
     }
-    for method, emb in ((RANDOM_PERT, random_pert_embedding(pb, split, dim, random_seed)),
-                        (IDEALIZED, idealized_embedding(pb, split, dim, idealized_pert))):
-        problem = make_problem(pb, {**split, "test": test}, emb)
-        if not problem.genes.equals(pd.Index(pb.var_names)):
+    for method, emb in ((RANDOM_PERT, random_pert_embedding(pseudobulk, split, dim, random_seed)),
+                        (IDEALIZED, idealized_embedding(pseudobulk, split, dim, idealized_pert))):
+        problem = make_problem(pseudobulk, {**split, "test": test}, emb)
+        if not problem.genes.equals(pd.Index(pseudobulk.var_names)):
             raise AssertionError("null/cheater embeddings must cover every measured gene")
         predicted[method] = (list(problem.test), global_predictions(problem, ridge))
-    return NullPredictions([str(g) for g in pb.var_names], test, obs, ctrl.copy(), m, predicted)
+    return NullPredictions([str(g) for g in pseudobulk.var_names], test, obs, ctrl.copy(), m, predicted)
 
 
 def null_predictions_from_files(

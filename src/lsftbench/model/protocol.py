@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..pipeline.config import PROTOCOLS
+from ..specs import PROTOCOLS
 from .global_fit import global_predictions
 from .lsft import LsftResult, lsft, n_neighbours, save_shared
 from .problem import Problem, load_problem

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ..specs import PROTOCOLS, TABLE_TYPES, uses_training_pca
+
 __all__ = [
     "ConfigError",
     "PROTOCOLS",
@@ -31,7 +33,6 @@ __all__ = [
 ]
 
 #: The protocols a run can produce; each lives under its own path (``{results}/{dataset}/{protocol}/...``).
-PROTOCOLS = ("default", "seed_compat")
 DEFAULT_CONFIGFILE = Path("config") / "config.yaml"
 
 
@@ -78,13 +79,6 @@ def seeded_spec(spec: dict[str, Any], split_seed: int) -> dict[str, Any]:
     return spec
 
 
-def uses_training_pca(spec: dict[str, Any]) -> bool:
-    """Whether a baseline's embeddings take the training PCA (SPEC 4): a ``training_pca`` gene side
-    (unless the model is ``mean``, which has no gene side) or perturbation side; both are the default."""
-    gene = spec.get("gene", {}).get("type", "training_pca") if spec.get("model", "ridge") != "mean" else None
-    return "training_pca" in (gene, spec.get("pert", {}).get("type", "training_pca"))
-
-
 def benchmarked_datasets(config: dict[str, Any]) -> list[str]:
     """Datasets with ``benchmark: true`` (the default)."""
     return [name for name, ds in config["datasets"].items() if ds.get("benchmark", True)]
@@ -123,9 +117,6 @@ def baselines_for(config: dict[str, Any], dataset: str, protocol: str | None = N
 
 
 #: Embedding types read from a gene table (SPEC 4): a gene embedding of these predicts only the table's genes.
-TABLE_TYPES = frozenset({"table", "scgpt", "scfoundation", "go_graph"})
-
-
 def gene_subset_baselines(config: dict[str, Any], dataset: str, protocol: str | None = None) -> list[str]:
     """The baselines run on ``dataset`` whose gene embedding is a gene table: they may predict only some of the
     measured genes, so the genes every compared method predicts (SPEC 7, one gene set per comparison) depend on

@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from .tables import GLOBAL_HEADER, protocol_label, run_note, to_markdown
+from .markdown import GLOBAL_HEADER, to_markdown
+from .notes import protocol_label, run_note
 
 __all__ = ["AUDIT_VALUES", "PUBLISHED", "CLEAN", "audit_table", "audit_markdown"]
 

@@ -29,19 +29,9 @@ from .aggregate import (
     progress_tables,
 )
 from .leaderboard import leaderboard_note, leaderboard_table, metric_label, model_comparisons, model_comparisons_note
-from .tables import (
-    de_metrics_table,
-    de_note,
-    fraction_improved_table,
-    fraction_note,
-    performance_note,
-    performance_table,
-    progress_note,
-    rank_note,
-    render_markdown,
-    summary_table,
-    synthetic_note,
-)
+from .markdown import render_markdown
+from .notes import de_note, fraction_note, performance_note, progress_note, rank_note, synthetic_note
+from .tables import de_metrics_table, fraction_improved_table, performance_table, summary_table
 
 __all__ = ["DatasetTableSettings", "write_dataset_tables", "write_table"]
 

@@ -34,7 +34,7 @@ from ..evaluation.statistics import (
     stratified_bootstrap_cis,
 )
 from ..evaluation.test_sets import defined_pairs
-from .tables import gene_set_note
+from .notes import gene_set_note
 
 __all__ = [
     "method_label",

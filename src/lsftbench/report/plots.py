@@ -34,7 +34,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from ..evaluation.progress_bar import gap_closed  # noqa: E402
 from ..evaluation.registry import PROGRESS_METRICS, from_label, label  # noqa: E402
 from ..io import atomic_path  # noqa: E402
-from .tables import protocol_label  # noqa: E402
+from .notes import protocol_label  # noqa: E402
 
 __all__ = [
     "RC_PARAMS",

@@ -32,7 +32,7 @@ def run_index_markdown(
     settings (:func:`lsftbench.pipeline.settings.table_settings`) and ``config`` the whole validated config,
     listed as YAML with the code version that made the run.
     """
-    from .tables import protocol_label, synthetic_note
+    from .notes import protocol_label, synthetic_note
 
     lines = [
         f"# LSFT benchmark: protocol `{protocol}`",
