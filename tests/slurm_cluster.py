@@ -11,7 +11,7 @@ Deliberate choices (Debian 12, Slurm 22.05, also inside containers without syste
 
 * ``ProctrackType=proctrack/linuxproc``, ``TaskPlugin=task/none``, ``JobAcctGatherType=none``:
   no cgroups needed; no accounting (no slurmdbd), so job status comes from ``squeue`` and
-  ``MinJobAge`` keeps finished jobs visible to it for 10 minutes.
+  ``MinJobAge`` keeps finished jobs visible to it for 2 hours (a run on a loaded machine outlasted 10 minutes).
 * ``SlurmdParameters=config_overrides``: the node takes the configured CPUs/RealMemory instead
   of draining itself when the machine differs (memory is not enforced without cgroups).
 * The ports are free ports picked at start-up, so the cluster does not clash with a real one.
@@ -201,7 +201,7 @@ MpiDefault=none
 SwitchType=switch/none
 MailProg=/bin/true
 ReturnToService=2
-MinJobAge=600
+MinJobAge=7200
 KillWait=5
 InactiveLimit=0
 SlurmdParameters=config_overrides

@@ -95,7 +95,8 @@ def test_a_new_gene_table_baseline_reruns_the_bounds_and_an_all_gene_one_does_no
                     "lsft": datasets * n_seeds(config) * len(config["top_pcts"])}
     table = plan_with(shared_run, lambda c: c["baselines"].update(
         copy_of_scgpt=copy.deepcopy(c["baselines"]["lpm_scgptGeneEmb"])))
-    assert table == {**per_baseline, "noise_ceiling": 3, **AGGREGATION}
+    # its own copy of the scGPT gene table (one per baseline), and the bounds on the genes every method predicts
+    assert table == {**per_baseline, "pretrained_gene_table": 1, "noise_ceiling": 3, **AGGREGATION}
     all_genes = plan_with(shared_run, lambda c: c["baselines"].update(
         copy_of_selftrained=copy.deepcopy(c["baselines"]["lpm_selftrained"])))
     assert all_genes == {**per_baseline, **AGGREGATION}

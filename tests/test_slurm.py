@@ -182,7 +182,7 @@ def test_jobs_went_through_sbatch_with_rule_resources(runs, cluster):
         by_rule[blocks[jobid]["rule"]] = by_rule.get(blocks[jobid]["rule"], 0) + 1
     assert by_rule == expected, f"jobs submitted per rule {by_rule} != planned {expected}"
 
-    slurm_jobs = cluster.jobs()  # finished jobs stay visible for MinJobAge=600 s
+    slurm_jobs = cluster.jobs()  # finished jobs stay visible for MinJobAge=7200 s
     for jobid, (slurm_id, slurm_log) in submitted.items():
         rule, threads, res = blocks[jobid]["rule"], blocks[jobid]["threads"], blocks[jobid]["resources"]
         assert slurm_log.is_file() and f"rule_{rule}" in slurm_log.parts, slurm_log
