@@ -430,7 +430,7 @@ class _TopByMagnitude:
 
     def __init__(self, pred: np.ndarray, allowed: np.ndarray) -> None:
         self.magnitude = np.where(allowed, np.abs(pred), -np.inf)
-        self.descending = -np.sort(-self.magnitude, axis=0)
+        self.descending = -np.sort(-self.magnitude.T, axis=1).T  # each column's values sorted (contiguous rows)
 
     def within(self, k: np.ndarray) -> np.ndarray:
         """genes × p: gene g is among the ``k[i]`` largest of column i (``k[i] = 0``: none)."""
@@ -470,7 +470,11 @@ def _segment_ranks(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
     ranks = np.empty(n)
     if not n:
         return ranks
-    order = np.lexsort((values, segment))  # by segment, then value (NaN last, as argsort puts it)
+    if len(segment) and segment[-1] < 1 << 16:  # by value (NaN last), then a stable radix sort by segment
+        by_value = np.argsort(values)
+        order = by_value[np.argsort(segment[by_value].astype(np.uint16), kind="stable")]
+    else:  # by segment, then value
+        order = np.lexsort((values, segment))
     sorted_x, sorted_seg = values[order], segment[order]
     new_run = np.empty(n, dtype=bool)
     new_run[0] = True
