@@ -389,6 +389,7 @@ class _Pairs:
         p = pred.shape[1]
         self.ex = np.full((p, 0), -1, dtype=np.int64) if exclude is None else exclude
         self.pn2, self.on2 = np.einsum("gi,gi->i", pred, pred), np.einsum("gi,gi->i", obs, obs)
+        self._w: np.ndarray | None = None
 
     def _terms(self, rows: np.ndarray, cols: np.ndarray, by: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Σ over the excluded genes of x̂x, x̂², x² for each (row, col) pair: the genes of the column's
@@ -442,13 +443,20 @@ class _Pairs:
         dist[~np.isfinite(dist)] = np.nan
         return dist
 
+    def _weights(self) -> np.ndarray:
+        """p × genes: 0 at each perturbation's excluded genes, else 1 (built once for every distance)."""
+        if self._w is None:
+            w = np.ones(self.obs.shape[1::-1])
+            for t in range(self.ex.shape[1]):
+                hit = np.flatnonzero(self.ex[:, t] >= 0)
+                w[hit, self.ex[hit, t]] = 0.0
+            self._w = w
+        return self._w
+
     def own(self, distance: str) -> np.ndarray:
         """``d(x̂_i, x_i)`` without perturbation ``i``'s excluded genes."""
         x_hat, x = self.pred, self.obs
-        w = np.ones(x.shape[1::-1])  # p × genes
-        for t in range(self.ex.shape[1]):
-            hit = np.flatnonzero(self.ex[:, t] >= 0)
-            w[hit, self.ex[hit, t]] = 0.0
+        w = self._weights()
         if distance == "l1":
             return np.einsum("ip,pi->p", np.abs(x_hat - x), w)
         if distance == "l2":
