@@ -69,7 +69,8 @@ class ScoreCache:
     @staticmethod
     def digest(a: np.ndarray) -> bytes:
         """A fingerprint of an array's bytes, dtype and shape."""
-        return hashlib.sha256(np.ascontiguousarray(a).view(np.uint8).data).digest() + repr((a.dtype.str, a.shape)).encode()
+        data = np.ascontiguousarray(a).view(np.uint8).data
+        return hashlib.sha256(data).digest() + repr((a.dtype.str, a.shape)).encode()
 
     @classmethod
     def key(cls, *arrays: np.ndarray) -> tuple[bytes, ...]:
@@ -90,8 +91,8 @@ class ScoreCache:
 
     def de_selection(self, de: DEResults, conditions: Sequence[str], genes: Sequence[str]) -> DEResults:
         """``de.select(conditions).restrict(genes)``, once per (``de``, conditions, genes)."""
-        held, selection = self.shared(("de", id(de), tuple(conditions), tuple(genes)),  # held: ``de`` outlives its id
-                                      lambda: (de, _with_order(de.select(list(conditions)).restrict(list(genes)))))
+        _held, selection = self.shared(("de", id(de), tuple(conditions), tuple(genes)),  # held: ``de`` outlives its id
+                                       lambda: (de, _with_order(de.select(list(conditions)).restrict(list(genes)))))
         return selection
 
 
@@ -145,9 +146,8 @@ def comparison_and_de_columns(
                                       lambda: mean_pairwise_distance(np.asarray(observed, dtype=np.float64)[:, keep]))
         if de is not None and de_part:
             exclude = targets if settings.exclude_target_gene else None
-            de_reference = cache.shared(("de_reference", obs_key, targets_key if exclude is not None else b"", de_part[0],
-                                         settings.de_fdr),
-                                        lambda: DEReference(observed, de, settings.de_fdr, exclude))
+            ref_key = ("de_reference", obs_key, b"" if exclude is None else targets_key, de_part[0], settings.de_fdr)
+            de_reference = cache.shared(ref_key, lambda: DEReference(observed, de, settings.de_fdr, exclude))
     n = pred.shape[1]
     out = {name: np.full(n, np.nan) for name in COMPARISON_COLUMNS}
     spread = float("nan")

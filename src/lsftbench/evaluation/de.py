@@ -516,7 +516,8 @@ class DEReference:
             in_top = np.zeros((n_genes, p), dtype=bool)
             in_top[genes, rows] = True
             self.top[n] = (n_eff, in_top)
-        self.obs_sign = np.sign(obs)
+        sign = np.sign(obs)  # -1, 0, 1 as int8; NaN as 2, which no sign equals (as NaN equals none)
+        self.obs_sign = np.where(np.isnan(sign), 2, sign).astype(np.int8)
         # Spearman over each defined perturbation's DE set: the genes (gene order) and the observed side's centred
         # ranks and sum of squares
         cols_t, genes_t = np.nonzero(self.de_set[:, self.defined].T)

@@ -422,7 +422,8 @@ class _Pairs:
 
             # C-contiguous rows: SciPy's fast loop (each pair still summed gene by gene in gene order, the numbers of
             # its strided loop bit for bit; 8-10x faster on a transposed view)
-            dist = cdist(np.ascontiguousarray(self.pred[:, rows].T), np.ascontiguousarray(self.obs[:, cols].T), "cityblock")
+            x_hat, x = np.ascontiguousarray(self.pred[:, rows].T), np.ascontiguousarray(self.obs[:, cols].T)
+            dist = cdist(x_hat, x, "cityblock")
             for t in range(self.ex.shape[1]):
                 if by == "col":
                     g = self.ex[cols, t]
