@@ -386,7 +386,10 @@ def _arrow_column(name: str, values: Any) -> Any:
         encoded = [str(v).encode() for v in values.tolist()]
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]).cast(pa.string())
+        data = pa.py_buffer(b"".join(encoded))
+        if offsets[-1] < 2**31:  # Arrow's string type directly: a cast would import pyarrow.compute (0.1 s a job)
+            return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)), data])
+        return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), data]).cast(pa.string())
     if values.dtype.kind == "b":
         return pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(np.packbits(values, bitorder="little"))])
     if values.dtype.kind in "iuf":

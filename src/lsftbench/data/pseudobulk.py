@@ -16,7 +16,6 @@ import logging
 import os
 
 import anndata as ad
-import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp

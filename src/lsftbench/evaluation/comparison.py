@@ -16,16 +16,17 @@ The report stage reads the fits, shards and models from their files and calls th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..data.conditions import target_positions
 from ..data.mean_expression import top_expressed
 from ..labels import Labels
-from .de import DEResults, de_metrics
-from .metrics import COMPARISON_COLUMNS, comparison_metrics, metric_columns
+from .de import DEReference, DEResults, de_metrics
+from .metrics import COMPARISON_COLUMNS, comparison_metrics, mean_pairwise_distance, metric_columns
 
 __all__ = [
     "ComparisonSettings",
@@ -52,22 +53,28 @@ class ComparisonSettings:
 
 
 class ScoreCache:
-    """Comparison and DE metrics already computed, by a digest of their inputs.
+    """Comparison and DE metrics already computed, by a digest of their inputs; and what they share.
 
     Methods whose predictions, observations, test set and targets are byte for byte those of a method scored
     before (e.g. the kNN of every baseline with the same perturbation embedding) share its numbers instead of
-    computing them again.
+    computing them again. Methods scored on the same observations (every method of a split seed) share what
+    depends on the observations alone: the denominator of the spread ratio, the DE selection and the DE sets,
+    top-N lists and observed ranks of the DE-gene metrics (:class:`lsftbench.evaluation.de.DEReference`).
     """
 
     def __init__(self) -> None:
         self._seen: dict[tuple[bytes, ...], tuple[dict[str, np.ndarray], float]] = {}
+        self._shared: dict[tuple, object] = {}
 
     @staticmethod
-    def key(*arrays: np.ndarray) -> tuple[bytes, ...]:
-        return tuple(
-            hashlib.sha256(np.ascontiguousarray(a).view(np.uint8).data).digest() + repr((a.dtype.str, a.shape)).encode()
-            for a in arrays
-        )
+    def digest(a: np.ndarray) -> bytes:
+        """A fingerprint of an array's bytes, dtype and shape."""
+        data = np.ascontiguousarray(a).view(np.uint8).data
+        return hashlib.sha256(data).digest() + repr((a.dtype.str, a.shape)).encode()
+
+    @classmethod
+    def key(cls, *arrays: np.ndarray) -> tuple[bytes, ...]:
+        return tuple(cls.digest(a) for a in arrays)
 
     def get(self, key: tuple[bytes, ...]) -> tuple[dict[str, np.ndarray], float] | None:
         hit = self._seen.get(key)
@@ -75,6 +82,24 @@ class ScoreCache:
 
     def put(self, key: tuple[bytes, ...], value: tuple[dict[str, np.ndarray], float]) -> None:
         self._seen[key] = value
+
+    def shared(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """The value of ``make()`` stored under ``key`` (computed on first use)."""
+        if key not in self._shared:
+            self._shared[key] = make()
+        return self._shared[key]
+
+    def de_selection(self, de: DEResults, conditions: Sequence[str], genes: Sequence[str]) -> DEResults:
+        """``de.select(conditions).restrict(genes)``, once per (``de``, conditions, genes)."""
+        _held, selection = self.shared(("de", id(de), tuple(conditions), tuple(genes)),  # held: ``de`` outlives its id
+                                       lambda: (de, _with_order(de.select(list(conditions)).restrict(list(genes)))))
+        return selection
+
+
+def _with_order(de: DEResults) -> DEResults:
+    """``de`` with its significance ordering computed (it is kept with the selection and shared)."""
+    de.order  # noqa: B018 - computes and keeps it
+    return de
 
 
 def comparison_and_de_columns(
@@ -104,26 +129,37 @@ def comparison_and_de_columns(
         The DE results of the perturbations of ``pred``'s columns on ``pred``'s genes, or ``None`` (no DE metrics).
     cache, de_key
         With ``cache``, a method whose inputs (and ``de_key``, naming the conditions and genes ``de`` was selected
-        for) repeat those of an earlier one reuses its numbers.
+        for) repeat those of an earlier one reuses its numbers, and one whose observations, test set, targets and
+        ``de_key`` repeat shares what depends on them alone (``de_key`` must then name ``de``'s selection: a
+        cache serves one dataset's DE results).
     """
     key = None
+    obs_spread, de_reference = None, None
     if cache is not None:
         key = cache.key(pred, observed, targets, keep, *(() if de_key is None else (de_key,)))
         hit = cache.get(key)
         if hit is not None:
             return hit
+        _, obs_key, targets_key, keep_key, *de_part = key
+        if len(keep) >= 2:
+            obs_spread = cache.shared(("spread", obs_key, keep_key),
+                                      lambda: mean_pairwise_distance(np.asarray(observed, dtype=np.float64)[:, keep]))
+        if de is not None and de_part:
+            exclude = targets if settings.exclude_target_gene else None
+            ref_key = ("de_reference", obs_key, b"" if exclude is None else targets_key, de_part[0], settings.de_fdr)
+            de_reference = cache.shared(ref_key, lambda: DEReference(observed, de, settings.de_fdr, exclude))
     n = pred.shape[1]
     out = {name: np.full(n, np.nan) for name in COMPARISON_COLUMNS}
     spread = float("nan")
     if len(keep) >= 2:
         values, spread = comparison_metrics(pred[:, keep], observed[:, keep], targets[keep],
                                             rank_distance=settings.rank_distance,
-                                            exclude_target_gene=settings.exclude_target_gene)
+                                            exclude_target_gene=settings.exclude_target_gene, obs_spread=obs_spread)
         for name, column in values.items():
             out[name][keep] = column
     if de is not None:
         out.update(de_metrics(pred, observed, de, settings.de_fdr,
-                              exclude=targets if settings.exclude_target_gene else None))
+                              exclude=targets if settings.exclude_target_gene else None, reference=de_reference))
     if cache is not None and key is not None:
         cache.put(key, (out, spread))
     return out, spread
@@ -227,7 +263,10 @@ def score_on_genes(
     exclude = targets if settings.exclude_target_gene else None
     top_idx = top_expressed(reference.ctrl_mean[measured_rows], settings.top_genes)
     out = metric_columns(pred_s, obs_s, top_idx, reference.train_mean[measured_rows], exclude)
-    de_here = de.select(list(conditions)).restrict(list(subset)) if de is not None else None
+    de_here = None
+    if de is not None:
+        de_here = (cache.de_selection(de, conditions, subset) if cache is not None
+                   else de.select(list(conditions)).restrict(list(subset)))
     de_key = np.asarray([*conditions, *subset], dtype=str)
     values, spread = comparison_and_de_columns(pred_s, obs_s, targets, common_positions(conditions, sorted(keep)),
                                                settings, de_here, cache, de_key)

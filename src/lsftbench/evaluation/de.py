@@ -43,6 +43,7 @@ __all__ = [
     "differential_expression_from_files",
     "read_gears_de_genes",
     "de_metrics",
+    "DEReference",
 ]
 
 log = logging.getLogger(__name__)
@@ -429,7 +430,7 @@ class _TopByMagnitude:
 
     def __init__(self, pred: np.ndarray, allowed: np.ndarray) -> None:
         self.magnitude = np.where(allowed, np.abs(pred), -np.inf)
-        self.descending = -np.sort(-self.magnitude, axis=0)
+        self.descending = -np.sort(-self.magnitude.T, axis=1).T  # each column's values sorted (contiguous rows)
 
     def within(self, k: np.ndarray) -> np.ndarray:
         """genes × p: gene g is among the ``k[i]`` largest of column i (``k[i] = 0``: none)."""
@@ -459,13 +460,85 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks, ties sharing their average rank (``scipy.stats.rankdata(method="average")``)."""
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
-    ends = np.r_[starts[1:], len(x)]
-    ranks = np.empty(len(x))
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return _segment_ranks(np.asarray(x), np.zeros(len(x), dtype=np.int64))
+
+
+def _segment_ranks(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """:func:`_average_ranks` within each run of equal ``segment`` labels (non-decreasing), all runs in one sort:
+    the ranks are exact (half-)integers, so they equal those of one :func:`_average_ranks` call per run."""
+    n = len(values)
+    ranks = np.empty(n)
+    if not n:
+        return ranks
+    if len(segment) and segment[-1] < 1 << 16:  # by value (NaN last), then a stable radix sort by segment
+        by_value = np.argsort(values)
+        order = by_value[np.argsort(segment[by_value].astype(np.uint16), kind="stable")]
+    else:  # by segment, then value
+        order = np.lexsort((values, segment))
+    sorted_x, sorted_seg = values[order], segment[order]
+    new_run = np.empty(n, dtype=bool)
+    new_run[0] = True
+    np.not_equal(sorted_x[1:], sorted_x[:-1], out=new_run[1:])
+    new_run[1:] |= sorted_seg[1:] != sorted_seg[:-1]
+    starts = np.flatnonzero(new_run)  # ties: equal values within one segment
+    ends = np.empty_like(starts)
+    ends[:-1], ends[-1] = starts[1:], n
+    seg_start = np.searchsorted(sorted_seg, sorted_seg[starts], side="left")  # first position of each tie's segment
+    ranks[order] = np.repeat((starts - seg_start + ends - seg_start + 1) / 2.0, ends - starts)
     return ranks
+
+
+class DEReference:
+    """What the DE-gene metrics need from the observations and the DE results alone (no prediction): each
+    perturbation's DE set, its top-N lists, the centred ranks of its observed Δ over the DE set and GEARS's
+    genes. Built once per (observations, DE results, FDR, excluded genes) and shared by every method scored on
+    them (:func:`de_metrics`' ``reference``)."""
+
+    def __init__(self, obs: np.ndarray, de: DEResults, fdr: float = 0.05, exclude: np.ndarray | None = None) -> None:
+        obs = np.asarray(obs, dtype=np.float64)
+        n_genes, p = obs.shape
+        if len(de.genes) != n_genes or len(de.conditions) != p:
+            raise ValueError(f"observations {obs.shape} and DE results ({len(de.genes)} genes, "
+                             f"{len(de.conditions)} perturbations) do not match")
+        self.shape = obs.shape
+        self.allowed = _exclude_targets(np.ones((n_genes, p), dtype=bool), exclude)
+        self.de_set = _exclude_targets(de.de_sets(fdr).T, exclude)  # genes × p
+        self.n_de = self.de_set.sum(axis=0)
+        self.defined = self.n_de >= MIN_DE_GENES
+        top = _drop_excluded(de.order, exclude, max(TOP_N))  # the full order: at least min(N, n_de) genes each
+        self.top: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # N → (its size per perturbation, genes × p)
+        for n in TOP_N:
+            n_eff = np.minimum(n, self.n_de)
+            rows, cols = np.nonzero(self.defined[:, None] & (np.arange(top.shape[1])[None, :] < n_eff[:, None]))
+            genes = top[rows, cols]
+            if (genes < 0).any():  # cannot happen: n_eff ≤ |D_t| ≤ the genes left in the full order
+                raise AssertionError("a DE top-N list is shorter than its DE set")
+            in_top = np.zeros((n_genes, p), dtype=bool)
+            in_top[genes, rows] = True
+            self.top[n] = (n_eff, in_top)
+        sign = np.sign(obs)  # -1, 0, 1 as int8; NaN as 2, which no sign equals (as NaN equals none)
+        self.obs_sign = np.where(np.isnan(sign), 2, sign).astype(np.int8)
+        # Spearman over each defined perturbation's DE set: the genes (gene order) and the observed side's centred
+        # ranks and sum of squares
+        cols_t, genes_t = np.nonzero(self.de_set[:, self.defined].T)
+        self.spearman_cols = np.flatnonzero(self.defined)
+        self.spearman_genes = self.spearman_cols[cols_t], genes_t
+        self.spearman_segment = cols_t
+        self.spearman_bounds = bounds = np.searchsorted(cols_t, np.arange(len(self.spearman_cols) + 1))
+        obs_ranks = _segment_ranks(obs[genes_t, self.spearman_cols[cols_t]], cols_t)
+        self.obs_ranks = []
+        for k in range(len(self.spearman_cols)):
+            ry = obs_ranks[bounds[k]:bounds[k + 1]].copy()
+            ry -= ry.mean()
+            self.obs_ranks.append((ry, float(ry @ ry)))
+        # GEARS's genes: per perturbation with enough of them, the genes and the observed Δ on them
+        gears = _drop_excluded(de.gears_top20, exclude, 20)
+        self.gears = []
+        for i in range(p):
+            idx = gears[i][gears[i] >= 0]
+            if len(idx) >= MIN_DE_GENES:
+                b = obs[idx, i]
+                self.gears.append((i, idx, b, bool(np.ptp(b) > 0)))
 
 
 def de_metrics(
@@ -474,50 +547,52 @@ def de_metrics(
     de: DEResults,
     fdr: float = 0.05,
     exclude: np.ndarray | None = None,
+    reference: DEReference | None = None,
 ) -> dict[str, np.ndarray]:
     """The DE-gene metrics of predictions ``pred`` (genes × p) of the perturbations of ``de`` (its rows).
 
     ``obs`` is the observed Δ on the same genes (``de.genes``). ``exclude`` (p × k gene rows, ``-1``
     padding) leaves each perturbation's target gene(s) out of its DE set, its top-N lists and GEARS's
     20 genes (``metrics.exclude_target_gene``). Returns :data:`DE_METRICS` arrays plus ``n_de`` (|D_t|).
+    ``reference`` is the :class:`DEReference` of (``obs``, ``de``, ``fdr``, ``exclude``) when already built
+    (then ``obs`` and ``de`` are not read again).
     """
-    pred, obs = np.asarray(pred, dtype=np.float64), np.asarray(obs, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
     n_genes, p = pred.shape
-    if obs.shape != pred.shape or len(de.genes) != n_genes or len(de.conditions) != p:
-        raise ValueError(f"predictions {pred.shape}, observations {obs.shape} and DE results "
-                         f"({len(de.genes)} genes, {len(de.conditions)} perturbations) do not match")
-    allowed = _exclude_targets(np.ones((n_genes, p), dtype=bool), exclude)
-    de_set = _exclude_targets(de.de_sets(fdr).T, exclude)  # genes × p
-    n_de = de_set.sum(axis=0)
-    defined = n_de >= MIN_DE_GENES
+    if reference is None:
+        obs = np.asarray(obs, dtype=np.float64)
+        if obs.shape != pred.shape or len(de.genes) != n_genes or len(de.conditions) != p:
+            raise ValueError(f"predictions {pred.shape}, observations {obs.shape} and DE results "
+                             f"({len(de.genes)} genes, {len(de.conditions)} perturbations) do not match")
+        reference = DEReference(obs, de, fdr, exclude)
+    elif reference.shape != pred.shape:
+        raise ValueError(f"predictions {pred.shape} and the DE reference {reference.shape} do not match")
+    ref = reference
+    de_set, n_de, defined = ref.de_set, ref.n_de, ref.defined
     out = {name: np.full(p, np.nan) for name in DE_METRICS}
-    top_pred = _TopByMagnitude(pred, allowed)
+    top_pred = _TopByMagnitude(pred, ref.allowed)
     with np.errstate(invalid="ignore", divide="ignore"):
         hits = (de_set & top_pred.within(n_de)).sum(axis=0)
         out["de_overlap"] = np.where(defined, hits / n_de, np.nan)
-        top = _drop_excluded(de.order, exclude, max(TOP_N))  # the full order: at least min(N, n_de) genes each
         for n in TOP_N:
-            n_eff = np.minimum(n, n_de)
-            rows, cols = np.nonzero(defined[:, None] & (np.arange(top.shape[1])[None, :] < n_eff[:, None]))
-            genes = top[rows, cols]
-            if (genes < 0).any():  # cannot happen: n_eff ≤ |D_t| ≤ the genes left in the full order
-                raise AssertionError("a DE top-N list is shorter than its DE set")
-            in_top = np.zeros((n_genes, p), dtype=bool)
-            in_top[genes, rows] = True
+            n_eff, in_top = ref.top[n]
             hits = (in_top & top_pred.within(n_eff)).sum(axis=0)
             out[f"de_top{n}"] = np.where(defined, hits / n_eff, np.nan)
-        agree = de_set & (np.sign(pred) == np.sign(obs))
+        agree = de_set & (np.sign(pred) == ref.obs_sign)
         out["de_direction"] = np.where(defined, agree.sum(axis=0) / n_de, np.nan)
-    for i in np.flatnonzero(defined):
-        genes_i = de_set[:, i]
-        out["de_spearman"][i] = _spearman(pred[genes_i, i], obs[genes_i, i])
-    gears = _drop_excluded(de.gears_top20, exclude, 20)
-    for i in range(p):
-        idx = gears[i][gears[i] >= 0]
-        if len(idx) < MIN_DE_GENES:
-            continue
-        a, b = pred[idx, i], obs[idx, i]
-        if np.ptp(a) > 0 and np.ptp(b) > 0:
+    cols, genes = ref.spearman_genes
+    bounds = ref.spearman_bounds
+    pred_ranks = _segment_ranks(pred[genes, cols], ref.spearman_segment)
+    spearman = out["de_spearman"]
+    for k, i in enumerate(ref.spearman_cols):
+        rx = pred_ranks[bounds[k]:bounds[k + 1]].copy()
+        rx -= rx.mean()
+        ry, ry2 = ref.obs_ranks[k]
+        denom = math.sqrt(float(rx @ rx) * ry2)
+        spearman[i] = float(rx @ ry) / denom if denom > 0 else math.nan
+    for i, idx, b, b_varies in ref.gears:
+        a = pred[idx, i]
+        if b_varies and np.ptp(a) > 0:
             out["pearson_de_delta"][i] = float(np.corrcoef(a, b)[0, 1])
         out["mse_de"][i] = float(np.mean((a - b) ** 2))
     out["n_de"] = n_de.astype(np.float64)

@@ -19,7 +19,6 @@ Two frames come out, both scored by :mod:`lsftbench.evaluation.comparison`:
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from ..evaluation.comparison import (
 )
 from ..evaluation.de import DEResults
 from ..evaluation.progress_bar import CHEATER_METHODS, NullPredictions, pool_progress_bars, progress_bar_table
-from ..evaluation.registry import PROGRESS_METRICS, names
+from ..evaluation.registry import PROGRESS_METRICS
 from ..evaluation.test_sets import common_test_set
 from ..io import read_npz, read_parquet
 from ..labels import Labels
@@ -196,15 +195,16 @@ class _Scorer:
 
     def own_genes(
         self, pred: np.ndarray, observed: np.ndarray, conditions: Sequence[str], genes: Sequence[str], seed: int,
-        de_key: bool = False,
     ) -> tuple[dict[str, np.ndarray], float]:
-        """Comparison and DE columns of a method on its own genes (the per-method tables)."""
+        """Comparison and DE columns of a method on its own genes (the per-method tables); through the cache, so that
+        methods with byte-identical inputs share their numbers and methods on the same observations what depends on
+        those alone."""
         conds = Labels(list(conditions), name="condition")
         targets = target_positions(conds, Labels(list(genes), name="gene"))
-        de_here = self.de.select(list(conditions)).restrict(list(genes)) if self.de is not None else None
-        key = np.asarray([*conditions, *genes], dtype=str) if de_key else None
+        de_here = self.cache.de_selection(self.de, conditions, genes) if self.de is not None else None
+        key = np.asarray([*conditions, *genes], dtype=str)
         return comparison_and_de_columns(pred, observed, targets, common_positions(conds, self._keep(seed)),
-                                         self.settings, de_here, self.cache if de_key else None, key)
+                                         self.settings, de_here, self.cache, key)
 
     def on_comparison_genes(
         self, pred: np.ndarray, observed: np.ndarray, conditions: Sequence[str], genes: Sequence[str], seed: int,
@@ -257,7 +257,7 @@ class _Scorer:
                                      f"global fit lacks: {list(np.asarray(shard_conds)[cols < 0][:5])}")
                 for method, kind in (("local", "LSFT"), ("knn", "kNN")):
                     pred = np.concatenate([sh[method] for sh in shards], axis=1).astype(np.float64)
-                    values, spread = self.own_genes(pred, observed[:, cols], shard_conds, genes, seed, de_key=True)
+                    values, spread = self.own_genes(pred, observed[:, cols], shard_conds, genes, seed)
                     lsft_parts.append(pd.DataFrame({"seed": seed, "baseline": baseline, "top_pct": float(pct),
                                                     "condition": shard_conds, "_method": method,
                                                     **{f"{method}_{k}": v for k, v in values.items()}}))
