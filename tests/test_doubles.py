@@ -169,6 +169,15 @@ def test_additive_without_a_training_single_is_not_predictable(norman, tmp_path)
     assert problem.test_not_predictable == lacking and double in lacking
     assert problem.reasons[double] == f"the single perturbation of {gene} is not a training condition " \
                                       "(the additive baseline needs both)"
+    other = double.split("+")[1]
+    both = dict(moved, train=[c for c in moved["train"] if c != f"{other}+ctrl"], val=moved["val"] + [f"{other}+ctrl"])
+    problem = make_problem(pb, both, build_embedding(ADDITIVE, pb, both, DIM, dataset="n"), every_condition=True)
+    assert problem.reasons[double] == f"the single perturbations of {gene} and {other} are not training conditions " \
+                                      "(the additive baseline needs both)"
+    single = next(c for c in split["train"] if c.endswith("+ctrl"))  # a held-out single: not additive's to predict
+    held = dict(split, train=[c for c in split["train"] if c != single], test=split["test"] + [single])
+    problem = make_problem(pb, held, build_embedding(ADDITIVE, pb, held, DIM, dataset="n"), every_condition=True)
+    assert problem.reasons[single] == "the additive baseline predicts double perturbations only"
 
 
 def _spec_training_pca(pb, split, dim):
@@ -337,3 +346,26 @@ def test_local_file_with_doubles_is_recognised(norman, tmp_path):
     write_h5ad(singles, tmp_path / "singles.h5ad")
     assert has_double_perturbations({"datasets": {"x": {"source": "local", "path": str(tmp_path / "singles.h5ad")}}},
                                     "x") is False
+
+
+def test_the_shipped_doubles_config_validates_and_runs_the_additive_baseline(tmp_path):
+    """config/doubles.yaml: valid, the norman stand-in with the paper's split; every baseline runs on it; switching the
+    dataset to the real GEARS download keeps it valid."""
+    import copy
+    from pathlib import Path
+
+    import yaml
+
+    from lsftbench.pipeline.config import check_config
+    from lsftbench.pipeline.preflight import validate_config
+
+    repo = Path(__file__).resolve().parents[1]
+    shipped = yaml.safe_load((repo / "config" / "doubles.yaml").read_text())
+    for source in ("synthetic", "gears"):
+        config = copy.deepcopy(shipped)
+        config["datasets"]["norman"]["source"] = source
+        validate_config(config, repo / "config" / "schema.yaml")
+        check_config(config)
+        assert config["split"]["method"] == "paper_doubles" and config["protocol"] == "default"
+        assert baselines_for(config, "norman") == list(config["baselines"])
+        assert config["baselines"]["additive"]["model"] == "additive"

@@ -43,7 +43,8 @@ def unpredictable_reasons(conditions: Iterable[str], measured_genes: Iterable[st
                 why = "not measured"
             else:
                 why = f"not measured and not in {where}" if unmeasured == missing else f"not in {where}"
-            reasons[cond] = f"double perturbation: gene {' and '.join(missing)} has no embedding ({why})"
+            genes_text = f"gene {missing[0]} has" if len(missing) == 1 else f"genes {' and '.join(missing)} have"
+            reasons[cond] = f"double perturbation: {genes_text} no embedding ({why})"
         elif gene is None:
             reasons[cond] = "not a single-gene perturbation"
         elif embedding.pert_type in _TABLE_SOURCES and gene not in measured:

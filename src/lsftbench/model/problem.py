@@ -93,8 +93,11 @@ def additive_singles(split: dict[str, list[str]]) -> tuple[dict[str, tuple[str, 
             reasons[cond] = "the additive baseline predicts double perturbations only"
             continue
         lacking = [g for g in condition_genes(cond) if g not in singles]
-        if lacking:
-            reasons[cond] = (f"the single perturbation of {' and '.join(lacking)} is not a training condition "
+        if len(lacking) == 1:
+            reasons[cond] = (f"the single perturbation of {lacking[0]} is not a training condition "
+                             "(the additive baseline needs both)")
+        elif lacking:
+            reasons[cond] = (f"the single perturbations of {' and '.join(lacking)} are not training conditions "
                              "(the additive baseline needs both)")
         else:
             first, second = condition_genes(cond)
