@@ -46,6 +46,47 @@ rule dataset_tables:
         "../workflow/scripts/dataset_tables.py"
 
 
+rule subgroup_tables:
+    """lsft_performance overall and per test subgroup (SPEC 10) of a dataset with double perturbations."""
+    input:
+        per_perturbation=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/per_perturbation.parquet",
+        settings=lambda w: settings_token(f"aggregation/{w.protocol}"),
+    output:
+        pooled=[
+            report(
+                f"{RESULTS}/tables/{{protocol}}/{{dataset}}/{SUBGROUP_TABLE}.{ext}",
+                category="Tables ({protocol})",
+                subcategory="{dataset}",
+                labels={"dataset": "{dataset}", "table": SUBGROUP_TABLE, "seeds": "pooled", "format": ext},
+                caption=f"../report/tables/{SUBGROUP_TABLE}.rst",
+            )
+            for ext in ("csv", "md")
+        ],
+        per_seed=[
+            f"{RESULTS}/tables/{{protocol}}/{{dataset}}/seed{seed}/{SUBGROUP_TABLE}.{ext}"
+            for seed in SEEDS
+            for ext in ("csv", "md")
+        ],
+    log:
+        f"{RESULTS}/logs/subgroup_tables/{{protocol}}/{{dataset}}.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        skipped=lambda w: run_config.skipped_baselines(config, w.dataset, w.protocol),
+        seeds=SEEDS,
+        statistics=config["statistics"],
+        metrics={k: config["metrics"][k] for k in TABLE_METRIC_KEYS},
+        primary_metric=config["leaderboard"]["primary_metric"],
+        synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
+        settings=lambda w: run_settings.table_settings(config, w.protocol),
+    script:
+        "../workflow/scripts/subgroup_tables.py"
+
+
 rule figures:
     """Local vs global Pearson r with CIs, the distribution of per-perturbation improvement, the progress bar."""
     input:

@@ -106,6 +106,8 @@ SEED_TABLES = [
     "progress_bar",
 ]
 FIGURES = ["leaderboard", "local_vs_global", "improvement_distribution", "progress_bar"]
+# Datasets with double perturbations (SPEC 10) also get this table: lsft_performance per test subgroup.
+SUBGROUP_TABLE = "lsft_performance_by_subgroup"
 # What `snakemake splits` exports per (dataset, split seed) for a model's own training code.
 SPLIT_EXPORT_FILES = ["split.json", "split.pkl", "test_conditions.csv", "genes.csv", "control_mean.csv"]
 # The metrics settings the tables depend on (a change of any other reruns no table).
@@ -374,7 +376,11 @@ def dataset_tables(dataset, protocol):
     root = table_dir(dataset, protocol)
     pooled = [f"{root}/{name}.{ext}" for name in POOLED_TABLES for ext in ("csv", "md")]
     per_seed = [f"{root}/seed{s}/{name}.{ext}" for s in SEEDS for name in SEED_TABLES for ext in ("csv", "md")]
-    return pooled + per_seed + [f"{root}/per_perturbation.parquet", f"{root}/per_method.parquet"]
+    doubles = []
+    if run_config.has_double_perturbations(config, dataset):
+        doubles = [f"{root}/{SUBGROUP_TABLE}.{ext}" for ext in ("csv", "md")]
+        doubles += [f"{root}/seed{s}/{SUBGROUP_TABLE}.{ext}" for s in SEEDS for ext in ("csv", "md")]
+    return pooled + per_seed + [f"{root}/per_perturbation.parquet", f"{root}/per_method.parquet"] + doubles
 
 
 def figures(dataset, protocol):

@@ -130,7 +130,7 @@ def performance_markdown(table: pd.DataFrame, title: str, note: str | None, csv_
     (the global fit named ``Global``), kNN beside them, then its other metrics in long format; every
     column (SDs across seeds, p-values, counts) is in the CSV."""
     r, l2 = ("Pearson r", "r"), ("L2", "L2")
-    main = [c for c in ("Dataset", "Protocol") if c in table.columns] + ["Baseline", "Top %"]
+    main = [c for c in ("Dataset", "Protocol", "Subgroup") if c in table.columns] + ["Baseline", "Top %"]
     for name, key in (r, l2):
         main += [f"Local {name}", f"Baseline {name}", f"kNN {name}", f"Improvement ({key})"]
     main += ["Train Size", "Mean Similarity", "q (LSFT vs global, r)", "Test Perturbations (per seed)", "Mode Collapse",
@@ -140,7 +140,7 @@ def performance_markdown(table: pd.DataFrame, title: str, note: str | None, csv_
     text = to_markdown(table, title, note, columns=main, rename=_global_headers(main), sd=False, footer=footer)
     families = [f.labels(top_genes) for f in FAMILIES if f.table == "performance" and f.name not in ("pearson_r", "l2")]
     families = [(name, key) for name, key in families if f"Local {name}" in table.columns]
-    keys = [c for c in ("Dataset", "Protocol", "Baseline", "Top %") if c in table.columns]
+    keys = [c for c in ("Dataset", "Protocol", "Subgroup", "Baseline", "Top %") if c in table.columns]
     more = _long_metrics(table, families, keys)
     if len(more):
         text += "\n" + to_markdown(
@@ -164,7 +164,7 @@ def render_markdown(name: str, table: pd.DataFrame, title: str, note: str | None
     """The Markdown of table ``name`` (e.g. ``lsft_performance``): the view a reader wants first, with a line
     saying which CSV holds every column."""
     csv_name = f"{name}.csv"
-    if name in ("lsft_performance", "lsft_performance_per_baseline", "combined"):
+    if name in ("lsft_performance", "lsft_performance_per_baseline", "lsft_performance_by_subgroup", "combined"):
         return performance_markdown(table, title, note, csv_name, top_genes)
     if name == "progress_bar":
         return to_markdown(table, title, note, columns=_PROGRESS_VIEW, plain=_PROGRESS_VIEW,

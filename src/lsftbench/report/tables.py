@@ -34,6 +34,8 @@ __all__ = [
     "FAMILIES",
     "per_perturbation",
     "performance_table",
+    "subgroup_performance_table",
+    "SUBGROUP_ALL",
     "fraction_improved_table",
     "de_metrics_table",
     "summary_table",
@@ -250,6 +252,43 @@ def performance_table(
     if "Train Size" in table.columns:
         table["Train Size"] = table["Train Size"].astype(int)
     return _order(table, _layout(families, top_genes, pooled), ["Baseline", "Top %"])
+
+
+#: The ``Subgroup`` of the rows over every test perturbation (they equal :func:`performance_table`'s rows).
+SUBGROUP_ALL = "all"
+
+
+def subgroup_performance_table(
+    df: pd.DataFrame,
+    seed: int | None = None,
+    stats: StatsSettings | None = None,
+    top_genes: int = 1000,
+) -> pd.DataFrame:
+    """:func:`performance_table` overall and per test subgroup (SPEC 10: GEARS's subgroup names, column
+    ``subgroup`` of the per-perturbation rows), stacked with a leading ``Subgroup`` column.
+
+    The test set is the common one of the whole frame (per seed, the perturbations every baseline predicts),
+    then split by subgroup, so a subgroup's rows are exactly the overall rows' perturbations of that subgroup.
+    Within each subgroup the statistics are :func:`performance_table`'s (bootstrap CIs seeded by ``stats``,
+    Wilcoxon tests; pooled over seeds as there); the q-values are Benjamini–Hochberg across the rows of one
+    subgroup (one family per subgroup and p column, as in ``lsft_performance``), so the ``all`` rows
+    (:data:`SUBGROUP_ALL`) equal ``lsft_performance``'s. A per-seed table has the subgroups of that seed; in a
+    pooled table a subgroup tested in some seeds only is pooled over those (``Seeds``). Perturbations without a
+    subgroup (an older run's split file) are in the ``all`` rows only.
+    """
+    if "subgroup" not in df.columns:
+        raise ValueError("per-perturbation rows need a 'subgroup' column (the split's test subgroups)")
+    rows = _select(df, seed, "common")
+    parts = [(SUBGROUP_ALL, rows)]
+    named = rows["subgroup"].fillna("").astype(str)
+    parts += [(group, rows[named == group]) for group in sorted(set(named) - {""})]
+    tables = []
+    for group, part in parts:
+        # the rows are already the common test set; "per_baseline" keeps them as they are
+        table = performance_table(part, seed=seed, test_set="per_baseline", stats=stats, top_genes=top_genes)
+        table.insert(0, "Subgroup", group)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
 
 
 # ---------------------------------------------------------------------------------------------------
