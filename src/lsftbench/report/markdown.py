@@ -182,6 +182,12 @@ def render_markdown(name: str, table: pd.DataFrame, title: str, note: str | None
                            footer=f"Best linear method (the reference of `vs best linear`): {best}. Every metric (centred "
                                   f"r, ranks, discrimination with L2 and cosine distances, the DE metrics), its interval "
                                   f"and the counts are in `{csv_name}`.")
+    if name == "interactions":  # the method's name and kind are in its label; counts and thresholds in the CSV
+        view = ["Protocol", "Method", "Direction", "TPR at FDP 0.1", "TPR at FDP 0.2", "AUC", "Prevalence", "True Pairs",
+                "Pairs", "Seeds"]
+        return to_markdown(table, title, note, columns=view,
+                           footer=f"Baseline, kind and K apart, the pairs left out, the thresholds and the null of each "
+                                  f"seed are in `{csv_name}`.")
     if name in ("de_metrics", "model_comparisons"):
         return to_markdown(table, title, note, sd=False, footer=f"The SD across seeds is in `{csv_name}`.")
     return to_markdown(table, title, note)
