@@ -47,24 +47,28 @@ rule dataset_tables:
 
 
 rule subgroup_tables:
-    """lsft_performance overall and per test subgroup (SPEC 10) of a dataset with double perturbations."""
+    """lsft_performance and de_metrics overall and per test subgroup (SPEC 10) of a dataset with double
+    perturbations."""
     input:
         per_perturbation=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/per_perturbation.parquet",
+        de=f"{RESULTS}/{{dataset}}/de.h5",
         settings=lambda w: settings_token(f"aggregation/{w.protocol}"),
     output:
         pooled=[
             report(
-                f"{RESULTS}/tables/{{protocol}}/{{dataset}}/{SUBGROUP_TABLE}.{ext}",
+                f"{RESULTS}/tables/{{protocol}}/{{dataset}}/{name}.{ext}",
                 category="Tables ({protocol})",
                 subcategory="{dataset}",
-                labels={"dataset": "{dataset}", "table": SUBGROUP_TABLE, "seeds": "pooled", "format": ext},
-                caption=f"../report/tables/{SUBGROUP_TABLE}.rst",
+                labels={"dataset": "{dataset}", "table": name, "seeds": "pooled", "format": ext},
+                caption=f"../report/tables/{name}.rst",
             )
+            for name in SUBGROUP_TABLES
             for ext in ("csv", "md")
         ],
         per_seed=[
-            f"{RESULTS}/tables/{{protocol}}/{{dataset}}/seed{seed}/{SUBGROUP_TABLE}.{ext}"
+            f"{RESULTS}/tables/{{protocol}}/{{dataset}}/seed{seed}/{name}.{ext}"
             for seed in SEEDS
+            for name in SUBGROUP_TABLES
             for ext in ("csv", "md")
         ],
     log:

@@ -106,8 +106,8 @@ SEED_TABLES = [
     "progress_bar",
 ]
 FIGURES = ["leaderboard", "local_vs_global", "improvement_distribution", "progress_bar"]
-# Datasets with double perturbations (SPEC 10) also get this table: lsft_performance per test subgroup.
-SUBGROUP_TABLE = "lsft_performance_by_subgroup"
+# Datasets with double perturbations (SPEC 10) also get these tables: lsft_performance and de_metrics per test subgroup.
+SUBGROUP_TABLES = ["lsft_performance_by_subgroup", "de_metrics_by_subgroup"]
 # ... and, on the default protocol, the genetic-interaction table (pooled and per seed) and a figure per seed.
 INTERACTION_TABLE = "interactions"
 # What `snakemake splits` exports per (dataset, split seed) for a model's own training code.
@@ -380,7 +380,7 @@ def dataset_tables(dataset, protocol):
     per_seed = [f"{root}/seed{s}/{name}.{ext}" for s in SEEDS for name in SEED_TABLES for ext in ("csv", "md")]
     doubles = []
     if run_config.has_double_perturbations(config, dataset):
-        names = [SUBGROUP_TABLE] + ([INTERACTION_TABLE] if protocol == "default" else [])
+        names = SUBGROUP_TABLES + ([INTERACTION_TABLE] if protocol == "default" else [])
         doubles = [f"{root}/{name}.{ext}" for name in names for ext in ("csv", "md")]
         doubles += [f"{root}/seed{s}/{name}.{ext}" for s in SEEDS for name in names for ext in ("csv", "md")]
     return pooled + per_seed + [f"{root}/per_perturbation.parquet", f"{root}/per_method.parquet"] + doubles

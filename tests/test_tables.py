@@ -11,9 +11,11 @@ from lsftbench.evaluation.metrics import pearson_columns, perturbation_metrics, 
 from lsftbench.evaluation.statistics import StatsSettings, bh_qvalues, wilson_ci
 from lsftbench.report.tables import (
     combined_table,
+    de_metrics_table,
     fraction_improved_table,
     per_perturbation,
     performance_table,
+    subgroup_de_metrics_table,
     subgroup_performance_table,
     summary_table,
 )
@@ -262,6 +264,15 @@ def test_subgroup_table_is_the_performance_table_of_each_subgroup(seed):
         assert (seen2["Seeds"] == 2).all() and (seen2["Test Perturbations"] == 15 + 20).all()
     note = subgroup_note(df, seed)
     assert "`combo_seen2`: 15 (seed 1)" in note and "`unseen_single`: 4 (seed 1)" in note
+    # the DE-metrics table likewise (its long format: one row per baseline, K and metric)
+    df = df.assign(local_ds_l2=df["local_l2"], knn_ds_l2=df["knn_l2"], global_ds_l2=df["global_l2"])
+    de = subgroup_de_metrics_table(df, seed=seed, stats=FAST)
+    assert set(de["Metric"]) == {"Discrimination (L2)"} and len(de) == 5 * 3 * 2
+    pd.testing.assert_frame_equal(de[de.Subgroup == "all"].drop(columns="Subgroup").reset_index(drop=True),
+                                  de_metrics_table(df, seed=seed, stats=FAST))
+    rows = df[(df.condition != "G1_5+ctrl") & (df.subgroup == "combo_seen0")]
+    pd.testing.assert_frame_equal(de[de.Subgroup == "combo_seen0"].drop(columns="Subgroup").reset_index(drop=True),
+                                  de_metrics_table(rows, seed=seed, stats=FAST))
 
 
 def test_subgroup_table_needs_subgroups():

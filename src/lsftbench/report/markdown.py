@@ -188,6 +188,6 @@ def render_markdown(name: str, table: pd.DataFrame, title: str, note: str | None
         return to_markdown(table, title, note, columns=view,
                            footer=f"Baseline, kind and K apart, the pairs left out, the thresholds and the null of each "
                                   f"seed are in `{csv_name}`.")
-    if name in ("de_metrics", "model_comparisons"):
+    if name in ("de_metrics", "de_metrics_by_subgroup", "model_comparisons"):
         return to_markdown(table, title, note, sd=False, footer=f"The SD across seeds is in `{csv_name}`.")
     return to_markdown(table, title, note)

@@ -115,9 +115,9 @@ def subgroup_note(df: pd.DataFrame, seed: int | None = None) -> str:
         f"double is `combo_seen2`), after the `all` rows (every test perturbation, = `lsft_performance`). Test "
         f"perturbations of the common test set per subgroup: {groups}. Each subgroup's means, intervals and tests are "
         "over its own perturbations (a pooled subgroup over the seeds that test it, `Seeds`); q: Benjamini-Hochberg "
-        "across the rows of one subgroup, per p column. Ranks are each perturbation's rank within its seed's whole "
-        "common test set, averaged over the subgroup; the spreads and `Mode Collapse` are whole-test-set numbers "
-        "and only in `lsft_performance`."
+        "across the rows of one subgroup, per p column. Ranks and discrimination scores are each perturbation's "
+        "within its seed's whole common test set, averaged over the subgroup; the spreads and `Mode Collapse` are "
+        "whole-test-set numbers and only in `lsft_performance`."
     )
 
 

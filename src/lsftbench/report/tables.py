@@ -35,6 +35,7 @@ __all__ = [
     "per_perturbation",
     "performance_table",
     "subgroup_performance_table",
+    "subgroup_de_metrics_table",
     "SUBGROUP_ALL",
     "fraction_improved_table",
     "de_metrics_table",
@@ -276,6 +277,25 @@ def subgroup_performance_table(
     pooled table a subgroup tested in some seeds only is pooled over those (``Seeds``). Perturbations without a
     subgroup (an older run's split file) are in the ``all`` rows only.
     """
+    return _by_subgroup(df, seed, lambda part: performance_table(part, seed=seed, test_set="per_baseline", stats=stats,
+                                                                  top_genes=top_genes))
+
+
+def subgroup_de_metrics_table(
+    df: pd.DataFrame,
+    seed: int | None = None,
+    stats: StatsSettings | None = None,
+    top_genes: int = 1000,
+) -> pd.DataFrame:
+    """:func:`de_metrics_table` overall and per test subgroup, stacked with a leading ``Subgroup`` column: the rows
+    of :func:`subgroup_performance_table`, the DE-gene metrics (GEARS's top-20 DE genes included) and the other
+    discrimination scores; the ``all`` rows equal ``de_metrics``."""
+    return _by_subgroup(df, seed, lambda part: de_metrics_table(part, seed=seed, test_set="per_baseline", stats=stats,
+                                                                 top_genes=top_genes))
+
+
+def _by_subgroup(df: pd.DataFrame, seed: int | None, table_of) -> pd.DataFrame:
+    """``table_of(rows)`` for the common test set (``all``) and for each subgroup's part of it, stacked."""
     if "subgroup" not in df.columns:
         raise ValueError("per-perturbation rows need a 'subgroup' column (the split's test subgroups)")
     rows = _select(df, seed, "common")
@@ -285,7 +305,7 @@ def subgroup_performance_table(
     tables = []
     for group, part in parts:
         # the rows are already the common test set; "per_baseline" keeps them as they are
-        table = performance_table(part, seed=seed, test_set="per_baseline", stats=stats, top_genes=top_genes)
+        table = table_of(part)
         table.insert(0, "Subgroup", group)
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
