@@ -46,6 +46,105 @@ rule dataset_tables:
         "../workflow/scripts/dataset_tables.py"
 
 
+rule subgroup_tables:
+    """lsft_performance and de_metrics overall and per test subgroup (SPEC 10) of a dataset with double
+    perturbations."""
+    input:
+        per_perturbation=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/per_perturbation.parquet",
+        de=f"{RESULTS}/{{dataset}}/de.h5",
+        settings=lambda w: settings_token(f"aggregation/{w.protocol}"),
+    output:
+        pooled=[
+            report(
+                f"{RESULTS}/tables/{{protocol}}/{{dataset}}/{name}.{ext}",
+                category="Tables ({protocol})",
+                subcategory="{dataset}",
+                labels={"dataset": "{dataset}", "table": name, "seeds": "pooled", "format": ext},
+                caption=f"../report/tables/{name}.rst",
+            )
+            for name in SUBGROUP_TABLES
+            for ext in ("csv", "md")
+        ],
+        per_seed=[
+            f"{RESULTS}/tables/{{protocol}}/{{dataset}}/seed{seed}/{name}.{ext}"
+            for seed in SEEDS
+            for name in SUBGROUP_TABLES
+            for ext in ("csv", "md")
+        ],
+    log:
+        f"{RESULTS}/logs/subgroup_tables/{{protocol}}/{{dataset}}.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        skipped=lambda w: run_config.skipped_baselines(config, w.dataset, w.protocol),
+        seeds=SEEDS,
+        statistics=config["statistics"],
+        metrics={k: config["metrics"][k] for k in TABLE_METRIC_KEYS},
+        primary_metric=config["leaderboard"]["primary_metric"],
+        synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
+        settings=lambda w: run_settings.table_settings(config, w.protocol),
+    script:
+        "../workflow/scripts/subgroup_tables.py"
+
+
+rule interactions:
+    """Genetic interactions (SPEC 10): every method's TPR at FDP 0.1 / 0.2 and AUC, per seed and pooled; the
+    TPR-FDP curves per seed."""
+    input:
+        unpack(interaction_inputs),
+        settings=settings_token("aggregation/default"),
+    output:
+        pooled=[
+            report(
+                f"{RESULTS}/tables/default/{{dataset}}/{INTERACTION_TABLE}.{ext}",
+                category="Tables (default)",
+                subcategory="{dataset}",
+                labels={"dataset": "{dataset}", "table": INTERACTION_TABLE, "seeds": "pooled", "format": ext},
+                caption=f"../report/tables/{INTERACTION_TABLE}.rst",
+            )
+            for ext in ("csv", "md")
+        ],
+        per_seed=[
+            f"{RESULTS}/tables/default/{{dataset}}/seed{seed}/{INTERACTION_TABLE}.{ext}"
+            for seed in SEEDS
+            for ext in ("csv", "md")
+        ],
+        figures=[
+            report(
+                f"{RESULTS}/figures/default/{{dataset}}/{INTERACTION_TABLE}_seed{seed}.{ext}",
+                category="Figures (default)",
+                subcategory="{dataset}",
+                labels={"dataset": "{dataset}", "figure": f"{INTERACTION_TABLE} seed {seed}", "format": ext},
+                caption=f"../report/figures/{INTERACTION_TABLE}.rst",
+            )
+            for seed in SEEDS
+            for ext in ("png", "svg")
+        ],
+    log:
+        f"{RESULTS}/logs/interactions/{{dataset}}.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        files=interaction_keys,
+        skipped=lambda w: run_config.skipped_baselines(config, w.dataset, "default"),
+        seeds=SEEDS,
+        statistics=config["statistics"],
+        metrics={k: config["metrics"][k] for k in TABLE_METRIC_KEYS},
+        primary_metric=config["leaderboard"]["primary_metric"],
+        synthetic=lambda w: dataset_config(w.dataset)["source"] == "synthetic",
+        settings=lambda w: run_settings.table_settings(config, "default"),
+    script:
+        "../workflow/scripts/interactions.py"
+
+
 rule figures:
     """Local vs global Pearson r with CIs, the distribution of per-perturbation improvement, the progress bar."""
     input:

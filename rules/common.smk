@@ -106,6 +106,10 @@ SEED_TABLES = [
     "progress_bar",
 ]
 FIGURES = ["leaderboard", "local_vs_global", "improvement_distribution", "progress_bar"]
+# Datasets with double perturbations (SPEC 10) also get these tables: lsft_performance and de_metrics per test subgroup.
+SUBGROUP_TABLES = ["lsft_performance_by_subgroup", "de_metrics_by_subgroup"]
+# ... and, on the default protocol, the genetic-interaction table (pooled and per seed) and a figure per seed.
+INTERACTION_TABLE = "interactions"
 # What `snakemake splits` exports per (dataset, split seed) for a model's own training code.
 SPLIT_EXPORT_FILES = ["split.json", "split.pkl", "test_conditions.csv", "genes.csv", "control_mean.csv"]
 # The metrics settings the tables depend on (a change of any other reruns no table).
@@ -374,11 +378,54 @@ def dataset_tables(dataset, protocol):
     root = table_dir(dataset, protocol)
     pooled = [f"{root}/{name}.{ext}" for name in POOLED_TABLES for ext in ("csv", "md")]
     per_seed = [f"{root}/seed{s}/{name}.{ext}" for s in SEEDS for name in SEED_TABLES for ext in ("csv", "md")]
-    return pooled + per_seed + [f"{root}/per_perturbation.parquet", f"{root}/per_method.parquet"]
+    doubles = []
+    if run_config.has_double_perturbations(config, dataset):
+        names = SUBGROUP_TABLES + ([INTERACTION_TABLE] if protocol == "default" else [])
+        doubles = [f"{root}/{name}.{ext}" for name in names for ext in ("csv", "md")]
+        doubles += [f"{root}/seed{s}/{name}.{ext}" for s in SEEDS for name in names for ext in ("csv", "md")]
+    return pooled + per_seed + [f"{root}/per_perturbation.parquet", f"{root}/per_method.parquet"] + doubles
 
 
 def figures(dataset, protocol):
-    return [f"{RESULTS}/figures/{protocol}/{dataset}/{name}.{ext}" for name in FIGURES for ext in ("png", "svg")]
+    out = [f"{RESULTS}/figures/{protocol}/{dataset}/{name}.{ext}" for name in FIGURES for ext in ("png", "svg")]
+    if protocol == "default" and run_config.has_double_perturbations(config, dataset):
+        out += interaction_figures(dataset)
+    return out
+
+
+def interaction_figures(dataset):
+    """The TPR-FDP curves of the genetic-interaction analysis, one figure per split seed (SPEC 10)."""
+    return [
+        f"{RESULTS}/figures/default/{dataset}/{INTERACTION_TABLE}_seed{s}.{ext}"
+        for s in SEEDS
+        for ext in ("png", "svg")
+    ]
+
+
+def interaction_inputs(wildcards):
+    """The pseudobulk, the splits and every prediction file of one dataset's default run (rule interactions)."""
+    ds = wildcards.dataset
+    baselines = run_config.baselines_for(config, ds, "default")
+    shards = [shard[: -len(".parquet")] + ".npz" for shard in dataset_shards(ds, "default")]
+    return {
+        "pseudobulk": f"{RESULTS}/{ds}/pseudobulk.h5ad",
+        "splits": [f"{RESULTS}/{ds}/default/seed{s}/split.json" for s in SEEDS],
+        "global_predictions": [f"{RESULTS}/{ds}/default/seed{s}/global/{b}.npz" for s in SEEDS for b in baselines],
+        "lsft_predictions": shards,
+        "model_predictions": [path for s in SEEDS for path in model_outputs(ds, s, "npz")],
+    }
+
+
+def interaction_keys(wildcards):
+    """What each file of interaction_inputs is: (seed, baseline), (seed, baseline, K) per shard, (seed, model)."""
+    ds = wildcards.dataset
+    baselines = run_config.baselines_for(config, ds, "default")
+    models = run_config.models_for(config, ds, "default")
+    return {
+        "global": [[s, b] for s in SEEDS for b in baselines],
+        "lsft": [[s, b, float(p)] for s in SEEDS for b in baselines for p in TOP_PCTS for _ in range(CHUNKS[ds])],
+        "models": [[s, m] for s in SEEDS for m in models],
+    }
 
 
 def run_index(protocol):

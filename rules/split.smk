@@ -1,4 +1,5 @@
-# GEARS simulation split (SPEC 2), a user split JSON, or the seed_compat 70/15/15 split.
+# GEARS simulation split (SPEC 2) or the paper's doubles split (SPEC 10, split.method), a user split JSON, or the
+# seed_compat 70/15/15 split; with each test condition's subgroup.
 
 
 rule split:
@@ -20,6 +21,7 @@ rule split:
         runtime=10,
     params:
         train_gene_set_size=config["split"]["train_gene_set_size"],
+        method=config["split"]["method"],
         min_tests=config["metrics"]["min_predictable_tests"],
     script:
         "../workflow/scripts/split.py"

@@ -53,7 +53,7 @@ def test_every_key_has_a_description():
     assert not missing, f"add a description to these keys in config/schema.yaml, then run {REGENERATE}: {missing}"
 
 
-@pytest.mark.parametrize("config_file", ["config.yaml", "gears.yaml"])
+@pytest.mark.parametrize("config_file", ["config.yaml", "gears.yaml", "doubles.yaml"])
 def test_every_key_of_the_shipped_configs_is_documented(config_file):
     keys, maps = documented_keys(load_schema(SCHEMA))
     used = config_keys(yaml.safe_load((REPO / "config" / config_file).read_text()), maps)

@@ -366,7 +366,7 @@ def test_figure_writes_png_and_svg(tmp_path):
     fig = interaction_figure(curves, "Genetic interactions: synthetic", protocol="default")
     axes = fig.get_axes()
     assert [ax.get_title().split(":")[0] for ax in axes] == ["synergy", "suppression"]
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+    assert [t.get_text() for t in axes[-1].get_legend().get_texts()] == [
         "perfect", "planted_effect", "additive (floor: ê ≡ 0)", "no_change (floor)", "random"]
     additive = [line for line in axes[0].get_lines() if line.get_label().startswith("additive")]
     assert len(additive) == 1 and additive[0].get_linestyle() == "--"

@@ -11,13 +11,16 @@ from lsftbench.evaluation.metrics import pearson_columns, perturbation_metrics, 
 from lsftbench.evaluation.statistics import StatsSettings, bh_qvalues, wilson_ci
 from lsftbench.report.tables import (
     combined_table,
+    de_metrics_table,
     fraction_improved_table,
     per_perturbation,
     performance_table,
+    subgroup_de_metrics_table,
+    subgroup_performance_table,
     summary_table,
 )
 from lsftbench.report.markdown import to_markdown
-from lsftbench.report.notes import fraction_note, performance_note, protocol_label
+from lsftbench.report.notes import fraction_note, performance_note, protocol_label, subgroup_note
 
 FAST = StatsSettings(n_resamples=499, seed=3)
 NOTE_COLUMNS = [
@@ -220,6 +223,61 @@ def test_common_and_per_baseline_test_sets():
     np.testing.assert_array_equal(per_baseline["Test Perturbations"], [12, 12, 12, 12, 11, 11])
     assert "11 of 12 (seed 1)" in performance_note(df, "d", seed=1, stats=FAST)
     assert "every test perturbation it can predict" in performance_note(df, "d", seed=1, test_set="per_baseline")
+
+
+def _with_subgroups(df):
+    """The synthetic rows with GEARS subgroups: G*_0..3 combo_seen0, G*_4.. combo_seen2 (seed 1 only has
+    combo_seen1: G1_20..23), S* unseen_single."""
+    def group(row):
+        name = row.condition
+        if name.startswith("S"):
+            return "unseen_single"
+        i = int(name.split("_")[1].split("+")[0])
+        if row.seed == 1 and i >= 20:
+            return "combo_seen1"
+        return "combo_seen0" if i < 4 else "combo_seen2"
+    return df.assign(subgroup=[group(r) for r in df[["seed", "condition"]].itertuples()])
+
+
+@pytest.mark.parametrize("seed", [1, None])
+def test_subgroup_table_is_the_performance_table_of_each_subgroup(seed):
+    df = _with_subgroups(_synthetic(n=24))
+    drop = (df.baseline == "b3") & (df.condition == "G1_5+ctrl")  # not predictable by b3: out of the common set
+    df = df[~drop]
+    table = subgroup_performance_table(df, seed=seed, stats=FAST)
+    groups = list(dict.fromkeys(table["Subgroup"]))
+    assert groups == ["all", "combo_seen0", "combo_seen1", "combo_seen2", "unseen_single"]
+    overall = performance_table(df, seed=seed, stats=FAST)
+    pd.testing.assert_frame_equal(table[table.Subgroup == "all"].drop(columns="Subgroup").reset_index(drop=True),
+                                  overall)  # the all rows are lsft_performance's, q-values included
+    common = df[df.condition != "G1_5+ctrl"]
+    for group in groups[1:]:
+        rows = common[common.subgroup == group]
+        expected = performance_table(rows, seed=seed, stats=FAST)  # same seeded statistics on the subgroup alone
+        got = table[table.Subgroup == group].drop(columns="Subgroup").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected)
+    seen2 = table[(table.Subgroup == "combo_seen2")]
+    if seed == 1:  # G1_4..19 without G1_5
+        assert (seen2["Test Perturbations"] == 15).all()
+    else:  # combo_seen1 is tested in seed 1 only: pooled over that seed
+        assert (table.loc[table.Subgroup == "combo_seen1", "Seeds"] == 1).all()
+        assert (seen2["Seeds"] == 2).all() and (seen2["Test Perturbations"] == 15 + 20).all()
+    note = subgroup_note(df, seed)
+    assert "`combo_seen2`: 15 (seed 1)" in note and "`unseen_single`: 4 (seed 1)" in note
+    # the DE-metrics table likewise (its long format: one row per baseline, K and metric)
+    df = df.assign(local_ds_l2=df["local_l2"], knn_ds_l2=df["knn_l2"], global_ds_l2=df["global_l2"])
+    de = subgroup_de_metrics_table(df, seed=seed, stats=FAST)
+    assert set(de["Metric"]) == {"Discrimination (L2)"} and len(de) == 5 * 3 * 2
+    pd.testing.assert_frame_equal(de[de.Subgroup == "all"].drop(columns="Subgroup").reset_index(drop=True),
+                                  de_metrics_table(df, seed=seed, stats=FAST))
+    rows = df[(df.condition != "G1_5+ctrl") & (df.subgroup == "combo_seen0")]
+    pd.testing.assert_frame_equal(de[de.Subgroup == "combo_seen0"].drop(columns="Subgroup").reset_index(drop=True),
+                                  de_metrics_table(rows, seed=seed, stats=FAST))
+
+
+def test_subgroup_table_needs_subgroups():
+    with pytest.raises(ValueError, match="subgroup"):
+        subgroup_performance_table(_synthetic(n=4), stats=FAST)
 
 
 def test_top_gene_columns_omitted_when_no_more_genes_than_top_genes():

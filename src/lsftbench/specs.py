@@ -22,6 +22,7 @@ TABLE_TYPES = frozenset({"table", "scgpt", "scfoundation", "go_graph"})
 
 def uses_training_pca(spec: Mapping[str, Any]) -> bool:
     """Whether a baseline's embeddings take the training PCA (SPEC 4): a ``training_pca`` gene side
-    (unless the model is ``mean``, which has no gene side) or perturbation side; both are the default."""
-    gene = spec.get("gene", {}).get("type", "training_pca") if spec.get("model", "ridge") != "mean" else None
+    (unless the model is ``mean`` or ``additive``, which have no gene side) or perturbation side; both are the
+    default."""
+    gene = spec.get("gene", {}).get("type", "training_pca") if spec.get("model", "ridge") == "ridge" else None
     return "training_pca" in (gene, spec.get("pert", {}).get("type", "training_pca"))

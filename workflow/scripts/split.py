@@ -1,4 +1,5 @@
-"""Rule split: GEARS simulation split, a user split JSON, or the seed_compat split."""
+"""Rule split: GEARS simulation split (or the paper's doubles split), a user split JSON, or the seed_compat split;
+with the subgroup of every test condition."""
 
 from lsftbench.data.split import check_split_size, split_summary
 from lsftbench.io import write_json
@@ -10,7 +11,7 @@ inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
 go = (inp.gene2go, inp.essential) if "gene2go" in inp.keys() else None
 result = get_protocol(w.protocol).split(
     inp.data, seed=int(w.seed), train_gene_set_size=p.train_gene_set_size, split_file=inp.split_file or None,
-    go_resources=go,
+    go_resources=go, method=p.method,
 )
 for note in result.notes:
     log.info("%s", note)
@@ -19,4 +20,4 @@ for warning in result.warnings:
 log.info("%s: %s", result.source, split_summary(result.split))
 check_split_size(result.split, p.min_tests, where=f"{inp.data} (split seed {w.seed})",
                  train_gene_set_size=p.train_gene_set_size)
-write_json(result.split, snakemake.output[0])  # noqa: F821
+write_json(result.document(), snakemake.output[0])  # noqa: F821

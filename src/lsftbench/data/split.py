@@ -12,7 +12,9 @@ Four sources of a split:
 
 All return ``{"train": [...], "val": [...], "test": [...]}`` with full condition names
 (``GENE+ctrl``, ``A+B``); ``ctrl`` is always in ``train``. The subgroup functions return
-``{"test": {subgroup: [...]}, "val": {subgroup: [...]}}`` with the subgroups of :data:`SUBGROUPS`.
+``{"test": {subgroup: [...]}, "val": {subgroup: [...]}}`` with the subgroups of :data:`SUBGROUPS`;
+:func:`subgroup_of` turns one set's into ``{condition: subgroup}``, what the split file stores under
+``"subgroups"`` (:data:`SPLIT_METHODS` are the config's ``split.method``).
 """
 
 from __future__ import annotations
@@ -27,14 +29,17 @@ import numpy as np
 from ..io import InputDataError, read_json
 from .conditions import CTRL, condition_genes, is_double
 
-__all__ = ["SETS", "SUBGROUPS", "EXPORT_README", "export_split", "split_conditions", "check_split_size",
-           "gears_simulation_split", "gears_simulation_subgroups", "paper_doubles_split", "seen_subgroups",
-           "seed_compat_split", "read_split_json", "split_summary"]
+__all__ = ["SETS", "SUBGROUPS", "SPLIT_METHODS", "EXPORT_README", "export_split", "split_conditions",
+           "check_split_size", "gears_simulation_split", "gears_simulation_subgroups", "paper_doubles_split",
+           "seen_subgroups", "subgroup_of", "split_subgroups", "seed_compat_split", "read_split_json", "split_summary"]
 
 SETS = ("train", "val", "test")
 #: GEARS 0.1.2's names of the held-out subgroups (``get_simulation_split``): doubles with 0, 1 or 2 seen genes,
 #: singles of unseen genes.
 SUBGROUPS = ("combo_seen0", "combo_seen1", "combo_seen2", "unseen_single")
+#: The default protocol's splits (config ``split.method``): GEARS's simulation split (SPEC 2) and the paper's split
+#: of a double-perturbation dataset (SPEC 10).
+SPLIT_METHODS = ("gears_simulation", "paper_doubles")
 Subgroups = dict[str, list[str]]
 
 
@@ -278,6 +283,34 @@ def seen_subgroups(split: dict[str, Sequence[str]]) -> dict[str, Subgroups]:
     return out
 
 
+def subgroup_of(groups: Subgroups) -> dict[str, str]:
+    """``{condition: subgroup}`` of one set's subgroups (``gears_simulation_subgroups(...)["test"]``), in
+    :data:`SUBGROUPS` order and, within a subgroup, in its list's order."""
+    return {condition: name for name in SUBGROUPS for condition in groups.get(name, [])}
+
+
+def split_subgroups(
+    conditions: Sequence[str],
+    split: dict[str, Sequence[str]],
+    *,
+    method: str | None,
+    seed: int,
+    train_gene_set_size: float = 0.75,
+) -> dict[str, str]:
+    """The subgroup of every test condition of ``split`` (SPEC 10): GEARS's own subgroups
+    (:func:`gears_simulation_subgroups`) when ``method`` is ``gears_simulation`` (``split`` is then that split of
+    ``conditions``), else by the training singles of ``split`` (:func:`seen_subgroups`: the paper's split, a user's
+    split file, the seed_compat shuffle: ``method`` ``None``)."""
+    if method == "gears_simulation":
+        groups = gears_simulation_subgroups(conditions, seed=seed, train_gene_set_size=train_gene_set_size)["test"]
+    else:
+        groups = seen_subgroups(split)["test"]
+    out = subgroup_of(groups)
+    if sorted(out) != sorted(split.get("test", [])):
+        raise AssertionError("the test subgroups do not partition the test set")
+    return {condition: out[condition] for condition in split.get("test", [])}
+
+
 # --------------------------------------------------------------------------------------------------
 # seed_compat split
 # --------------------------------------------------------------------------------------------------
@@ -422,7 +455,9 @@ EXPORT_README = """\
 
 - `split.json`: {{"train": [...], "val": [...], "test": [...]}}, GEARS condition names (`G+ctrl`, `A+B`; `ctrl` in train).
 - `split.pkl`: the same dict pickled, for GEARS: `pert_data.prepare_split(split="custom", split_dict_path="split.pkl")`.
-- `test_conditions.csv`: the test perturbations (`condition`, `target_gene`): predict these.
+- `test_conditions.csv`: the test perturbations (`condition`, `target_gene` (empty for a double), `subgroup`: GEARS's
+  test subgroup, `combo_seen0`/`combo_seen1`/`combo_seen2` for a double with 0/1/2 seen genes, `unseen_single`): predict
+  these.
 - `genes.csv`: the dataset's genes in its order (`position`, `gene_name` = the symbol predictions are matched by,
   `var_name` = the h5ad's var index, e.g. an Ensembl id).
 - `control_mean.csv`: the mean log-normalised expression of the control cells per gene (`gene_name`, `control_mean`):
@@ -471,8 +506,9 @@ def export_split(
     with atomic_path(paths["split.pkl"]) as tmp:
         tmp.write_bytes(pickle.dumps({name: list(parts.get(name, [])) for name in SETS}, protocol=4))
     tests = list(parts["test"])
-    write_csv(pd.DataFrame({"condition": tests, "target_gene": [single_gene(c) or "" for c in tests]}),
-              paths["test_conditions.csv"])
+    groups = parts.get("subgroups") or subgroup_of(seen_subgroups(parts)["test"])  # a split file of an older run
+    write_csv(pd.DataFrame({"condition": tests, "target_gene": [single_gene(c) or "" for c in tests],
+                            "subgroup": [groups.get(c, "") for c in tests]}), paths["test_conditions.csv"])
     write_csv(pd.DataFrame({"position": range(len(symbols)), "gene_name": symbols, "var_name": ids}), paths["genes.csv"])
     ctrl = np.asarray(pb.X, dtype=np.float64)[pb.obs_names.get_loc(CTRL)]
     write_csv(pd.DataFrame({"gene_name": symbols, "control_mean": ctrl}), paths["control_mean.csv"])

@@ -18,9 +18,11 @@ type               source                                                       
 ``scgpt``, …       scFoundation checkpoints or the GO graph), by gene symbol
 =================  ============================================================  ===============
 
-``ctrl`` always has the zero perturbation embedding. Conditions without an embedding (double
-perturbations, target gene not measured or not in a table) are listed in ``Embedding.info`` as not
-predictable; they are never silently dropped.
+``ctrl`` always has the zero perturbation embedding. A double perturbation ``A+B`` has ``b_A + b_B``, the sum
+of its genes' embeddings as a single of each gene would have them (SPEC 10; a random embedding draws a gene that
+has no single condition after all conditions' draws, so the singles' draws do not change). Conditions without an
+embedding (target gene, or a double's gene, not measured or not in a table) are listed in ``Embedding.info`` as
+not predictable; they are never silently dropped.
 
 The training PCA is the same for every baseline of one (dataset, split): :func:`training_pca`
 computes it once, :meth:`TrainingPCA.save` / :meth:`TrainingPCA.load` keep it in a small file, and
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..data.conditions import CTRL, single_gene
+from ..data.conditions import CTRL, condition_genes, is_double, single_gene
 from ..io import read_json, read_npz, write_npz
 from ..labels import Labels
 from ..specs import TABLE_TYPES, uses_training_pca
@@ -85,7 +87,8 @@ class Embedding:
     gene_type, pert_type
         Embedding types (see module docstring); ``training_pca`` parts are refit by LSFT.
     model
-        ``"ridge"`` (``Y ≈ A K B``) or ``"mean"`` (mean response; ``B`` only drives LSFT neighbours).
+        ``"ridge"`` (``Y ≈ A K B``), ``"mean"`` (mean response) or ``"additive"`` (``Δ_A + Δ_B`` of the training
+        singles, SPEC 10); for the last two ``B`` only drives the LSFT / kNN neighbours.
     info
         Coverage and provenance (not predictable conditions, dropped genes, synthetic flags).
     """
@@ -212,8 +215,8 @@ def training_pca(pb: Pseudobulk, split: dict[str, list[str]], dim: int) -> Train
 def pert_columns_from_rows(rows: pd.DataFrame, conditions: list[str]) -> tuple[list[str], np.ndarray, list[str]]:
     """Perturbation embedding from a table indexed by gene symbol.
 
-    Each single perturbation takes the row of its target gene, ``ctrl`` the zero vector. Returns
-    ``(conditions with an embedding, B, conditions without one)``.
+    Each single perturbation takes the row of its target gene, a double ``A+B`` the sum of its genes' rows
+    (SPEC 10), ``ctrl`` the zero vector. Returns ``(conditions with an embedding, B, conditions without one)``.
     """
     return _pert_columns(rows.index, rows.to_numpy(dtype=np.float64), conditions)
 
@@ -230,10 +233,43 @@ def _pert_columns(names: Any, values: np.ndarray, conditions: list[str]) -> tupl
         elif gene is not None and gene in names:
             kept.append(cond)
             cols.append(values[names.get_loc(gene)])
+        elif is_double(cond) and all(g in names for g in condition_genes(cond)):
+            first, second = condition_genes(cond)
+            kept.append(cond)
+            cols.append(values[names.get_loc(first)] + values[names.get_loc(second)])
         else:
             missing.append(cond)
     b = np.column_stack(cols) if cols else np.zeros((values.shape[1], 0))
     return kept, b, missing
+
+
+def _random_pert_columns(rng: np.random.Generator, conditions: list[str], dim: int) -> tuple[list[str], np.ndarray]:
+    """Seeded N(0, 1) perturbation embedding: one draw per condition (row i: ``conditions[i]``, split conditions are
+    unique), ``ctrl`` zero; a double takes the sum of its genes' draws as singles (SPEC 10): the draw of the gene's
+    single condition, or, for a gene without one, a draw after all the conditions' (in order of first appearance),
+    so the singles' draws are the same with or without doubles."""
+    draws = rng.standard_normal((len(conditions), dim))
+    gene_draw = {}
+    for i, cond in enumerate(conditions):
+        gene = single_gene(cond)
+        if gene is not None:
+            gene_draw.setdefault(gene, draws[i])
+    extra = list(dict.fromkeys(g for c in conditions if is_double(c) for g in condition_genes(c) if g not in gene_draw))
+    if extra:
+        gene_draw.update(zip(extra, rng.standard_normal((len(extra), dim))))
+    conds, cols = [], []
+    for i, cond in enumerate(conditions):
+        if cond == CTRL:
+            conds.append(cond)
+            cols.append(np.zeros(dim))
+        elif single_gene(cond) is not None:
+            conds.append(cond)
+            cols.append(draws[i])
+        elif is_double(cond):
+            first, second = condition_genes(cond)
+            conds.append(cond)
+            cols.append(gene_draw[first] + gene_draw[second])
+    return conds, (np.column_stack(cols) if cols else np.zeros((dim, 0)))
 
 
 def _dataset_pca_rows(source: Pseudobulk, dim: int, restrict_to: list[str] | None) -> tuple[Labels, np.ndarray]:
@@ -297,7 +333,7 @@ def build_embedding(
 
     # Gene embedding A
     gtype = gene_spec["type"]
-    if model == "mean":
+    if model in ("mean", "additive"):
         genes, a = pb.var_names, np.zeros((n_vars, 0))
         gtype = "none"
     elif gtype == "training_pca":
@@ -316,17 +352,16 @@ def build_embedding(
 
     # Perturbation embedding B
     ptype = pert_spec["type"]
+    pert_names: Any = None  # the genes with a row of the perturbation embedding
     if ptype == "training_pca":
-        conds, b, missing = _pert_columns(training_scores.genes, training_scores.scores, all_conditions)
+        pert_names = training_scores.genes
+        conds, b, missing = _pert_columns(pert_names, training_scores.scores, all_conditions)
     elif ptype == "random":
         rng = np.random.default_rng(int(pert_spec.get("seed", 1)))
         pdim = int(pert_spec.get("dim", dim))
-        draws = rng.standard_normal((len(all_conditions), pdim))  # row i: all_conditions[i] (split conditions are unique)
-        row = {c: i for i, c in enumerate(all_conditions)}
-        conds = [c for c in all_conditions if c == CTRL or single_gene(c) is not None]
+        conds, b = _random_pert_columns(rng, all_conditions, pdim)
         kept = set(conds)
         missing = [c for c in all_conditions if c not in kept]
-        b = np.column_stack([np.zeros(pdim) if c == CTRL else draws[row[c]] for c in conds])
     elif ptype == "dataset_pca":
         if source_pseudobulk is None:
             raise ValueError("perturbation embedding of type 'dataset_pca' needs the source pseudobulk")
@@ -335,19 +370,25 @@ def build_embedding(
         if same:
             # Fitted on training conditions only (above): test/val conditions get no (leaking) embedding.
             info["source_is_target"] = True
+        pert_names = names
         conds, b, missing = _pert_columns(names, rows, all_conditions)
     elif ptype in TABLE_TYPES:
         if pert_table is None:
             raise ValueError(f"perturbation embedding of type {ptype!r} needs a gene table")
+        pert_names = pert_table.index
         conds, b, missing = pert_columns_from_rows(pert_table, all_conditions)
     else:
         raise ValueError(f"unknown perturbation embedding type {ptype!r}")
 
     info["synthetic_parts"] = [
         side for side, part in (("gene", gene_spec), ("pert", pert_spec))
-        if "synthetic" in (part.get("checkpoint"), part.get("path")) and (side == "pert" or model != "mean")
+        if "synthetic" in (part.get("checkpoint"), part.get("path")) and (side == "pert" or model == "ridge")
     ]
     info["not_predictable"] = sorted(set(missing))
+    if pert_names is not None and any(is_double(c) for c in missing):  # which genes of a double lack an embedding
+        info["double_genes_without_embedding"] = {
+            c: [g for g in condition_genes(c) if g not in pert_names] for c in missing if is_double(c)
+        }
     predictable = set(conds)
     info["n_test_predictable"] = sum(c in predictable for c in split["test"])
     info["n_test"] = len(split["test"])

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..data.conditions import CTRL, target_positions
-from ..io import constant_column, write_npz, write_parquet
+from ..io import constant_column, read_json, write_npz, write_parquet
 from ..model.lsft import LsftResult, shard_tests
 from ..model.problem import Problem
 from ..model.protocol import LsftSettings, Protocol, get_protocol
@@ -44,6 +44,12 @@ def key_columns(keys: Mapping[str, Any], n_rows: int) -> dict[str, np.ndarray]:
 def _targets(problem: Problem, tests: list[str], exclude: bool) -> np.ndarray | None:
     """Rows of each test perturbation's target gene(s) among the problem's genes, when they are excluded."""
     return target_positions(tests, problem.genes) if exclude else None
+
+
+def _subgroups(split: str | os.PathLike[str], conditions: list[str]) -> np.ndarray:
+    """Each condition's test subgroup from the split file (SPEC 10; "" where the file has none, as an older run's)."""
+    groups = read_json(split).get("subgroups") or {}
+    return np.asarray([groups.get(c, "") for c in conditions], dtype=str)
 
 
 def _mean(values: np.ndarray) -> float:
@@ -68,6 +74,7 @@ class ScoredFit:
         problem = self.problem
         write_parquet(self.table, metrics)
         reasons = unpredictable_reasons(problem.test_not_predictable, problem.measured_genes, problem.embedding)
+        reasons.update(problem.reasons)  # decided by the alignment (the additive model's training singles)
         write_npz(
             predictions,
             conditions=np.asarray(problem.test, dtype=str),
@@ -132,6 +139,7 @@ def score_global_fit(
     table = {
         **key_columns(keys, n_rows),
         "condition": np.asarray(problem.test, dtype=str),
+        "subgroup": _subgroups(split, problem.test),
         # centred r: m over all training perturbations (SPEC 7); ranks: in the aggregation, over the common test set
         **metric_columns(predicted, observed, problem.top_idx, problem.train_mean, exclude),
         "n_genes": constant_column(n_rows, len(problem.genes), np.int64),
@@ -212,6 +220,7 @@ def score_lsft_shard(
         **key_columns(keys, n_rows),
         "top_pct": constant_column(n_rows, top_pct, np.float64),
         "condition": np.asarray(tests, dtype=str),
+        "subgroup": _subgroups(split, tests),
         **{f"local_{name}": values for name, values in local.items()},
         **{f"knn_{name}": values for name, values in knn.items()},
         "train_size": constant_column(n_rows, result.n_neighbours, np.int64),
@@ -284,12 +293,11 @@ def score_model(
     """
     from ..data.cell_totals import read_count_target
     from ..data.mean_expression import read_mean_expression, require_conditions, top_expressed, training_mean_delta
-    from ..io import read_json
     from ..model.external import read_predictions
 
     pb = read_mean_expression(pseudobulk)
     parts = read_json(split)
-    require_conditions(pb, [c for part in parts.values() for c in part], pseudobulk)
+    require_conditions(pb, [c for part in ("train", "val", "test") for c in parts.get(part, [])], pseudobulk)
     x = np.asarray(pb.X, dtype=np.float64)
     ctrl = x[pb.obs_names.get_loc(CTRL)]
     genes = list(pb.var_names)

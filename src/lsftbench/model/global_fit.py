@@ -20,10 +20,14 @@ def global_predictions(problem: Problem, ridge: float) -> np.ndarray:
 
     Ridge baselines fit ``Y_train ≈ A K B_train`` with the row-mean centre; ``mean_response``
     predicts the mean Δ of all training perturbations (``ctrl`` excluded, :attr:`Problem.train_mean`;
-    load its problem with ``every_condition=True`` so that every test perturbation is predicted, SPEC 5).
+    load its problem with ``every_condition=True`` so that every test perturbation is predicted, SPEC 5);
+    ``additive`` predicts Δ_A + Δ_B of the observed training singles of each test double (SPEC 10,
+    :attr:`Problem.additive`). A double's column of ``B`` is ``b_A + b_B`` (SPEC 10), in training as in test.
     """
     emb = problem.embedding
     if emb.model == "mean":
         return np.repeat(problem.train_mean[:, None], len(problem.test), axis=1)
+    if emb.model == "additive":
+        return problem.additive_for(problem.test)
     k, center = solve_y_axb(problem.y[:, problem.col(problem.train)], emb.A, problem.b(problem.train), ridge)
     return predict(emb.A, k, problem.b(problem.test), center)

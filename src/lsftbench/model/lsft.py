@@ -1,4 +1,5 @@
-"""Local similarity-filtered training (SPEC section 6).
+"""Local similarity-filtered training (SPEC section 6; double perturbations as SPEC 10: a double's embedding,
+global or refit, is the sum of its genes' rows, ``b_A + b_B``).
 
 For each test condition ``t`` and a top-K %, the ``n = max(1, ceil(n_train · K / 100))`` training
 perturbations whose embedding columns are most cosine-similar to ``B[:, t]`` are kept; the model is
@@ -234,6 +235,13 @@ class _Shared:
     def y_is_expr_minus_ctrl(self, value: bool) -> None:
         self._flags["y_is_expr_minus_ctrl"] = bool(value)
 
+    def target_row(self, condition: str, sel: np.ndarray) -> np.ndarray:
+        """``X[target, sel]`` for a single's target; for a double the sum of its two genes' rows (SPEC 10)."""
+        if condition in self.problem.double_rows:
+            first, second = self.problem.double_rows[condition]
+            return self.x_row(first, sel) + self.x_row(second, sel)
+        return self.x_row(self.problem.target_rows[condition], sel)
+
     def x_row(self, gene_row: int, sel: np.ndarray) -> np.ndarray:
         """``X[gene_row, sel]`` (centred expression of one gene over the training perturbations ``sel``).
 
@@ -294,6 +302,10 @@ class _Shared:
         xt = self.get("xt")
         for a in range(0, len(targets), 256):  # blocked transpose of X[targets] into the strided half
             out[a : a + 256, :, 1] = xt[:, targets[a : a + 256]].T
+        for i, c in enumerate(self.problem.train_perts):  # a double's "target row" is the sum of its genes' (SPEC 10)
+            if c in self.problem.double_rows:
+                first, second = self.problem.double_rows[c]
+                out[i, :, 1] = xt[:, first] + xt[:, second]
         self._cache["gram"] = out[..., 0]  # a view: G is not stored twice
         return out
 
@@ -352,7 +364,7 @@ def _shared(problem: Problem) -> _Shared:
 
 def _refit_sides(problem: Problem, refit_embeddings: bool) -> tuple[bool, bool]:
     emb = problem.embedding
-    if emb.model == "mean":
+    if emb.model != "ridge":
         return False, False
     return refit_embeddings and emb.gene_type == "training_pca", refit_embeddings and emb.pert_type == "training_pca"
 
@@ -366,6 +378,9 @@ def _fingerprint(problem: Problem) -> str:
         h.update(b"\x1e")
     h.update(np.ascontiguousarray(problem.gene_rows, dtype=np.int64).tobytes())
     h.update(np.asarray([problem.target_rows.get(c, -1) for c in problem.train_perts], dtype=np.int64).tobytes())
+    doubles = [problem.double_rows[c] for c in problem.train_perts if c in problem.double_rows]
+    if doubles:
+        h.update(np.asarray(doubles, dtype=np.int64).tobytes())
     h.update(problem.expr_t.sum(axis=1).tobytes())
     h.update(problem.ctrl_expr.tobytes())
     h.update(problem.y[:, problem.col(problem.train_perts)].sum(axis=0).tobytes())
@@ -530,9 +545,10 @@ def lsft(
     sims = cosine_similarity(b_tests, b_train)
     order = top_neighbours(sims, n)
     n_tests = len(tests)
-    if emb.model == "mean":
+    if emb.model in ("mean", "additive"):
         knn = _neighbour_sums(order, np.full((n_tests, 1, n), 1.0 / n), cache.get("y_t"))[0].T
-        local = knn.copy(order="F")
+        # mean_response refit on the neighbours is their mean; the additive model has nothing to refit (SPEC 10)
+        local = knn.copy(order="F") if emb.model == "mean" else np.asfortranarray(problem.additive_for(tests))
     else:
         knn, local = _ridge_lsft(problem, cache, tests, order, b_train, b_tests, ridge, center, refit_embeddings)
     return LsftResult(
@@ -622,7 +638,7 @@ def _ridge_lsft(
         if refit_pert:
             # B = (X[targets_s, s] V)ᵀ, b_t = X[target_t, s] V
             b_sel = target_s
-            b_t = cache.x_row(problem.target_rows[t], sel)
+            b_t = cache.target_row(t, sel)
             if v_b is not None:
                 b_sel, b_t = b_sel @ v_b, b_t @ v_b
             b_sel = b_sel.T
@@ -680,6 +696,14 @@ def _combine(
     return knn, local
 
 
+def _score_row(problem: Problem, scores: np.ndarray, condition: str) -> np.ndarray:
+    """A condition's row of local PCA scores: its target gene's, or the sum of a double's two genes' (SPEC 10)."""
+    if condition in problem.double_rows:
+        first, second = problem.double_rows[condition]
+        return scores[first] + scores[second]
+    return scores[problem.target_rows[condition]]
+
+
 def lsft_reference(
     problem: Problem,
     top_pct: float,
@@ -711,6 +735,9 @@ def lsft_reference(
         if emb.model == "mean":
             local.append(knn[-1])
             continue
+        if emb.model == "additive":
+            local.append(problem.additive_for([t])[:, 0])
+            continue
         a, b_sel = emb.A, problem.b(names)
         if refit_embeddings and "training_pca" in (emb.gene_type, emb.pert_type):
             rows = [problem.train_perts.index(c) for c in names]
@@ -719,8 +746,8 @@ def lsft_reference(
                 a = scores[problem.gene_rows][:, : min(dim_a, scores.shape[1])]
             if emb.pert_type == "training_pca":
                 scores_b = scores[:, : min(dim_b, scores.shape[1])]
-                b_sel = scores_b[[problem.target_rows[c] for c in names]].T
-                b_t = scores_b[problem.target_rows[t]]
+                b_sel = np.column_stack([_score_row(problem, scores_b, c) for c in names])
+                b_t = _score_row(problem, scores_b, t)
         k, cen = solve_y_axb(y_sel, a, b_sel, ridge, center=cen)
         local.append(predict(a, k, b_t[:, None], cen)[:, 0])
     return LsftResult(

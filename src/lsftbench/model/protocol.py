@@ -9,7 +9,8 @@ the protocol's name.
 =========================  ==========================================  ===============================================
 step                       ``default``                                 ``seed_compat``
 =========================  ==========================================  ===============================================
-split                      GEARS simulation split                      70/15/15 shuffle
+split                      GEARS simulation split (or the paper's      70/15/15 shuffle
+                           doubles split, ``split.method``)
 embedding                  :func:`~lsftbench.embeddings.build.         the published PCA / random draws / tables,
                            embedding_from_files`                       test columns projected from their own Δ
 problem                    ``mean_response`` predicts every test       the published code's conditions
@@ -47,12 +48,18 @@ __all__ = ["Protocol", "DefaultProtocol", "SeedCompatProtocol", "SplitResult", "
 
 @dataclass
 class SplitResult:
-    """A split, where it came from, and what the job should log about it."""
+    """A split, where it came from, and what the job should log about it; ``subgroups``: each test condition's
+    subgroup (SPEC 10, :data:`lsftbench.data.split.SUBGROUPS`)."""
 
     split: dict[str, list[str]]
     source: str
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    subgroups: dict[str, str] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        """The split file's content: ``train``, ``val``, ``test`` and ``subgroups`` (test condition → subgroup)."""
+        return {**self.split, "subgroups": dict(self.subgroups)}
 
 
 @dataclass(frozen=True)
@@ -85,22 +92,34 @@ class Protocol:
         train_gene_set_size: float = 0.75,
         split_file: str | os.PathLike[str] | None = None,
         go_resources: tuple[str, str] | None = None,
+        method: str = "gears_simulation",
     ) -> SplitResult:
         """The split of one (dataset, split seed): a user's split file, or this protocol's split of the
-        data's conditions (after GEARS' GO filter when ``go_resources`` = (gene2go, essential) is given)."""
-        from ..data.split import read_split_json, split_conditions
+        data's conditions (after GEARS' GO filter when ``go_resources`` = (gene2go, essential) is given), with
+        the subgroup of each test condition (SPEC 10). ``method`` is ``split.method``
+        (:data:`lsftbench.data.split.SPLIT_METHODS`), which the default protocol follows."""
+        from ..data.split import read_split_json, split_conditions, split_subgroups
 
         conditions, dropped = split_conditions(data, go_resources)
         notes = [] if go_resources is None else [
             f"GO filter: dropped {len(dropped)} conditions whose genes are not all in the GO graph: {dropped}"
         ]
         if split_file:
-            return SplitResult(read_split_json(split_file, conditions), f"user file {split_file}", notes)
-        result = self._split(conditions, seed, train_gene_set_size)
-        result.notes[:0] = notes
+            result = SplitResult(read_split_json(split_file, conditions), f"user file {split_file}", notes)
+            method = None
+        else:
+            result = self._split(conditions, seed, train_gene_set_size, method)
+            result.notes[:0] = notes
+            method = self.split_method(method)
+        result.subgroups = split_subgroups(conditions, result.split, method=method, seed=seed,
+                                           train_gene_set_size=train_gene_set_size)
         return result
 
-    def _split(self, conditions: list[str], seed: int, train_gene_set_size: float) -> SplitResult:
+    def split_method(self, method: str) -> str | None:
+        """The split method this protocol uses for the config's ``split.method`` (``None``: its own)."""
+        return None
+
+    def _split(self, conditions: list[str], seed: int, train_gene_set_size: float, method: str) -> SplitResult:
         raise NotImplementedError
 
     # -- embeddings and fits ------------------------------------------------------------------------
@@ -160,9 +179,19 @@ class DefaultProtocol(Protocol):
     name = "default"
     label = "default (SPEC sections 2-6): no test perturbation's expression is used for its own prediction"
 
-    def _split(self, conditions: list[str], seed: int, train_gene_set_size: float) -> SplitResult:
-        from ..data.split import gears_simulation_split
+    def split_method(self, method: str) -> str:  # noqa: D102
+        from ..data.split import SPLIT_METHODS
 
+        if method not in SPLIT_METHODS:
+            raise ValueError(f"split.method must be one of {list(SPLIT_METHODS)}, not {method!r}")
+        return method
+
+    def _split(self, conditions: list[str], seed: int, train_gene_set_size: float, method: str) -> SplitResult:
+        from ..data.split import gears_simulation_split, paper_doubles_split
+
+        if self.split_method(method) == "paper_doubles":
+            return SplitResult(paper_doubles_split(conditions, seed=seed),
+                               f"the paper's double-perturbation split (seed {seed}; SPEC 10)")
         split = gears_simulation_split(conditions, seed=seed, train_gene_set_size=train_gene_set_size)
         return SplitResult(split, f"GEARS simulation split (seed {seed}, train_gene_set_size {train_gene_set_size})")
 
@@ -208,11 +237,12 @@ class SeedCompatProtocol(Protocol):
 
         return SPLIT_NOTE
 
-    def _split(self, conditions: list[str], seed: int, train_gene_set_size: float) -> SplitResult:
+    def _split(self, conditions: list[str], seed: int, train_gene_set_size: float, method: str) -> SplitResult:
         from ..data.split import seed_compat_split
 
         source = f"seed_compat 70/15/15 shuffle (seed {seed}); LEAKS TEST DATA downstream"
-        return SplitResult(seed_compat_split(conditions, seed=seed), source, warnings=[self.split_note])
+        notes = [] if method == "gears_simulation" else [f"split.method {method} is not used: seed_compat has its own split"]
+        return SplitResult(seed_compat_split(conditions, seed=seed), source, notes, warnings=[self.split_note])
 
     def embedding(self, spec, inputs, *, dim, split_seed, dataset, baseline, min_table_genes):  # noqa: D102
         from .seed_compat import seed_embedding_from_files

@@ -6,6 +6,7 @@ Used by ``rules/common.smk``; kept here so it is importable and tested.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ __all__ = [
     "benchmarked_datasets",
     "baselines_for",
     "skipped_baselines",
+    "has_double_perturbations",
+    "DOUBLES_PRESETS",
+    "DOUBLES_GEARS",
     "pct_label",
     "results_dir",
     "split_seeds",
@@ -89,25 +93,71 @@ def _pert_source(spec: dict[str, Any]) -> str | None:
     return pert.get("dataset") if pert.get("type") == "dataset_pca" else None
 
 
+#: Synthetic presets (:data:`lsftbench.data.synthetic.presets.PRESETS`) and GEARS datasets with double perturbations.
+DOUBLES_PRESETS = frozenset({"norman"})
+DOUBLES_GEARS = frozenset({"norman"})
+
+
+@functools.lru_cache(maxsize=64)
+def _file_has_doubles(path: str, stamp: tuple[int, int]) -> bool | None:
+    """Whether a GEARS h5ad's ``obs["condition"]`` categories hold a double ``A+B`` (read with h5py, without loading
+    the file); ``None`` when that cannot be told cheaply (no such file, not categorical, unreadable)."""
+    import h5py  # noqa: PLC0415
+
+    try:
+        with h5py.File(path, "r") as f:
+            column = f["obs"]["condition"]
+            if not isinstance(column, h5py.Group) or "categories" not in column:
+                return None
+            names = [c.decode() if isinstance(c, bytes) else str(c) for c in column["categories"][...]]
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return any(len([p for p in name.split("+") if p != "ctrl"]) == 2 for name in names)
+
+
+def has_double_perturbations(config: dict[str, Any], dataset: str) -> bool | None:
+    """Whether ``dataset`` has double perturbations: from its synthetic preset or GEARS name, or from the
+    categories of a local file; ``None`` when it cannot be told before the run (a local file not there yet)."""
+    ds = config["datasets"][dataset]
+    if ds["source"] == "synthetic":
+        return ds.get("preset", dataset) in DOUBLES_PRESETS
+    if ds["source"] == "gears":
+        return ds.get("gears_name", dataset) in DOUBLES_GEARS
+    path = str(ds.get("path", ""))
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _file_has_doubles(path, (st.st_mtime_ns, st.st_size))
+
+
 def skipped_baselines(config: dict[str, Any], dataset: str, protocol: str | None = None) -> dict[str, str]:
     """Baselines not run on ``dataset``, with the reason.
 
     A ``dataset_pca`` perturbation embedding whose source is the dataset itself is fitted on the
     training conditions only, so no test perturbation has a (non-leaking) embedding: the baseline
-    has nothing to predict there and is listed as skipped instead.
+    has nothing to predict there and is listed as skipped instead. The ``additive`` model predicts double
+    perturbations only (SPEC 10): it is skipped on a dataset without them, and under ``seed_compat``.
     """
     protocol = protocol or config.get("protocol", "default")
+    additive = [name for name, spec in config["baselines"].items() if spec.get("model", "ridge") == "additive"]
     if protocol == "seed_compat":
-        return {
+        skipped = {
             name: "cross-dataset perturbation embeddings are not part of the seed_compat reproduction"
             for name, spec in config["baselines"].items()
             if _pert_source(spec) is not None
         }
-    return {
+        skipped.update({name: "the additive baseline is not part of the seed_compat reproduction" for name in additive})
+        return skipped
+    skipped = {
         name: f"its perturbation embedding comes from {dataset} itself, so test perturbations have no non-leaking embedding"
         for name, spec in config["baselines"].items()
         if _pert_source(spec) == dataset
     }
+    if additive and has_double_perturbations(config, dataset) is False:
+        skipped.update({name: f"the additive baseline predicts double perturbations, and {dataset} has none"
+                        for name in additive})
+    return skipped
 
 
 def baselines_for(config: dict[str, Any], dataset: str, protocol: str | None = None) -> list[str]:
@@ -116,14 +166,13 @@ def baselines_for(config: dict[str, Any], dataset: str, protocol: str | None = N
     return [name for name in config["baselines"] if name not in skipped]
 
 
-#: Embedding types read from a gene table (SPEC 4): a gene embedding of these predicts only the table's genes.
 def gene_subset_baselines(config: dict[str, Any], dataset: str, protocol: str | None = None) -> list[str]:
     """The baselines run on ``dataset`` whose gene embedding is a gene table: they may predict only some of the
     measured genes, so the genes every compared method predicts (SPEC 7, one gene set per comparison) depend on
     their embeddings and on nothing else of the config."""
     return [
         name for name in baselines_for(config, dataset, protocol)
-        if config["baselines"][name].get("model", "ridge") != "mean"
+        if config["baselines"][name].get("model", "ridge") == "ridge"
         and (config["baselines"][name].get("gene") or {}).get("type") in TABLE_TYPES
     ]
 
@@ -237,6 +286,8 @@ def check_config(config: dict[str, Any]) -> None:
                 problems.append(f"baselines.{name}.gene: type go_graph is a perturbation embedding")
         if model == "mean" and spec.get("pert") is None:
             problems.append(f"baselines.{name}: mean_response needs a 'pert' embedding to find LSFT neighbours")
+        if model == "additive" and spec.get("pert") is None:
+            problems.append(f"baselines.{name}: the additive baseline needs a 'pert' embedding to find its kNN neighbours")
     problems += _check_models(config)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))

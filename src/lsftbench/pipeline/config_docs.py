@@ -57,7 +57,8 @@ HEADER = """\
 
 The workflow reads `config/config.yaml` (the default run: the three datasets as offline synthetic
 stand-ins, every baseline); `config/gears.yaml` is the configuration for the real GEARS datasets, used
-with `--configfile config/gears.yaml` (the README's "Configuration" section says how a `--configfile`
+with `--configfile config/gears.yaml`, and `config/doubles.yaml` the double-perturbation benchmark (the
+Norman stand-in, SPEC 10) (the README's "Configuration" section says how a `--configfile`
 combines with the default file). At start-up the configuration is validated against
 `config/schema.yaml`: a wrong type, an unknown key or a value outside the allowed range stops the run
 before any job, naming the key.

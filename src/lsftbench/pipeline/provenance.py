@@ -36,6 +36,10 @@ def code_version() -> str:
     return f"lsftbench {version} (commit {commit}{', modified' if dirty else ''})"
 
 
+#: How a table names a split method other than GEARS's simulation split (``split.method``).
+SPLIT_LABELS = {"paper_doubles": "the paper's double-perturbation split (SPEC 10)"}
+
+
 def _yes(value: Any) -> str:
     return "yes" if value else "no"
 
@@ -46,8 +50,11 @@ def provenance_items(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
     ``settings`` is :func:`lsftbench.pipeline.settings.table_settings` of the run's config.
     """
     stats, metrics, lsft = settings["statistics"], settings["metrics"], settings["lsft"]
+    split = [("Split", SPLIT_LABELS.get(settings["split_method"], settings["split_method"]))] \
+        if settings.get("split_method") else []
     return [
         ("Protocol", str(settings["protocol"])),
+        *split,
         ("Split seeds", ", ".join(map(str, settings["split_seeds"]))),
         ("Top % (K)", ", ".join(f"{p:g}" for p in settings["top_pcts"])),
         ("Ridge penalty λ", f"{settings['ridge_penalty']:g}"),

@@ -65,8 +65,9 @@ _HASH_CHUNK = 1 << 22
 
 
 def ridge_penalty(config: Mapping[str, Any], baseline: str) -> float | None:
-    """λ of a baseline's ridge fits; ``None`` for the mean-response model, whose outputs do not depend on it."""
-    if config["baselines"][baseline].get("model", "ridge") == "mean":
+    """λ of a baseline's ridge fits; ``None`` for the mean-response and additive models, whose outputs do not depend
+    on it."""
+    if config["baselines"][baseline].get("model", "ridge") != "ridge":
         return None
     return float(config["ridge_penalty"])
 
@@ -290,9 +291,13 @@ def table_settings(config: Mapping[str, Any], protocol: str | None = None) -> di
 
     ``protocol`` is the tables' own protocol (default: the config's); :data:`AUDIT_PROTOCOL` for the audit.
     """
+    method = config["split"].get("method", "gears_simulation")
     return {
         "protocol": protocol or config["protocol"],
         "split_seeds": split_seeds(dict(config)),
+        # the split's method where it is not GEARS's simulation split (the default protocol's, SPEC 2)
+        **({"split_method": method} if method != "gears_simulation" and (protocol or config["protocol"]) == "default"
+           else {}),
         "top_pcts": list(config["top_pcts"]),
         "ridge_penalty": float(config["ridge_penalty"]),
         "pca_dim": config["pca_dim"],

@@ -30,16 +30,26 @@ from .aggregate import (
 )
 from .leaderboard import leaderboard_note, leaderboard_table, metric_label, model_comparisons, model_comparisons_note
 from .markdown import render_markdown
-from .notes import de_note, fraction_note, performance_note, progress_note, rank_note, synthetic_note
-from .tables import de_metrics_table, fraction_improved_table, performance_table, summary_table
+from .notes import de_note, fraction_note, performance_note, progress_note, rank_note, subgroup_note, synthetic_note
+from .tables import (
+    de_metrics_table,
+    fraction_improved_table,
+    performance_table,
+    subgroup_de_metrics_table,
+    subgroup_performance_table,
+    summary_table,
+)
 
-__all__ = ["DatasetTableSettings", "write_dataset_tables", "write_table"]
+__all__ = ["DatasetTableSettings", "SUBGROUP_TABLE", "SUBGROUP_DE_TABLE", "write_dataset_tables", "write_subgroup_tables", "write_table"]
 
 #: The performance tables: file name → (test set, title suffix).
 _PERFORMANCE = {
     "lsft_performance": ("common", ""),
     "lsft_performance_per_baseline": ("per_baseline", " (per-baseline test sets)"),
 }
+#: The per-subgroup tables of a dataset with double perturbations (SPEC 10; rule ``subgroup_tables``).
+SUBGROUP_TABLE = "lsft_performance_by_subgroup"
+SUBGROUP_DE_TABLE = "de_metrics_by_subgroup"
 
 
 @dataclass(frozen=True)
@@ -174,6 +184,36 @@ def write_dataset_tables(
     _leaderboards(frames, progress, root, s)
     write_parquet(df, per_perturbation)
     return frames
+
+
+def write_subgroup_tables(
+    per_perturbation: str | os.PathLike[str], settings: DatasetTableSettings, de: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame:
+    """Write :data:`SUBGROUP_TABLE` and :data:`SUBGROUP_DE_TABLE` (overall and per test subgroup, SPEC 10) pooled and
+    per seed into the folder of ``per_perturbation`` (the per-perturbation rows :func:`write_dataset_tables` wrote);
+    ``de`` is the dataset's differential expression (its test and GEARS DE genes are named in the DE table's note).
+    Returns the pooled performance table."""
+    s = settings
+    df = read_parquet(per_perturbation)
+    results = DEResults.load(de) if de is not None else None
+    gears_source, de_test = (results.gears_source, results.test) if results is not None else ("smallest p", "welch")
+    root = str(Path(per_perturbation).parent)
+    context = dict(dataset=s.dataset, protocol=s.protocol, stats=s.stats, exclude_target_gene=s.exclude_target_gene)
+    pooled = None
+    for seed in (*s.seeds, None):
+        where = root if seed is None else f"{root}/seed{seed}"
+        groups = subgroup_note(df, seed)
+        table = subgroup_performance_table(df, seed=seed, stats=s.stats, top_genes=s.top_genes)
+        note = performance_note(df, seed=seed, test_set="common", top_genes=s.top_genes, **context) + "\n" + groups
+        write_table(table, note, f"Performance by test subgroup, baseline and top % ({s.dataset})", where,
+                    SUBGROUP_TABLE, s)
+        de_table = subgroup_de_metrics_table(df, seed=seed, stats=s.stats, top_genes=s.top_genes)
+        note = de_note(df, seed=seed, de_fdr=s.de_fdr, gears_source=gears_source, de_test=de_test, **context)
+        write_table(de_table, note + "\n" + groups,
+                    f"DE genes and discrimination by test subgroup, baseline and top % ({s.dataset})", where,
+                    SUBGROUP_DE_TABLE, s)
+        pooled = table
+    return pooled
 
 
 def capped_dims(dims: pd.DataFrame | None, pca_dim: int) -> list[tuple[str, str]]:

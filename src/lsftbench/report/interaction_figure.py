@@ -54,7 +54,7 @@ def interaction_figure(
     methods = list(dict.fromkeys(curves["method"]))
     colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
     styles = {m: FLOOR_STYLE.get(m) or {"color": next(colours), "linestyle": "-", "label": m} for m in methods}
-    fig, axes = plt.subplots(1, len(DIRECTIONS), figsize=(9.0, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, len(DIRECTIONS), figsize=(12.0, 4.4), sharey=True)
     for ax, direction in zip(axes, DIRECTIONS, strict=True):
         panel = curves[curves["direction"] == direction]
         for level in levels:
@@ -80,10 +80,13 @@ def interaction_figure(
     for ax in axes:
         legend.update((label, handle) for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)
                       if label not in legend)
-    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(4, max(len(legend), 1)),
-               fontsize="small", frameon=False)
+    # beside the panels (a figure's settings line goes below it): one column however many methods
+    # on the last panel's right (the saved bounding box includes an axes' legend, a figure's settings line goes
+    # below): one column however many methods
+    axes[-1].legend(list(legend.values()), list(legend), loc="center left", bbox_to_anchor=(1.03, 0.5), ncol=1,
+                    fontsize="small", frameon=False, borderpad=1.5)  # room for the text's rendered width
     _suptitle(fig, title, protocol)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout()
     return fig
 
 

@@ -130,7 +130,7 @@ def performance_markdown(table: pd.DataFrame, title: str, note: str | None, csv_
     (the global fit named ``Global``), kNN beside them, then its other metrics in long format; every
     column (SDs across seeds, p-values, counts) is in the CSV."""
     r, l2 = ("Pearson r", "r"), ("L2", "L2")
-    main = [c for c in ("Dataset", "Protocol") if c in table.columns] + ["Baseline", "Top %"]
+    main = [c for c in ("Dataset", "Protocol", "Subgroup") if c in table.columns] + ["Baseline", "Top %"]
     for name, key in (r, l2):
         main += [f"Local {name}", f"Baseline {name}", f"kNN {name}", f"Improvement ({key})"]
     main += ["Train Size", "Mean Similarity", "q (LSFT vs global, r)", "Test Perturbations (per seed)", "Mode Collapse",
@@ -140,7 +140,7 @@ def performance_markdown(table: pd.DataFrame, title: str, note: str | None, csv_
     text = to_markdown(table, title, note, columns=main, rename=_global_headers(main), sd=False, footer=footer)
     families = [f.labels(top_genes) for f in FAMILIES if f.table == "performance" and f.name not in ("pearson_r", "l2")]
     families = [(name, key) for name, key in families if f"Local {name}" in table.columns]
-    keys = [c for c in ("Dataset", "Protocol", "Baseline", "Top %") if c in table.columns]
+    keys = [c for c in ("Dataset", "Protocol", "Subgroup", "Baseline", "Top %") if c in table.columns]
     more = _long_metrics(table, families, keys)
     if len(more):
         text += "\n" + to_markdown(
@@ -164,7 +164,7 @@ def render_markdown(name: str, table: pd.DataFrame, title: str, note: str | None
     """The Markdown of table ``name`` (e.g. ``lsft_performance``): the view a reader wants first, with a line
     saying which CSV holds every column."""
     csv_name = f"{name}.csv"
-    if name in ("lsft_performance", "lsft_performance_per_baseline", "combined"):
+    if name in ("lsft_performance", "lsft_performance_per_baseline", "lsft_performance_by_subgroup", "combined"):
         return performance_markdown(table, title, note, csv_name, top_genes)
     if name == "progress_bar":
         return to_markdown(table, title, note, columns=_PROGRESS_VIEW, plain=_PROGRESS_VIEW,
@@ -182,6 +182,12 @@ def render_markdown(name: str, table: pd.DataFrame, title: str, note: str | None
                            footer=f"Best linear method (the reference of `vs best linear`): {best}. Every metric (centred "
                                   f"r, ranks, discrimination with L2 and cosine distances, the DE metrics), its interval "
                                   f"and the counts are in `{csv_name}`.")
-    if name in ("de_metrics", "model_comparisons"):
+    if name == "interactions":  # the method's name and kind are in its label; counts and thresholds in the CSV
+        view = ["Protocol", "Method", "Direction", "TPR at FDP 0.1", "TPR at FDP 0.2", "AUC", "Prevalence", "True Pairs",
+                "Pairs", "Seeds"]
+        return to_markdown(table, title, note, columns=view,
+                           footer=f"Baseline, kind and K apart, the pairs left out, the thresholds and the null of each "
+                                  f"seed are in `{csv_name}`.")
+    if name in ("de_metrics", "de_metrics_by_subgroup", "model_comparisons"):
         return to_markdown(table, title, note, sd=False, footer=f"The SD across seeds is in `{csv_name}`.")
     return to_markdown(table, title, note)

@@ -21,6 +21,7 @@ from ..pipeline.provenance import provenance_line
 __all__ = [
     "protocol_label",
     "performance_note",
+    "subgroup_note",
     "rank_note",
     "progress_note",
     "fraction_note",
@@ -95,6 +96,29 @@ def performance_note(
                      f"this dataset, so they would equal the all-gene columns.")
     lines.append(target_gene_note(exclude_target_gene))
     return "\n".join(lines)
+
+
+def subgroup_note(df: pd.DataFrame, seed: int | None = None) -> str:
+    """The lines of ``lsft_performance_by_subgroup`` on its rows: subgroups, their sizes per seed, the q family, and
+    the columns it does not have."""
+    common = common_test_set(df).merge(df[["seed", "condition", "subgroup"]].drop_duplicates(), on=["seed", "condition"])
+    if seed is not None:
+        common = common[common["seed"] == seed]
+    sizes = common.assign(subgroup=common["subgroup"].fillna("").astype(str)).groupby(["subgroup", "seed"]).size()
+    groups = "; ".join(
+        f"`{group}`: " + ", ".join(f"{n} (seed {s})" for s, n in sizes[group].items())
+        for group in sorted(set(sizes.index.get_level_values(0)) - {""})
+    ) or "none"
+    return (
+        "Rows per test subgroup (SPEC 10, GEARS's names: `combo_seen0/1/2` = doubles with 0, 1 or 2 genes perturbed "
+        "alone in training, `unseen_single` = a single whose gene is not; under the paper's doubles split every test "
+        f"double is `combo_seen2`), after the `all` rows (every test perturbation, = `lsft_performance`). Test "
+        f"perturbations of the common test set per subgroup: {groups}. Each subgroup's means, intervals and tests are "
+        "over its own perturbations (a pooled subgroup over the seeds that test it, `Seeds`); q: Benjamini-Hochberg "
+        "across the rows of one subgroup, per p column. Ranks and discrimination scores are each perturbation's "
+        "within its seed's whole common test set, averaged over the subgroup; the spreads and `Mode Collapse` are "
+        "whole-test-set numbers and only in `lsft_performance`."
+    )
 
 
 def rank_note(mode_collapse_spread: float) -> str:

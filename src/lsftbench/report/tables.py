@@ -34,6 +34,9 @@ __all__ = [
     "FAMILIES",
     "per_perturbation",
     "performance_table",
+    "subgroup_performance_table",
+    "subgroup_de_metrics_table",
+    "SUBGROUP_ALL",
     "fraction_improved_table",
     "de_metrics_table",
     "summary_table",
@@ -250,6 +253,62 @@ def performance_table(
     if "Train Size" in table.columns:
         table["Train Size"] = table["Train Size"].astype(int)
     return _order(table, _layout(families, top_genes, pooled), ["Baseline", "Top %"])
+
+
+#: The ``Subgroup`` of the rows over every test perturbation (they equal :func:`performance_table`'s rows).
+SUBGROUP_ALL = "all"
+
+
+def subgroup_performance_table(
+    df: pd.DataFrame,
+    seed: int | None = None,
+    stats: StatsSettings | None = None,
+    top_genes: int = 1000,
+) -> pd.DataFrame:
+    """:func:`performance_table` overall and per test subgroup (SPEC 10: GEARS's subgroup names, column
+    ``subgroup`` of the per-perturbation rows), stacked with a leading ``Subgroup`` column.
+
+    The test set is the common one of the whole frame (per seed, the perturbations every baseline predicts),
+    then split by subgroup, so a subgroup's rows are exactly the overall rows' perturbations of that subgroup.
+    Within each subgroup the statistics are :func:`performance_table`'s (bootstrap CIs seeded by ``stats``,
+    Wilcoxon tests; pooled over seeds as there); the q-values are Benjamini–Hochberg across the rows of one
+    subgroup (one family per subgroup and p column, as in ``lsft_performance``), so the ``all`` rows
+    (:data:`SUBGROUP_ALL`) equal ``lsft_performance``'s. A per-seed table has the subgroups of that seed; in a
+    pooled table a subgroup tested in some seeds only is pooled over those (``Seeds``). Perturbations without a
+    subgroup (an older run's split file) are in the ``all`` rows only.
+    """
+    return _by_subgroup(df, seed, lambda part: performance_table(part, seed=seed, test_set="per_baseline", stats=stats,
+                                                                  top_genes=top_genes))
+
+
+def subgroup_de_metrics_table(
+    df: pd.DataFrame,
+    seed: int | None = None,
+    stats: StatsSettings | None = None,
+    top_genes: int = 1000,
+) -> pd.DataFrame:
+    """:func:`de_metrics_table` overall and per test subgroup, stacked with a leading ``Subgroup`` column: the rows
+    of :func:`subgroup_performance_table`, the DE-gene metrics (GEARS's top-20 DE genes included) and the other
+    discrimination scores; the ``all`` rows equal ``de_metrics``."""
+    return _by_subgroup(df, seed, lambda part: de_metrics_table(part, seed=seed, test_set="per_baseline", stats=stats,
+                                                                 top_genes=top_genes))
+
+
+def _by_subgroup(df: pd.DataFrame, seed: int | None, table_of) -> pd.DataFrame:
+    """``table_of(rows)`` for the common test set (``all``) and for each subgroup's part of it, stacked."""
+    if "subgroup" not in df.columns:
+        raise ValueError("per-perturbation rows need a 'subgroup' column (the split's test subgroups)")
+    rows = _select(df, seed, "common")
+    parts = [(SUBGROUP_ALL, rows)]
+    named = rows["subgroup"].fillna("").astype(str)
+    parts += [(group, rows[named == group]) for group in sorted(set(named) - {""})]
+    tables = []
+    for group, part in parts:
+        # the rows are already the common test set; "per_baseline" keeps them as they are
+        table = table_of(part)
+        table.insert(0, "Subgroup", group)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
 
 
 # ---------------------------------------------------------------------------------------------------
