@@ -47,10 +47,12 @@ rule dataset_tables:
 
 
 rule subgroup_tables:
-    """lsft_performance and de_metrics overall and per test subgroup (SPEC 10) of a dataset with double
-    perturbations."""
+    """lsft_performance, de_metrics, the progress bar and the leaderboard overall and per test subgroup (SPEC 10) of
+    a dataset with double perturbations."""
     input:
         per_perturbation=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/per_perturbation.parquet",
+        per_method=f"{RESULTS}/tables/{{protocol}}/{{dataset}}/per_method.parquet",
+        noise_ceiling=f"{RESULTS}/{{dataset}}/{{protocol}}/noise_ceiling.parquet",
         de=f"{RESULTS}/{{dataset}}/de.h5",
         settings=lambda w: settings_token(f"aggregation/{w.protocol}"),
     output:

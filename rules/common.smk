@@ -107,7 +107,12 @@ SEED_TABLES = [
 ]
 FIGURES = ["leaderboard", "local_vs_global", "improvement_distribution", "progress_bar"]
 # Datasets with double perturbations (SPEC 10) also get these tables: lsft_performance and de_metrics per test subgroup.
-SUBGROUP_TABLES = ["lsft_performance_by_subgroup", "de_metrics_by_subgroup"]
+SUBGROUP_TABLES = [
+    "lsft_performance_by_subgroup",
+    "de_metrics_by_subgroup",
+    "progress_bar_by_subgroup",
+    "leaderboard_by_subgroup",
+]
 # ... and, on the default protocol, the genetic-interaction table (pooled and per seed) and a figure per seed.
 INTERACTION_TABLE = "interactions"
 # What `snakemake splits` exports per (dataset, split seed) for a model's own training code.

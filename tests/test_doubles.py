@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsftbench.data.split import SUBGROUPS, export_split, gears_simulation_subgroups, paper_doubles_split
+from lsftbench.data.split import SUBGROUPS, export_split, gears_simulation_subgroups
 from lsftbench.data.synthetic.doubles import make_doubles_dataset
 from lsftbench.data.synthetic.presets import PRESETS, DoublesPreset
 from lsftbench.embeddings.build import build_embedding
@@ -369,3 +369,18 @@ def test_the_shipped_doubles_config_validates_and_runs_the_additive_baseline(tmp
         assert config["split"]["method"] == "paper_doubles" and config["protocol"] == "default"
         assert baselines_for(config, "norman") == list(config["baselines"])
         assert config["baselines"]["additive"]["model"] == "additive"
+
+
+def test_the_subgroup_notes_name_the_subgroups_the_common_test_set_lacks():
+    """GEARS's split with the additive baseline: it predicts the combo_seen2 doubles alone, so they are the whole
+    common test set; the notes name the other subgroups and the baseline that leaves them out."""
+    from lsftbench.report.notes import missing_subgroups
+
+    groups = {"A+B": "combo_seen2", "C+D": "combo_seen1", "E+ctrl": "unseen_single", "F+G": "combo_seen0"}
+    rows = [(1, "lpm_selftrained", c, g) for c, g in groups.items()] + [(1, "additive", "A+B", "combo_seen2")]
+    df = pd.DataFrame(rows, columns=["seed", "baseline", "condition", "subgroup"]).assign(top_pct=10.0)
+    assert missing_subgroups(df) == (
+        "Test subgroups of the split not in the common test set, so not in these rows: `combo_seen0` (not predicted "
+        "by `additive`); `combo_seen1` (not predicted by `additive`); `unseen_single` (not predicted by `additive`). "
+        "Run without those baselines for their rows.")
+    assert missing_subgroups(df[df["baseline"] != "additive"]) == ""

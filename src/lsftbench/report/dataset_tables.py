@@ -30,7 +30,16 @@ from .aggregate import (
 )
 from .leaderboard import leaderboard_note, leaderboard_table, metric_label, model_comparisons, model_comparisons_note
 from .markdown import render_markdown
-from .notes import de_note, fraction_note, performance_note, progress_note, rank_note, subgroup_note, synthetic_note
+from .notes import (
+    de_note,
+    fraction_note,
+    performance_note,
+    progress_note,
+    rank_note,
+    subgroup_comparison_note,
+    subgroup_note,
+    synthetic_note,
+)
 from .tables import (
     de_metrics_table,
     fraction_improved_table,
@@ -40,7 +49,10 @@ from .tables import (
     summary_table,
 )
 
-__all__ = ["DatasetTableSettings", "SUBGROUP_TABLE", "SUBGROUP_DE_TABLE", "write_dataset_tables", "write_subgroup_tables", "write_table"]
+__all__ = [
+    "DatasetTableSettings", "SUBGROUP_TABLE", "SUBGROUP_DE_TABLE", "SUBGROUP_PROGRESS_TABLE", "SUBGROUP_LEADERBOARD_TABLE",
+    "write_dataset_tables", "write_subgroup_tables", "subgroup_comparison_tables", "write_table",
+]
 
 #: The performance tables: file name → (test set, title suffix).
 _PERFORMANCE = {
@@ -50,6 +62,8 @@ _PERFORMANCE = {
 #: The per-subgroup tables of a dataset with double perturbations (SPEC 10; rule ``subgroup_tables``).
 SUBGROUP_TABLE = "lsft_performance_by_subgroup"
 SUBGROUP_DE_TABLE = "de_metrics_by_subgroup"
+SUBGROUP_PROGRESS_TABLE = "progress_bar_by_subgroup"
+SUBGROUP_LEADERBOARD_TABLE = "leaderboard_by_subgroup"
 
 
 @dataclass(frozen=True)
@@ -188,10 +202,14 @@ def write_dataset_tables(
 
 def write_subgroup_tables(
     per_perturbation: str | os.PathLike[str], settings: DatasetTableSettings, de: str | os.PathLike[str] | None = None,
+    per_method: str | os.PathLike[str] | None = None, ceiling: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Write :data:`SUBGROUP_TABLE` and :data:`SUBGROUP_DE_TABLE` (overall and per test subgroup, SPEC 10) pooled and
     per seed into the folder of ``per_perturbation`` (the per-perturbation rows :func:`write_dataset_tables` wrote);
     ``de`` is the dataset's differential expression (its test and GEARS DE genes are named in the DE table's note).
+    With ``per_method`` (every method's rows on the comparison genes, written beside ``per_perturbation``) and
+    ``ceiling`` (the noise ceiling), also :data:`SUBGROUP_PROGRESS_TABLE` and :data:`SUBGROUP_LEADERBOARD_TABLE`
+    (:func:`subgroup_comparison_tables`: models of one's own, null methods and bounds included).
     Returns the pooled performance table."""
     s = settings
     df = read_parquet(per_perturbation)
@@ -213,7 +231,83 @@ def write_subgroup_tables(
                     f"DE genes and discrimination by test subgroup, baseline and top % ({s.dataset})", where,
                     SUBGROUP_DE_TABLE, s)
         pooled = table
+    if per_method is not None and ceiling is not None:
+        _write_subgroup_comparisons(df, per_method, ceiling, results, root, s)
     return pooled
+
+
+def subgroup_comparison_tables(
+    comparison: pd.DataFrame,
+    ceiling: pd.DataFrame | None,
+    subgroups: pd.DataFrame,
+    settings: DatasetTableSettings,
+    stand_in: Mapping[str, str] | None = None,
+    n_genes: int | None = None,
+) -> tuple[dict[int | None, pd.DataFrame], dict[int | None, pd.DataFrame]]:
+    """The progress bar and the leaderboard per test subgroup (SPEC 10), per seed and pooled (key ``None``), each
+    stacked with a leading ``Subgroup`` column (no ``all`` block: the whole test set's are ``progress_bar`` and
+    ``leaderboard``).
+
+    ``comparison`` is the comparison frame (every method on the comparison genes over each seed's common test set:
+    models of one's own, global fits, LSFT, kNN, null methods and the idealized baseline), ``subgroups`` maps
+    ``seed, condition`` to ``subgroup``. A subgroup's tables are exactly :func:`progress_tables` and
+    :func:`leaderboard_table` of the frame's rows of that subgroup's perturbations (WAP and BAP recomputed on them,
+    the leaderboard's bootstrap seeded as the leaderboard's), without the spread columns (mode collapse is a
+    whole-test-set property). A per-seed table has the subgroups of that seed; a pooled subgroup is over the seeds
+    that test it (``Seeds``).
+    """
+    s = settings
+    named = subgroups.assign(subgroup=subgroups["subgroup"].fillna("").astype(str))
+    named = named.drop_duplicates(["seed", "condition"]).set_index(["seed", "condition"])["subgroup"]
+    keys = pd.MultiIndex.from_arrays([comparison["seed"].astype(int), comparison["condition"]])
+    group_of = named.reindex(keys).fillna("").to_numpy()
+    parts = [(group, comparison[group_of == group]) for group in sorted(set(group_of) - {""})]
+    progress_out: dict[int | None, list[pd.DataFrame]] = {}
+    leaderboard_out: dict[int | None, list[pd.DataFrame]] = {}
+    for group, frame in parts:
+        progress, pooled_progress = progress_tables(frame, ceiling, s.progress_metrics, stand_in)
+        for seed in (*s.seeds, None):
+            if seed is not None and seed not in progress:
+                continue
+            bar = (pooled_progress if seed is None else progress[seed]).copy()
+            if n_genes is not None:
+                bar["Genes"] = n_genes
+            bar.insert(0, "Subgroup", group)
+            progress_out.setdefault(seed, []).append(bar)
+            board = leaderboard_table(frame, progress, s.primary_metric, s.stats, seed, None, s.mode_collapse_spread,
+                                      n_genes=n_genes)
+            board.insert(0, "Subgroup", group)
+            leaderboard_out.setdefault(seed, []).append(board)
+    return ({k: pd.concat(v, ignore_index=True) for k, v in progress_out.items()},
+            {k: pd.concat(v, ignore_index=True) for k, v in leaderboard_out.items()})
+
+
+def _write_subgroup_comparisons(
+    df: pd.DataFrame, per_method: str | os.PathLike[str], ceiling_path: str | os.PathLike[str],
+    de: DEResults | None, root: str, s: DatasetTableSettings,
+) -> None:
+    """:data:`SUBGROUP_PROGRESS_TABLE` and :data:`SUBGROUP_LEADERBOARD_TABLE`, pooled and per seed."""
+    comparison = read_parquet(per_method)
+    ceiling = read_parquet(ceiling_path)
+    n_genes = int(ceiling["n_genes"].iloc[0])
+    genes = (n_genes, len(de.genes) if de is not None else n_genes)
+    stand_in = df.groupby("baseline")["synthetic_stand_in"].first().fillna("") if "synthetic_stand_in" in df else None
+    progress, boards = subgroup_comparison_tables(comparison, ceiling, df[["seed", "condition", "subgroup"]], s,
+                                                  stand_in, n_genes)
+    groups = subgroup_comparison_note(comparison, df)
+    for seed in (*s.seeds, None):
+        if seed not in progress:
+            continue
+        where = root if seed is None else f"{root}/seed{seed}"
+        suffix = "" if seed is None else f", split seed {seed}"
+        note = progress_note(pooled=seed is None, exclude_target_gene=s.exclude_target_gene, genes=genes)
+        write_table(progress[seed], note + "\n" + groups, f"Progress bar by test subgroup ({s.dataset}){suffix}", where,
+                    SUBGROUP_PROGRESS_TABLE, s)
+        seeds = list(s.seeds) if seed is None else [seed]
+        note = leaderboard_note(s.dataset, s.primary_metric, seeds, seed is None, s.stats.confidence, genes,
+                                s.exclude_target_gene)
+        write_table(boards[seed], note + "\n" + groups, f"Leaderboard by test subgroup ({s.dataset}){suffix}", where,
+                    SUBGROUP_LEADERBOARD_TABLE, s)
 
 
 def capped_dims(dims: pd.DataFrame | None, pca_dim: int) -> list[tuple[str, str]]:

@@ -166,22 +166,26 @@ def render_markdown(name: str, table: pd.DataFrame, title: str, note: str | None
     csv_name = f"{name}.csv"
     if name in ("lsft_performance", "lsft_performance_per_baseline", "lsft_performance_by_subgroup", "combined"):
         return performance_markdown(table, title, note, csv_name, top_genes)
-    if name == "progress_bar":
-        return to_markdown(table, title, note, columns=_PROGRESS_VIEW, plain=_PROGRESS_VIEW,
+    by_subgroup = name.endswith("_by_subgroup")  # the same view after a Subgroup column
+    lead = ("Subgroup",) if by_subgroup else ()
+    if name in ("progress_bar", "progress_bar_by_subgroup"):
+        return to_markdown(table, title, note, columns=(*lead, *_PROGRESS_VIEW), plain=(*lead, *_PROGRESS_VIEW),
                            footer=f"The SD across seeds and every bound's own mean are in `{csv_name}`.")
-    if name == "leaderboard":
-        view = [c.replace("Pearson r", primary) if primary != "Pearson r" and "Pearson r" in c else c
-                for c in _LEADERBOARD_VIEW]
+    if name in ("leaderboard", "leaderboard_by_subgroup"):
+        view = [*lead, *(c.replace("Pearson r", primary) if primary != "Pearson r" and "Pearson r" in c else c
+                         for c in _LEADERBOARD_VIEW)]
         if primary not in ("Pearson r", "L2", "MAE", "Discrimination (L1)"):
             view.insert(view.index("L2"), "Pearson r")
         view.insert(view.index("Best linear method"), f"vs best linear ({primary})")
-        view.remove("Best linear method")
+        if not by_subgroup:  # one reference for the table: named below it
+            view.remove("Best linear method")
         plain = [c for c in view if c not in (primary, f"vs best linear ({primary})")]
         best = str(table["Best linear method"].iloc[0]) if "Best linear method" in table and len(table) else "none"
+        reference = ("The reference of `vs best linear` is each subgroup's best linear method (`Best linear method`)."
+                     if by_subgroup else f"Best linear method (the reference of `vs best linear`): {best}.")
         return to_markdown(table, title, note, columns=view, plain=plain, sd=False,
-                           footer=f"Best linear method (the reference of `vs best linear`): {best}. Every metric (centred "
-                                  f"r, ranks, discrimination with L2 and cosine distances, the DE metrics), its interval "
-                                  f"and the counts are in `{csv_name}`.")
+                           footer=f"{reference} Every metric (centred r, ranks, discrimination with L2 and cosine "
+                                  f"distances, the DE metrics), its interval and the counts are in `{csv_name}`.")
     if name == "interactions":  # the method's name and kind are in its label; counts and thresholds in the CSV
         view = ["Protocol", "Method", "Direction", "TPR at FDP 0.1", "TPR at FDP 0.2", "AUC", "Prevalence", "True Pairs",
                 "Pairs", "Seeds"]

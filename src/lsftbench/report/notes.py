@@ -22,6 +22,8 @@ __all__ = [
     "protocol_label",
     "performance_note",
     "subgroup_note",
+    "subgroup_comparison_note",
+    "missing_subgroups",
     "rank_note",
     "progress_note",
     "fraction_note",
@@ -118,7 +120,55 @@ def subgroup_note(df: pd.DataFrame, seed: int | None = None) -> str:
         "across the rows of one subgroup, per p column. Ranks and discrimination scores are each perturbation's "
         "within its seed's whole common test set, averaged over the subgroup; the spreads and `Mode Collapse` are "
         "whole-test-set numbers and only in `lsft_performance`."
-    )
+    ) + _sentence(missing_subgroups(df, seed))
+
+
+def missing_subgroups(df: pd.DataFrame, seed: int | None = None) -> str:
+    """The note's sentence on the test subgroups of the split that the common test set lacks, and the baselines that
+    predict none of their perturbations (e.g. ``additive``, which predicts only doubles whose singles both train:
+    under GEARS's simulation split the common test set is then ``combo_seen2`` alone); "" when none is missing."""
+    rows = df if seed is None else df[df["seed"] == seed]
+    named = rows.assign(subgroup=rows["subgroup"].fillna("").astype(str))
+    common = common_test_set(named).merge(named[["seed", "condition", "subgroup"]].drop_duplicates(),
+                                          on=["seed", "condition"])
+    missing = sorted(set(named["subgroup"]) - set(common["subgroup"]) - {""})
+    if not missing:
+        return ""
+    baselines = list(dict.fromkeys(named["baseline"]))
+    parts = []
+    for group in missing:
+        have = set(named.loc[named["subgroup"] == group, "baseline"])
+        lacking = [b for b in baselines if b not in have]
+        parts.append(f"`{group}` (" + (f"not predicted by {', '.join(f'`{b}`' for b in lacking)}" if lacking else
+                                        "no perturbation predicted by every baseline") + ")")
+    return ("Test subgroups of the split not in the common test set, so not in these rows: " + "; ".join(parts)
+            + ". Run without those baselines for their rows.")
+
+
+def subgroup_comparison_note(comparison: pd.DataFrame, df: pd.DataFrame) -> str:
+    """The lines of ``progress_bar_by_subgroup`` and ``leaderboard_by_subgroup``: the subgroups and the size of each
+    in every seed's common test set of the comparison frame (``comparison``; ``df`` the per-perturbation rows that
+    carry the subgroups)."""
+    tested = comparison[["seed", "condition"]].drop_duplicates()
+    tested = tested.merge(df[["seed", "condition", "subgroup"]].drop_duplicates(["seed", "condition"]),
+                          on=["seed", "condition"], how="left")
+    sizes = tested.assign(subgroup=tested["subgroup"].fillna("").astype(str)).groupby(["subgroup", "seed"]).size()
+    groups = "; ".join(
+        f"`{group}`: " + ", ".join(f"{n} (seed {s})" for s, n in sizes[group].items())
+        for group in sorted(set(sizes.index.get_level_values(0)) - {""})
+    ) or "none"
+    return (
+        "Rows per test subgroup (SPEC 10, GEARS's names: `combo_seen0/1/2` = doubles with 0, 1 or 2 genes perturbed "
+        "alone in training, `unseen_single` = a single whose gene is not); the whole test set's rows are "
+        "`progress_bar` and `leaderboard`. Test perturbations of the common test set (every "
+        f"baseline and every model of one's own predicts them) per subgroup: {groups}. Each subgroup's scores, WAP, "
+        "BAP, intervals and tests are over its own perturbations (a pooled subgroup over the seeds that test it); the "
+        "spreads and `Mode Collapse` are whole-test-set numbers, in `leaderboard` only."
+    ) + _sentence(missing_subgroups(df))
+
+
+def _sentence(text: str) -> str:
+    return f" {text}" if text else ""
 
 
 def rank_note(mode_collapse_spread: float) -> str:
