@@ -103,14 +103,8 @@ def performance_note(
 def subgroup_note(df: pd.DataFrame, seed: int | None = None) -> str:
     """The lines of ``lsft_performance_by_subgroup`` on its rows: subgroups, their sizes per seed, the q family, and
     the columns it does not have."""
-    common = common_test_set(df).merge(df[["seed", "condition", "subgroup"]].drop_duplicates(), on=["seed", "condition"])
-    if seed is not None:
-        common = common[common["seed"] == seed]
-    sizes = common.assign(subgroup=common["subgroup"].fillna("").astype(str)).groupby(["subgroup", "seed"]).size()
-    groups = "; ".join(
-        f"`{group}`: " + ", ".join(f"{n} (seed {s})" for s, n in sizes[group].items())
-        for group in sorted(set(sizes.index.get_level_values(0)) - {""})
-    ) or "none"
+    common = common_test_set(df)
+    groups = _subgroup_sizes(common if seed is None else common[common["seed"] == seed], df)
     return (
         "Rows per test subgroup (SPEC 10, GEARS's names: `combo_seen0/1/2` = doubles with 0, 1 or 2 genes perturbed "
         "alone in training, `unseen_single` = a single whose gene is not; under the paper's doubles split every test "
@@ -149,14 +143,7 @@ def subgroup_comparison_note(comparison: pd.DataFrame, df: pd.DataFrame) -> str:
     """The lines of ``progress_bar_by_subgroup`` and ``leaderboard_by_subgroup``: the subgroups and the size of each
     in every seed's common test set of the comparison frame (``comparison``; ``df`` the per-perturbation rows that
     carry the subgroups)."""
-    tested = comparison[["seed", "condition"]].drop_duplicates()
-    tested = tested.merge(df[["seed", "condition", "subgroup"]].drop_duplicates(["seed", "condition"]),
-                          on=["seed", "condition"], how="left")
-    sizes = tested.assign(subgroup=tested["subgroup"].fillna("").astype(str)).groupby(["subgroup", "seed"]).size()
-    groups = "; ".join(
-        f"`{group}`: " + ", ".join(f"{n} (seed {s})" for s, n in sizes[group].items())
-        for group in sorted(set(sizes.index.get_level_values(0)) - {""})
-    ) or "none"
+    groups = _subgroup_sizes(comparison[["seed", "condition"]].drop_duplicates(), df)
     return (
         "Rows per test subgroup (SPEC 10, GEARS's names: `combo_seen0/1/2` = doubles with 0, 1 or 2 genes perturbed "
         "alone in training, `unseen_single` = a single whose gene is not); the whole test set's rows are "
@@ -165,6 +152,18 @@ def subgroup_comparison_note(comparison: pd.DataFrame, df: pd.DataFrame) -> str:
         "BAP, intervals and tests are over its own perturbations (a pooled subgroup over the seeds that test it); the "
         "spreads and `Mode Collapse` are whole-test-set numbers, in `leaderboard` only."
     ) + _sentence(missing_subgroups(df))
+
+
+def _subgroup_sizes(tested: pd.DataFrame, df: pd.DataFrame) -> str:
+    """``"`combo_seen1`: 7 (seed 1), 9 (seed 2); …"``: the test perturbations (``seed, condition`` of ``tested``)
+    per subgroup and seed, the subgroups from the per-perturbation rows ``df``."""
+    tested = tested.merge(df[["seed", "condition", "subgroup"]].drop_duplicates(["seed", "condition"]),
+                          on=["seed", "condition"], how="left")
+    sizes = tested.assign(subgroup=tested["subgroup"].fillna("").astype(str)).groupby(["subgroup", "seed"]).size()
+    return "; ".join(
+        f"`{group}`: " + ", ".join(f"{n} (seed {s})" for s, n in sizes[group].items())
+        for group in sorted(set(sizes.index.get_level_values(0)) - {""})
+    ) or "none"
 
 
 def _sentence(text: str) -> str:
