@@ -265,7 +265,7 @@ def rank_metrics(
     pred, obs = _checked_pair(pred, obs)
     import pandas as pd  # noqa: PLC0415 - see the module docstring
 
-    rank, rank_t = _rank_columns(pred, obs, distance, ties, block_columns, exclude, _Cross(pred, obs))
+    rank, rank_t = _rank_columns(pred, obs, distance, ties, block_columns, exclude, _CrossProducts(pred, obs))
     return pd.DataFrame({"rank": rank, "rank_transposed": rank_t})
 
 
@@ -284,7 +284,7 @@ def _rank_columns(
     ties: str,
     block_columns: int | None,
     exclude: np.ndarray | None,
-    cross: _Cross,
+    cross: _CrossProducts,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`rank_metrics`' two columns, with the products ``x̂_jᵀ x_i`` taken from ``cross``."""
     p = pred.shape[1]
@@ -292,7 +292,7 @@ def _rank_columns(
         return np.full(p, np.nan), np.full(p, np.nan)
     exclude = _exclusion_rows(exclude, p)
     if exclude is not None:
-        pairs = _Pairs(pred, obs, exclude, cross)
+        pairs = _PairDistances(pred, obs, exclude, cross)
     pred_n, obs_n, own = _rank_inputs(pred, obs, distance) if exclude is None else (None, None, pairs.own(distance))
     block = block_columns or max(1, _RANK_BLOCK_BYTES // (8 * p))
     below, tied, valid = (np.zeros(p) for _ in range(3))  # per observation i (rank)
@@ -338,7 +338,7 @@ def _rank_inputs(pred: np.ndarray, obs: np.ndarray, distance: str) -> tuple[np.n
     return pred_n, obs_n, own
 
 
-class _Cross:
+class _CrossProducts:
     """The products ``x̂_jᵀ x_i`` of predictions (columns of ``pred``) and observations (of ``obs``).
 
     Asked for every pair, the p × p matrix is computed once and kept, so the rank metrics and the
@@ -376,7 +376,7 @@ def _distance_block(
     return dist, np.full((1, 1), _TIE_RTOL)
 
 
-class _Pairs:
+class _PairDistances:
     """Distances between predictions (columns of ``pred``) and observations (of ``obs``) without the
     excluded genes of one side's perturbation (``exclude``: p × k gene rows, ``-1`` padding).
 
@@ -384,7 +384,7 @@ class _Pairs:
     stays one matrix product per block. L2 distances are squared; cosine is ``1 − cos`` (NaN for a zero vector).
     """
 
-    def __init__(self, pred: np.ndarray, obs: np.ndarray, exclude: np.ndarray | None, cross: _Cross) -> None:
+    def __init__(self, pred: np.ndarray, obs: np.ndarray, exclude: np.ndarray | None, cross: _CrossProducts) -> None:
         self.pred, self.obs, self.cross = pred, obs, cross
         p = pred.shape[1]
         self.ex = np.full((p, 0), -1, dtype=np.int64) if exclude is None else exclude
@@ -496,17 +496,17 @@ def discrimination_scores(
     unknown = set(distances) - set(DS_DISTANCES)
     if unknown:
         raise ValueError(f"distances must be among {DS_DISTANCES}, got {sorted(unknown)}")
-    return _discrimination_columns(pred, obs, exclude, distances, _Cross(pred, obs))
+    return _discrimination_columns(pred, obs, exclude, distances, _CrossProducts(pred, obs))
 
 
 def _discrimination_columns(
-    pred: np.ndarray, obs: np.ndarray, exclude: np.ndarray | None, distances: Sequence[str], cross: _Cross
+    pred: np.ndarray, obs: np.ndarray, exclude: np.ndarray | None, distances: Sequence[str], cross: _CrossProducts
 ) -> dict[str, np.ndarray]:
     """:func:`discrimination_scores` with the products ``x̂_jᵀ x_i`` taken from ``cross``."""
     p = pred.shape[1]
     if p < 2:
         return {f"ds_{d}": np.full(p, np.nan) for d in distances}
-    pairs = _Pairs(pred, obs, _exclusion_rows(exclude, p), cross)
+    pairs = _PairDistances(pred, obs, _exclusion_rows(exclude, p), cross)
     idx = np.arange(p)
     out = {}
     for distance in distances:
@@ -574,7 +574,7 @@ def comparison_metrics(
     pred, obs = _checked_pair(pred, obs)
     if rank_distance not in RANK_DISTANCES:
         raise ValueError(f"distance must be one of {RANK_DISTANCES}, got {rank_distance!r}")
-    cross = _Cross(pred, obs)
+    cross = _CrossProducts(pred, obs)
     rank, rank_t = _rank_columns(pred, obs, rank_distance, "le", None, targets if exclude_target_gene else None, cross)
     out = {"rank": rank, "rank_transposed": rank_t, **_discrimination_columns(pred, obs, targets, DS_DISTANCES, cross)}
     return out, spread_ratio(pred, obs, obs_spread)
