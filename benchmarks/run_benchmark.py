@@ -5,6 +5,7 @@
     python benchmarks/run_benchmark.py --workflow default|tiny --cores 2 --workdir /tmp/lsftbench-bench --out /tmp/wf.md
     python benchmarks/run_benchmark.py --workflow k562|genome [--test-chunks N] --reuse-input --workdir ... --out ...
     python benchmarks/run_benchmark.py --workflow k562 --reuse-input --with-model --model-cells 150 --workdir ... --out ...
+    python benchmarks/run_benchmark.py --workflow norman [--reuse-input] --cores 2 --workdir ... --out ...
 
 For each scale the inputs are generated (:mod:`lsftbench.data.synthetic.large`) and every stage runs in its
 own Python process, started the way Snakemake starts a ``threads: 1`` rule (BLAS/OpenMP thread
@@ -20,9 +21,11 @@ with the data file evicted from the page cache ("from disk") and right after (pa
 
 ``--workflow`` runs the real DAG instead (``snakemake --cores 2 all`` on the default config, or on the
 tests' tiny variant, in a fresh directory; or, for ``k562``/``genome``, one baseline of one split seed
-from that scale's raw h5ad to its LSFT shards) with every process's BLAS/OpenMP threads set to 1 and
-``job_probe/sitecustomize.py`` on ``PYTHONPATH``: each job process Snakemake starts records its rule,
-CPU and wall time (start-up and imports included) and the heavy libraries it loaded. Its table is
+from that scale's raw h5ad to its LSFT shards; for ``norman``, config/doubles.yaml on a Norman-sized synthetic h5ad
+of singles and doubles, from the raw h5ad to every table and the genetic-interaction analysis) with every process's
+BLAS/OpenMP threads set to 1 and ``job_probe/sitecustomize.py`` on ``PYTHONPATH``: each job process Snakemake starts
+records its rule, CPU and wall time (start-up and imports included), its peak memory and the heavy libraries it
+loaded. Its table is
 appended to ``--out`` of later stage runs in the same ``--workdir``. Every figure is reported with the
 1-minute load average at its start; above 2 (on 2 CPUs) it is marked "measured under load".
 """
@@ -85,6 +88,13 @@ def stage_generate(wd: Path, a: dict) -> dict:
     from lsftbench.data.synthetic.large import write_large_dataset
 
     return write_large_dataset(wd / "data.h5ad", _spec(a["scale"], a.get("n_cells")))
+
+
+def stage_generate_doubles(wd: Path, a: dict) -> dict:
+    """The Norman-sized doubles h5ad (:func:`lsftbench.data.synthetic.doubles.write_doubles_dataset`)."""
+    from lsftbench.data.synthetic.doubles import write_doubles_dataset
+
+    return write_doubles_dataset(wd / "data.h5ad", "norman", a.get("seed", 1), **a["overrides"])
 
 
 def stage_describe(wd: Path, a: dict) -> dict:
@@ -213,7 +223,8 @@ def stage_lsft(wd: Path, a: dict) -> dict:
     }
 
 
-STAGES = {f.__name__.removeprefix("stage_"): f for f in (stage_generate, stage_describe, stage_pseudobulk, stage_plain_read, stage_split,
+STAGES = {f.__name__.removeprefix("stage_"): f for f in (stage_generate, stage_generate_doubles, stage_describe,
+                                                          stage_pseudobulk, stage_plain_read, stage_split,
                                                           stage_embedding, stage_global_fit, stage_lsft)}
 
 
@@ -379,6 +390,34 @@ def _paper_config(root: Path, reuse_input: bool) -> dict:
             "baselines": {name: default["baselines"][name] for name in PAPER_BASELINES}}
 
 
+#: Issue 28 ("Speed"): a Norman-sized input (GEARS ``norman``: about 90k cells × 5k genes, 105 singles, 131
+#: doubles) from the raw h5ad to every table and the genetic-interaction analysis, on 2 cores.
+NORMAN_TARGET_S = 90.0
+NORMAN_TARGET_GB = 2.0
+#: The doubles generator's ``norman`` preset scaled to that size: only the counts (genes, targets, doubles, cells per
+#: condition and control cells, in the preset's ratio of 15 control cells per condition's cells); every other
+#: parameter is the preset's. 236 conditions × Poisson(360) cells + 5,400 control cells ≈ 90,000 cells.
+NORMAN_OVERRIDES = {"n_genes": 5_000, "n_targets": 105, "n_doubles": 131, "cells_per_pert": 360, "n_ctrl": 5_400}
+
+
+def _norman_config(root: Path, reuse_input: bool) -> tuple[dict, dict]:
+    """config/doubles.yaml (its baselines and settings, split ``paper_doubles``) with its one dataset, ``norman``, the
+    Norman-sized synthetic h5ad under ``root/norman`` (generated unless ``reuse_input`` finds it) as a ``source:
+    local`` dataset; and the input's sizes (the generation stage's report, or its description)."""
+    import yaml
+
+    data_dir = root / "norman"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if reuse_input and (data_dir / "data.h5ad").exists():
+        data = run_stage("describe", data_dir, {})
+    else:
+        data = run_stage("generate_doubles", data_dir, {"overrides": NORMAN_OVERRIDES})
+    doubles = yaml.safe_load((REPO / "config" / "doubles.yaml").read_text())
+    config = {**doubles, "datasets": {"norman": {"source": "local", "path": str(data_dir / "data.h5ad")}},
+              "split": {**doubles.get("split", {}), "method": "paper_doubles"}}
+    return config, data
+
+
 def _bench_model(wd: Path, cells: int = 0) -> dict:
     """Models of one's own for the K562-sized evaluate_model figures: every test perturbation predicted as the
     training mean of the exported split plus noise, as a per-condition h5ad (``bench_model``) and, with ``cells``,
@@ -458,7 +497,9 @@ def run_workflow(root: Path, variant: str, cores: int, test_chunks: int = 1, gen
     ``default``/``tiny``: the whole DAG of the default config (``snakemake all``). ``k562``/``genome``:
     one baseline (``lpm_selftrained``) of one split seed on the synthetic input of that scale, from the
     raw h5ad to its LSFT shards (``lsft.test_chunks`` = ``test_chunks``), so each rule is measured as
-    Snakemake runs it. ``job_probe/sitecustomize.py`` is put on ``PYTHONPATH`` with
+    Snakemake runs it. ``paper``: the three GEARS datasets' sizes. ``norman``: config/doubles.yaml on a Norman-sized
+    synthetic h5ad of singles and doubles (:func:`_norman_config`), the whole DAG (every table and the
+    interaction analysis). ``job_probe/sitecustomize.py`` is put on ``PYTHONPATH`` with
     ``LSFTBENCH_JOB_LOG`` set, so every Python process of the run (Snakemake and each job script)
     appends its CPU and wall time, its end time and its rule at exit. BLAS/OpenMP threads are set to
     1 for all of them (as the rules' ``threads: 1``).
@@ -470,7 +511,7 @@ def run_workflow(root: Path, variant: str, cores: int, test_chunks: int = 1, gen
     wd = root / f"workflow-{variant}"
     shutil.rmtree(wd, ignore_errors=True)
     (wd / "config").mkdir(parents=True)
-    targets = ["all"]
+    targets, data = ["all"], None
     if variant in SCALES:
         data_dir = root / variant
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -479,6 +520,8 @@ def run_workflow(root: Path, variant: str, cores: int, test_chunks: int = 1, gen
         config, targets = _one_baseline_config(data_dir / "data.h5ad", test_chunks)
     elif variant == "paper":
         config = _paper_config(root, reuse_input)
+    elif variant == "norman":
+        config, data = _norman_config(root, reuse_input)
     else:
         config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     if variant == "tiny":
@@ -507,8 +550,9 @@ def run_workflow(root: Path, variant: str, cores: int, test_chunks: int = 1, gen
     for e in entries:
         name = e["rule"] or f"(no rule: {e['argv0']})"
         r = rules.setdefault(name, {"jobs": 0, "wall_s": 0.0, "cpu_s": 0.0, "startup_cpu_s": 0.0, "max_wall_s": 0.0,
-                                    "heavy": set()})
+                                    "max_rss_mb": 0.0, "heavy": set()})
         r["jobs"] += 1
+        r["max_rss_mb"] = max(r["max_rss_mb"], e.get("maxrss_mb") or 0.0)  # the rule's largest job process
         r["wall_s"] += e["wall_s"]
         r["cpu_s"] += e["cpu_s"]
         r["startup_cpu_s"] += e["startup_cpu_s"]
@@ -548,7 +592,7 @@ def run_workflow(root: Path, variant: str, cores: int, test_chunks: int = 1, gen
                                  for e in jobs if e["rule"] == "evaluate_model")
     return {"variant": variant, "cores": cores, "wall_s": wall, "load_before": load0, "load_after": _loadavg(),
             "n_processes": len(entries), "rules": rules, "test_chunks": test_chunks, "shared_products_s": shared_s,
-            "command": " ".join(["snakemake", "--cores", str(cores), shown]), "with_model": prepared}
+            "command": " ".join(["snakemake", "--cores", str(cores), shown]), "with_model": prepared, "input": data}
 
 
 _WORKFLOW_INPUT = {
@@ -558,6 +602,10 @@ _WORKFLOW_INPUT = {
              "seeds, `lsft.test_chunks: 4` (`source: local` datasets)",
     "k562": "one baseline (`lpm_selftrained`), one split seed, 3 K, of the K562-sized synthetic h5ad (a `source: local` dataset)",
     "genome": "one baseline (`lpm_selftrained`), one split seed, 3 K, of the genome-wide synthetic h5ad (a `source: local` dataset)",
+    "norman": "config/doubles.yaml (its six baselines, two split seeds, split `paper_doubles`) on a Norman-sized synthetic "
+              "h5ad of singles and doubles (the doubles generator's `norman` preset with 5,000 genes, 105 singles, 131 "
+              "doubles, ~90,000 cells; a `source: local` dataset), from the raw h5ad to every table and the interaction "
+              "analysis",
 }
 
 
@@ -586,8 +634,26 @@ def _scale_targets(w: dict) -> list[str]:
     return lines + [""]
 
 
+def _norman_targets(w: dict) -> list[str]:
+    """Issue 28's targets of the Norman-sized doubles run: the whole DAG's wall time and its largest job's memory."""
+    jobs = {k: v for k, v in w["rules"].items() if not k.startswith("(")}
+    rule, largest = max(jobs.items(), key=lambda kv: kv[1].get("max_rss_mb", 0.0))
+    gb = largest.get("max_rss_mb", 0.0) / 1024
+    loaded = w["load_before"] > LOADED
+    data = w.get("input") or {}
+    size = (f"{data['n_cells']:,} cells × {data['n_genes']:,} genes, {data['n_conditions'] - 1} perturbations, "
+            f"{data['nnz']:,} nonzeros ({100 * data['density']:.0f} %), {data['bytes'] / 1e9:.2f} GB" if data else "")
+    return ["| target (issue 28) | measured | result |", "| --- | --- | --- |",
+            f"| Norman-sized doubles input ({size}), raw h5ad → every table and the interaction analysis, "
+            f"≤ {NORMAN_TARGET_S:g} s wall on {w['cores']} cores | {w['wall_s']:.1f} s (load {w['load_before']:.1f}"
+            + (", measured under load" if loaded else "") + f") | {'PASS' if w['wall_s'] <= NORMAN_TARGET_S else 'FAIL'} |",
+            f"| the same run's largest job process ≤ {NORMAN_TARGET_GB:g} GB peak memory (RSS) | {gb:.2f} GB (`{rule}`) | "
+            f"{'PASS' if gb <= NORMAN_TARGET_GB else 'FAIL'} |", ""]
+
+
 def render_workflow(w: dict) -> list[str]:
     jobs = {k: v for k, v in w["rules"].items() if not k.startswith("(")}
+    rss = any("max_rss_mb" in r for r in w["rules"].values())  # runs saved before the probe's memory was kept: none
     job_cpu = sum(r["cpu_s"] for r in jobs.values())
     lines = [
         f"## The workflow as Snakemake runs it ({w['variant']}"
@@ -607,15 +673,19 @@ def render_workflow(w: dict) -> list[str]:
         "and which heavy libraries the jobs had loaded when they ended.",
         "",
         "| rule | jobs | wall total (s) | wall mean (s) | CPU total (s) | CPU mean (s) "
-        "| interpreter start-up CPU mean (s) | ran from – to (s) | heavy modules loaded |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| interpreter start-up CPU mean (s) | ran from – to (s) |" + (" peak memory, largest job (MB) |" if rss else "")
+        + " heavy modules loaded |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if rss else "") + " --- |",
     ]
     for name, r in sorted(w["rules"].items(), key=lambda kv: -kv[1]["cpu_s"]):
         n = r["jobs"]
         span = f"{r['first_start_s']:.1f} – {r['last_end_s']:.1f}" if "first_start_s" in r else ""
+        peak = f" {r['max_rss_mb']:.0f} |" if rss else ""
         lines.append(f"| {name} | {n} | {r['wall_s']:.2f} | {r['wall_s'] / n:.2f} | {r['cpu_s']:.2f} | {r['cpu_s'] / n:.2f} | "
-                     f"{r['startup_cpu_s'] / n:.3f} | {span} | {', '.join(r['heavy']) or '—'} |")
+                     f"{r['startup_cpu_s'] / n:.3f} | {span} |{peak} {', '.join(r['heavy']) or '—'} |")
     lines.append("")
+    if w["variant"] == "norman":
+        lines += _norman_targets(w)
     if w["variant"] in SCALES:
         lines += _scale_targets(w)
     if w["variant"] == "default":
@@ -860,11 +930,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="cells of the genome-wide input (default 2,000,000; fewer cells give the same 10,000 × 8,000 "
                          "pseudobulk shape, so the same LSFT work, with a smaller file)")
     ap.add_argument("--reuse-input", action="store_true",
-                    help="use <workdir>/<scale>/data.h5ad if it exists instead of generating it (kept with --keep)")
-    ap.add_argument("--workflow", choices=["default", "tiny", "paper", *SCALES], default=None,
+                    help="use <workdir>/<scale>/data.h5ad (--workflow norman: <workdir>/norman/data.h5ad) if it "
+                         "exists instead of generating it (kept with --keep)")
+    ap.add_argument("--workflow", choices=["default", "tiny", "paper", "norman", *SCALES], default=None,
                     help="instead of the stages: run the whole Snakemake DAG of the default config (or its tiny "
-                         "variant), or one baseline from the raw h5ad of --scale k562/genome to its LSFT shards, on "
-                         "--cores cores and report every rule's job processes (wall, CPU, start-up)")
+                         "variant), or one baseline from the raw h5ad of --scale k562/genome to its LSFT shards, or "
+                         "config/doubles.yaml on a Norman-sized synthetic h5ad (norman), on --cores cores and report "
+                         "every rule's job processes (wall, CPU, start-up, peak memory)")
     ap.add_argument("--test-chunks", type=int, default=1, help="--workflow k562/genome: lsft.test_chunks")
     ap.add_argument("--with-model", action="store_true",
                     help="--workflow default: the README's worked example model first (splits, example script), then "
@@ -910,7 +982,7 @@ def main(argv: list[str] | None = None) -> int:
         a.workdir.mkdir(parents=True, exist_ok=True)
         (a.workdir / f"results_{scale}.json").write_text(json.dumps(results[-1], indent=1, default=str))
     text = render(results, command, started)
-    order = ("default", "tiny", "paper", *SCALES)
+    order = ("default", "tiny", "paper", "norman", *SCALES)
     # every saved workflow run of this --workdir (e.g. results_workflow_genome_chunks2.json: a renamed earlier run)
     runs = [json.loads(f.read_text()) for f in sorted(a.workdir.glob("results_workflow_*.json"))]
     for w in sorted(runs, key=lambda w: (order.index(w["variant"]), w.get("test_chunks", 1))):

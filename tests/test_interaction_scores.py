@@ -141,3 +141,81 @@ def test_a_method_missing_genes_or_doubles_leaves_those_pairs_out_for_all(norman
     knn = table[(table["kind"] == "kNN")].set_index("direction")
     nochange = table[(table["kind"] == "null")].set_index("direction")
     np.testing.assert_allclose(knn["auc"], nochange["auc"])  # Δ̂ = 0 is the no-change floor
+
+
+def test_a_seed_without_an_eligible_test_double_has_nothing_to_score(norman, tmp_path):
+    """Known answers: a split whose test doubles all lack a training single (as a GEARS simulation seed whose test
+    doubles are all combo_seen0/1) gives NaN TPR, AUC and prevalence with 0 doubles and 0 pairs; pooled with a
+    scored seed, the scored seed's numbers are unchanged and ``seeds`` counts it alone."""
+    from lsftbench.evaluation.interaction_scores import NO_ELIGIBLE_DOUBLE, interactions_from_files, unscored_reason
+    from lsftbench.evaluation.statistics import StatsSettings
+    from lsftbench.io import write_json
+    from lsftbench.report.dataset_tables import DatasetTableSettings
+    from lsftbench.report.interaction_tables import write_interactions
+
+    pb, split = norman["pb"], norman["split"]
+    genes_of_doubles = {g for c in split["test"] for g in c.split("+")}
+    train = [c for c in split["train"] if c.split("+")[0] not in genes_of_doubles]
+    empty = interaction_data(pb, {"train": train, "test": split["test"]})
+    assert empty.doubles == [] and empty.n_test_doubles == 84 and empty.observed_e.shape == (400, 0)
+    data = norman["data"]
+    additive = MethodPrediction("additive", "global fit", math.nan, data.doubles, data.genes, data.singles_sum.copy())
+    table, curves = seed_interactions(empty, [additive])
+    assert list(table["name"]) == [NO_CHANGE] * 2 + ["additive"] * 2
+    assert list(table["direction"]) == ["synergy", "suppression"] * 2
+    values = ["tpr_at_fdp_0.1", "tpr_at_fdp_0.2", "auc", "prevalence", "lower", "upper", "delta", "sigma", "pi0"]
+    assert table[values].isna().all().all()
+    assert (table[["n_doubles", "n_pairs", "n_true", "n_left_out", "n_observed_pairs"]] == 0).all().all()
+    assert (table["n_test_doubles"] == 84).all() and unscored_reason(table) == NO_ELIGIBLE_DOUBLE
+    assert curves.empty and list(curves.columns) == ["name", "kind", "top_pct", "direction", "cutoff", "n_found",
+                                                     "n_true_found", "fdp", "tpr"]
+    # a split without any test double says the same
+    singles_only = interaction_data(pb, {"train": split["train"], "test": []})
+    assert singles_only.n_test_doubles == 0 and unscored_reason(seed_interactions(singles_only, [])[0]) is not None
+
+    scored, _ = seed_interactions(data, [additive])
+    assert unscored_reason(scored) is None
+    pooled = pool_interactions({1: scored, 2: table}).set_index(["name", "direction"])
+    one = pool_interactions({1: scored}).set_index(["name", "direction"])
+    for column in ("tpr_at_fdp_0.1", "tpr_at_fdp_0.2", "auc", "prevalence", "n_pairs", "n_true", "n_doubles"):
+        np.testing.assert_array_equal(pooled[column].to_numpy(), one[column].to_numpy())
+    assert (pooled["seeds"] == 1).all() and pooled["auc_sd"].isna().all()
+    assert pooled.loc[("additive", "synergy"), "auc"] == pytest.approx(scored["prevalence"].iloc[2])  # ê ≡ 0
+    nothing = pool_interactions({2: table})
+    assert nothing["auc"].isna().all() and (nothing["seeds"] == 0).all()
+
+    # the rule's path: from the run's files, seed 2 without an eligible double, then its tables and figures
+    write_json(split, tmp_path / "split1.json")
+    write_json({"train": train, "val": [], "test": split["test"]}, tmp_path / "split2.json")
+    pb_path = tmp_path / "pseudobulk.h5ad"
+    write_h5ad(pb, pb_path)
+    np.savez(tmp_path / "fit.npz", conditions=np.array(data.doubles), genes=np.array(data.genes),
+             predicted=data.singles_sum)
+    tables, curves = interactions_from_files(pb_path, {1: tmp_path / "split1.json", 2: tmp_path / "split2.json"},
+                                             {(1, "additive"): tmp_path / "fit.npz",
+                                              (2, "additive"): tmp_path / "fit.npz"}, {})
+    pd.testing.assert_frame_equal(tables[1], scored)
+    assert tables[2]["auc"].isna().all() and (tables[2]["n_doubles"] == 0).all() and curves[2].empty
+    settings = DatasetTableSettings("norman", "default", [1, 2], StatsSettings(n_resamples=100))
+    figures = {s: [tmp_path / f"interactions_seed{s}.png"] for s in (1, 2)}
+    view = write_interactions(tables, curves, tmp_path / "tables", figures, settings)
+    assert (view["Seeds"] == 1).all() and (view["Doubles"] == 84).all()
+    text = (tmp_path / "tables" / "seed2" / "interactions.md").read_text()
+    assert f"seed 2: **nothing to score**, {NO_ELIGIBLE_DOUBLE} (0 of 84 test doubles" in text
+    assert "the pooled values are over the seeds scored" in (tmp_path / "tables" / "interactions.md").read_text()
+    seed2 = pd.read_csv(tmp_path / "tables" / "seed2" / "interactions.csv")
+    assert seed2["AUC"].isna().all() and (seed2["Doubles"] == 0).all() and (seed2["Test Doubles"] == 84).all()
+    assert all(p[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in figures.values())
+
+
+def test_the_figure_of_a_seed_with_nothing_to_score_says_so():
+    import matplotlib.pyplot as plt
+
+    from lsftbench.evaluation.interaction_scores import NO_ELIGIBLE_DOUBLE
+    from lsftbench.report.interaction_figure import interaction_figure
+
+    curves = pd.DataFrame({c: pd.Series(dtype="float64") for c in ("fdp", "tpr")}).assign(
+        method=pd.Series(dtype=object), direction=pd.Series(dtype=object))
+    fig = interaction_figure(curves, "Genetic interactions", empty=NO_ELIGIBLE_DOUBLE)
+    assert [[t.get_text() for t in ax.texts] for ax in fig.get_axes()] == [[NO_ELIGIBLE_DOUBLE]] * 2
+    plt.close(fig)

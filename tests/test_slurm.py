@@ -7,10 +7,10 @@ skipped with a one-line reason. ``.ci/run`` installs them first (``.ci/install-s
 skip becomes a failure.
 
 Both runs use the default config shrunk to tiny synthetic datasets (workflow_utils.TINY, all three
-datasets, top_pcts [1, 5, 10]) and, to stay within a few minutes on two cores (every Slurm job
+datasets, one split seed and top_pcts [10]: every rule still runs, with fewer shards) and, to stay within a few minutes on two cores (every Slurm job
 starts Snakemake twice plus the rule's script: ~9 s per job), the baselines in TEST_BASELINES: a
 training-PCA ridge baseline and a cross-dataset ``dataset_pca`` one (a job depending on another
-dataset's pseudobulk; skipped on its source dataset). That is 41 Slurm jobs covering every rule
+dataset's pseudobulk; skipped on its source dataset). That is about 25 Slurm jobs covering every rule
 of the synthetic default DAG except the pretrained-embedding resources (tests/test_workflow.py
 covers all baselines locally). LSFT_SLURM_TEST_BASELINES=all (or a comma-separated list) runs more.
 """
@@ -69,7 +69,7 @@ def cluster(tmp_path_factory):
 
 
 def _test_config() -> dict:
-    config = tiny_config(top_pcts=[1, 5, 10])
+    config = tiny_config(top_pcts=[10], split={"seeds": [1], "train_gene_set_size": 0.75})
     wanted = os.environ.get("LSFT_SLURM_TEST_BASELINES", ",".join(TEST_BASELINES))
     if wanted != "all":
         names = [b.strip() for b in wanted.split(",") if b.strip()]

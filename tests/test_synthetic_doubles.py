@@ -163,3 +163,37 @@ def test_preset_perturbations_with_overrides():
     assert preset_perturbations("adamson", {"no_such_field": 3}) == 84 and preset_perturbations("unknown") is None
     with pytest.raises(ValueError, match="not a double-perturbation preset"):
         make_doubles_dataset("adamson")
+
+
+def test_written_in_chunks_the_dataset_has_the_same_design_and_cells(tmp_path):
+    """write_doubles_dataset (the Norman-sized benchmark input): the conditions of every cell, the genes and the truth
+    of make_doubles_dataset at the same seed; the counts are other draws of the same model."""
+    import anndata as ad
+
+    from lsftbench.data.synthetic.doubles import write_doubles_dataset
+
+    a = make_doubles_dataset("norman", seed=2, **TINY)
+    sizes = write_doubles_dataset(tmp_path / "d.h5ad", "norman", seed=2, chunk_cells=37, **TINY)
+    b = ad.read_h5ad(tmp_path / "d.h5ad")
+    assert list(a.obs["condition"]) == list(b.obs["condition"]) and list(a.obs_names) == list(b.obs_names)
+    assert a.var.equals(b.var) and list(a.obs["control"]) == list(b.obs["control"])
+    for key, value in a.uns[TRUTH_KEY].items():
+        np.testing.assert_array_equal(value, b.uns[TRUTH_KEY][key], err_msg=key)
+    assert b.X.dtype == np.float32 and b.X.format == "csr" and (b.X != a.X).nnz > 0
+    totals = np.expm1(b.X.toarray().astype(np.float64)).sum(axis=1)
+    np.testing.assert_allclose(totals[totals > 0], 1e4, rtol=1e-3)  # normalize_total + log1p per cell, as GEARS's
+    assert sizes["n_cells"] == a.n_obs and sizes["n_conditions"] == 1 + 8 + 10 and sizes["nnz"] == b.X.nnz
+
+
+def test_more_genes_than_the_shared_pool_extend_it_and_keep_its_genes():
+    """A dataset measuring more than the pool's 3,000 genes (a Norman-sized one: 5,000) extends the pool; the first
+    3,000 genes' latent vectors, and so every smaller dataset, do not change."""
+    from lsftbench.data.synthetic.count_model import GENE_POOL_SIZE, gene_pool, latent_loadings
+
+    small, large = latent_loadings(4), latent_loadings(4, GENE_POOL_SIZE + 50)
+    assert list(large.index[:GENE_POOL_SIZE]) == list(small.index) == list(gene_pool())
+    np.testing.assert_array_equal(large.to_numpy()[:GENE_POOL_SIZE], small.to_numpy())
+    assert large.index[-1] == "SYN3050" and np.isfinite(large.to_numpy()).all() and large.iloc[GENE_POOL_SIZE:].std().min() > 0
+    adata = make_doubles_dataset("norman", seed=1, **{**TINY, "n_genes": GENE_POOL_SIZE + 20, "cells_per_pert": 2,
+                                                       "n_ctrl": 10})
+    assert adata.n_vars == GENE_POOL_SIZE + 20 and adata.var["gene_name"].iloc[-1] == "SYN3020"

@@ -15,6 +15,12 @@ TPR–FDP curves) on arrays; this module chooses the arrays from a run's files a
   and the table counts what was left out.
 * **Pooling.** Per seed the thresholds come from that seed's test doubles; pooled over seeds, each method's TPR and
   AUC are the mean of the per-seed values with their SD across seeds (SPEC 7.1).
+* **Nothing to score.** A seed none of whose test doubles has both singles in training (e.g. a GEARS simulation
+  split whose test doubles are all ``combo_seen0`` / ``combo_seen1``, or a split without test doubles) has no pair,
+  and one with fewer than :data:`~lsftbench.evaluation.interactions.MIN_PAIRS` pairs no empirical null: its rows
+  (:func:`seed_interactions`) have NaN TPR, AUC, prevalence and thresholds with the counts (``n_doubles`` 0 in the
+  first case) and no curve (:func:`unscored_reason` says why). Pooled, such a seed is left out of the means and of
+  ``seeds`` (the seeds scored).
 """
 
 from __future__ import annotations
@@ -32,16 +38,25 @@ from ..data.mean_expression import MeanExpression, read_mean_expression, top_exp
 from ..io import read_json, read_npz
 from ..labels import Labels
 from ..model.problem import additive_singles
-from .interactions import FDP_LEVELS, FDR_LEVEL, interaction_curves, interaction_table, nonadditivity
+from .interactions import (
+    DIRECTIONS,
+    FDP_LEVELS,
+    FDR_LEVEL,
+    MIN_PAIRS,
+    interaction_table_and_curves,
+    nonadditivity,
+)
 
 __all__ = [
     "KINDS",
     "NO_CHANGE",
+    "NO_ELIGIBLE_DOUBLE",
     "MethodPrediction",
     "InteractionData",
     "interaction_data",
     "method_predictions",
     "seed_interactions",
+    "unscored_reason",
     "interactions_from_files",
     "pool_interactions",
 ]
@@ -50,6 +65,10 @@ __all__ = [
 KINDS = ("null", "global fit", "LSFT", "kNN", "external model")
 #: The ``no change`` floor's name (``Δ̂ = 0``).
 NO_CHANGE = "no change"
+#: Why a seed without an eligible test double has no score (its note, its figure's panels).
+NO_ELIGIBLE_DOUBLE = "no test double with both singles in training"
+#: The stacked curves' columns (:func:`seed_interactions`).
+_CURVE_COLUMNS = ["name", "kind", "top_pct", "direction", "cutoff", "n_found", "n_true_found", "fdp", "tpr"]
 
 
 @dataclass(frozen=True)
@@ -149,22 +168,30 @@ def seed_interactions(
     Returns ``(table, curves)``: :func:`~lsftbench.evaluation.interactions.interaction_table` and
     :func:`~lsftbench.evaluation.interactions.interaction_curves` with the method's ``name, kind, top_pct`` in place
     of its key, plus ``n_doubles`` (doubles ranked) and ``n_test_doubles`` (the split's test doubles).
-    ``ValueError`` when the seed has no test double with both singles in training.
+
+    A seed with no test double with both singles in training, or with fewer than
+    :data:`~lsftbench.evaluation.interactions.MIN_PAIRS` pairs of finite ``e`` (too few for the empirical null), is
+    not scored: every (method, direction) row has NaN TPR, AUC, prevalence, thresholds and null, the pair counts
+    (0 without an eligible double) and ``n_doubles``; the curves are empty (:func:`unscored_reason`).
     """
-    if not data.doubles:
-        raise ValueError(f"no test double with both singles in training ({data.n_test_doubles} test doubles)")
     methods = list(methods)
     if no_change:
         methods.insert(0, MethodPrediction(NO_CHANGE, "null", math.nan, data.doubles, data.genes,
                                            np.zeros_like(data.observed_e)))
     keys = _keys(methods)
     preds = {key: data.predicted_e(m) for key, m in zip(keys["method_id"], methods, strict=True)}
-    table = interaction_table(preds, data.observed_e, fdr=fdr, levels=levels)
-    curves = interaction_curves(preds, data.observed_e, fdr=fdr)
+    if int(np.isfinite(data.observed_e).sum()) < MIN_PAIRS:  # no pair (no eligible double), or too few for a null
+        table = _unscored_table(preds, data.observed_e, fdr, levels)
+        curves = pd.DataFrame({c: pd.Series(dtype=object if c in ("method", "direction") else "float64")
+                               for c in ["method", *_CURVE_COLUMNS[3:]]})
+    else:
+        table, curves = interaction_table_and_curves(preds, data.observed_e, fdr=fdr, levels=levels)
 
     def named(frame: pd.DataFrame) -> pd.DataFrame:
-        out = keys.merge(frame.rename(columns={"method": "method_id"}), on="method_id", how="right")
-        return out.drop(columns="method_id")
+        """``frame`` (rows in its order) with each method's ``name, kind, top_pct`` in place of its key."""
+        rows = pd.Index(keys["method_id"]).get_indexer(frame["method"])
+        method = keys.drop(columns="method_id").iloc[rows].reset_index(drop=True)
+        return pd.concat([method, frame.drop(columns="method").reset_index(drop=True)], axis=1)
 
     table = named(table)
     # table order: floor, global fits, LSFT, kNN, models; names in their order of appearance, then K, direction
@@ -174,7 +201,35 @@ def seed_interactions(
     table = table.loc[order.sort_values(list(order.columns), kind="stable").index].reset_index(drop=True)
     table.insert(3, "n_doubles", len(data.doubles))
     table.insert(4, "n_test_doubles", data.n_test_doubles)
-    return table, named(curves)
+    return table, named(curves)[_CURVE_COLUMNS]
+
+
+def _unscored_table(
+    preds: Mapping[str, np.ndarray], observed_e: np.ndarray, fdr: float, levels: Sequence[float],
+) -> pd.DataFrame:
+    """:func:`~lsftbench.evaluation.interactions.interaction_table`'s rows and columns for a seed that is not
+    scored: the pair counts, every rate, threshold and null parameter NaN."""
+    defined = np.isfinite(observed_e)
+    common = defined & np.logical_and.reduce([np.isfinite(p) for p in preds.values()])
+    rows = [{
+        "method": name, "direction": direction, "n_pairs": int(common.sum()), "n_true": 0, "prevalence": math.nan,
+        **{f"tpr_at_fdp_{q:g}": math.nan for q in levels}, "auc": math.nan,
+        "n_left_out": int((defined & ~common).sum()), "n_true_left_out": 0,
+        "n_observed_pairs": int(defined.sum()), "n_undefined_pairs": int((~defined).sum()),
+        "lower": math.nan, "upper": math.nan, "delta": math.nan, "sigma": math.nan, "pi0": math.nan, "fdr": fdr,
+    } for name in preds for direction in DIRECTIONS]
+    return pd.DataFrame(rows)
+
+
+def unscored_reason(table: pd.DataFrame) -> str | None:
+    """Why a :func:`seed_interactions` table has no score (``None`` when it has one): no test double with both
+    singles in training, or too few pairs for the empirical null."""
+    if not len(table) or int(table["n_doubles"].iloc[0]) == 0:
+        return NO_ELIGIBLE_DOUBLE
+    if int(table["n_observed_pairs"].iloc[0]) < MIN_PAIRS:
+        return (f"{int(table['n_observed_pairs'].iloc[0])} (test double, gene) pairs, too few for an empirical null "
+                f"(at least {MIN_PAIRS})")
+    return None
 
 
 def interactions_from_files(
@@ -202,8 +257,11 @@ def interactions_from_files(
 
 def pool_interactions(per_seed: Mapping[int, pd.DataFrame], levels: Sequence[float] = FDP_LEVELS) -> pd.DataFrame:
     """Pooled over seeds: per (method, direction) the mean of the per-seed TPR at each FDP level and AUC, their SD
-    across seeds (``<column>_sd``, NaN for one seed), the seeds and the summed pair counts."""
-    frames = [t.assign(seed=s) for s, t in per_seed.items()]
+    across seeds (``<column>_sd``, NaN for one seed), the seeds scored and the summed pair counts.
+
+    A seed that is not scored (:func:`unscored_reason`: NaN values) is left out of the means and SDs and is not
+    counted in ``seeds``; with no seed scored the values are NaN and ``seeds`` 0."""
+    frames = [t.assign(seed=s, scored_seed=s if unscored_reason(t) is None else math.nan) for s, t in per_seed.items()]
     df = pd.concat(frames, ignore_index=True)
     values = [f"tpr_at_fdp_{q:g}" for q in levels] + ["auc", "prevalence"]
     keys = ["name", "kind", "top_pct", "direction"]
@@ -212,5 +270,5 @@ def pool_interactions(per_seed: Mapping[int, pd.DataFrame], levels: Sequence[flo
     sd = grouped[values].std(ddof=1).add_suffix("_sd")
     counts = grouped[["n_pairs", "n_true", "n_left_out", "n_doubles"]].sum()
     out = pd.concat([out, sd, counts], axis=1)
-    out["seeds"] = grouped["seed"].nunique()
+    out["seeds"] = grouped["scored_seed"].nunique()
     return out.reset_index()

@@ -142,6 +142,7 @@ __all__ = [
     "detection_summary",
     "interaction_curves",
     "interaction_table",
+    "interaction_table_and_curves",
 ]
 
 Direction = Literal["synergy", "suppression"]
@@ -490,6 +491,10 @@ def interaction_curves(
     Arguments as :func:`interaction_table`. Columns ``method, direction`` and those of :func:`detection_curve`.
     """
     *_, evaluations = _evaluations(methods, observed_e, fdr, test_set)
+    return _stacked_curves(evaluations)
+
+
+def _stacked_curves(evaluations: Sequence[_Evaluation]) -> pd.DataFrame:
     frames = [ev.curve.assign(method=ev.method, direction=ev.direction) for ev in evaluations]
     columns = ["method", "direction", "cutoff", "n_found", "n_true_found", "fdp", "tpr"]
     return pd.concat(frames, ignore_index=True)[columns]
@@ -523,7 +528,23 @@ def interaction_table(
         Columns ``method, direction, n_pairs, n_true, prevalence, tpr_at_fdp_<q>..., auc, n_left_out,
         n_true_left_out, n_observed_pairs, n_undefined_pairs, lower, upper, delta, sigma, pi0, fdr``.
     """
-    lower, upper, null, pairs, evaluations = _evaluations(methods, observed_e, fdr, test_set)
+    return _table(*_evaluations(methods, observed_e, fdr, test_set), fdr, levels)
+
+
+def interaction_table_and_curves(
+    methods: Mapping[str, ArrayLike], observed_e: ArrayLike, *, fdr: float = FDR_LEVEL,
+    levels: Sequence[float] = FDP_LEVELS, test_set: RankedPairs = "common",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`interaction_table` and :func:`interaction_curves` of the same arguments, the null fitted and every
+    method ranked once for both."""
+    *fitted, evaluations = _evaluations(methods, observed_e, fdr, test_set)
+    return _table(*fitted, evaluations, fdr, levels), _stacked_curves(evaluations)
+
+
+def _table(
+    lower: float, upper: float, null: EmpiricalNull, pairs: dict[str, int], evaluations: Sequence[_Evaluation],
+    fdr: float, levels: Sequence[float],
+) -> pd.DataFrame:
     rows = []
     for ev in evaluations:
         prevalence = ev.counts["n_true"] / ev.counts["n_pairs"] if ev.counts["n_pairs"] else math.nan

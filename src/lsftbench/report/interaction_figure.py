@@ -43,13 +43,15 @@ def _step(fdp: np.ndarray, tpr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @_styled
 def interaction_figure(
     curves: pd.DataFrame, title: str, protocol: str = "default", levels: Sequence[float] = FDP_LEVELS,
+    empty: str | None = None,
 ) -> Figure:
     """TPR against FDP per direction (panels) and method (curves), the floor methods in grey.
 
     ``curves`` has columns ``method, direction, fdp, tpr``
     (:func:`~lsftbench.evaluation.interactions.interaction_curves`); methods are drawn in their order of first
     appearance, the floor methods (when present) as :data:`FLOOR_STYLE` says. A direction without true pairs says
-    so in its panel.
+    so in its panel; ``empty`` (e.g. "no test double with both singles in training") is what a panel without a
+    curve says instead, when the seed had nothing to score.
     """
     methods = list(dict.fromkeys(curves["method"]))
     colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
@@ -68,7 +70,8 @@ def interaction_figure(
             ax.step(x, y, where="post", color=style["color"], linestyle=style["linestyle"], linewidth=1.3,
                     label=style["label"])
         if panel.empty or panel["tpr"].isna().all():
-            ax.text(0.5, 0.5, "no true pairs", ha="center", va="center", transform=ax.transAxes, color="#555555")
+            ax.text(0.5, 0.5, empty or "no true pairs", ha="center", va="center", transform=ax.transAxes,
+                    color="#555555")
         order = "descending" if direction == "synergy" else "ascending"
         ax.set_title(f"{direction}: pairs ranked by predicted ê ({order})", fontsize="small")
         ax.set_xlabel("false discovery proportion (FP / (FP + TP))")
@@ -92,7 +95,7 @@ def interaction_figure(
 
 def write_interaction_figure(
     curves: pd.DataFrame, outputs: Sequence[str | os.PathLike[str]], *, title: str, protocol: str = "default",
-    provenance: str | None = None,
+    provenance: str | None = None, empty: str | None = None,
 ) -> None:
     """Draw :func:`interaction_figure` and save it to every path of ``outputs`` (format from the suffix)."""
-    save_figure(interaction_figure(curves, title, protocol=protocol), list(outputs), provenance=provenance)
+    save_figure(interaction_figure(curves, title, protocol=protocol, empty=empty), list(outputs), provenance=provenance)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from ..evaluation.interaction_scores import NO_CHANGE, pool_interactions
+from ..evaluation.interaction_scores import NO_CHANGE, pool_interactions, unscored_reason
 from ..evaluation.interactions import FDP_LEVELS
 from .dataset_tables import DatasetTableSettings, write_table
 from .interaction_figure import write_interaction_figure
@@ -81,6 +81,14 @@ def interaction_note(per_seed: Mapping[int, pd.DataFrame], seed: int | None, top
     lines = []
     for s in seeds:
         t = per_seed[s].iloc[0]
+        reason = unscored_reason(per_seed[s])
+        if reason is not None:  # nothing to rank: NaN rows
+            n, n_test = int(t["n_doubles"]), int(t["n_test_doubles"])
+            what = (f"{reason} (0 of {n_test} test doubles; `Doubles` 0 in the CSV)" if n == 0 else
+                    f"{n} of {n_test} test doubles with both singles in training, {reason}")
+            lines.append(f"seed {s}: **nothing to score**, {what}: its TPR, AUC and prevalence are NaN"
+                         + ("; the pooled values are over the seeds scored (`Seeds`)" if seed is None else ""))
+            continue
         lines.append(
             f"seed {s}: {int(t['n_doubles'])} of {int(t['n_test_doubles'])} test doubles (those with both singles in "
             f"training) × {int(t['n_observed_pairs'] // max(int(t['n_doubles']), 1))} genes; empirical null "
@@ -113,16 +121,22 @@ def write_interactions(
     figures: Mapping[int, Sequence[str | os.PathLike[str]]], s: DatasetTableSettings, provenance: str | None = None,
 ) -> pd.DataFrame:
     """Write the pooled and per-seed ``interactions`` tables under ``root`` and each seed's figure to
-    ``figures[seed]`` (PNG and SVG paths); returns the pooled table's view."""
+    ``figures[seed]`` (PNG and SVG paths); returns the pooled table's view. A seed with nothing to score
+    (:func:`~lsftbench.evaluation.interaction_scores.unscored_reason`) gets NaN rows, a note saying why, and a figure
+    whose panels say it."""
     root = str(root)
     for seed, table in per_seed.items():
         write_table(interaction_view(table, pooled=False), interaction_note(per_seed, seed, s.top_genes),
                     f"Genetic interactions, split seed {seed} ({s.dataset})", f"{root}/seed{seed}", INTERACTION_TABLE, s)
         curve = curves[seed]
         curve = curve[curve["kind"].isin(FIGURE_KINDS)]
-        curve = curve.assign(method=[_figure_name(n, k) for n, k in zip(curve["name"], curve["kind"], strict=True)])
+        methods = pd.MultiIndex.from_frame(curve[["name", "kind"]])
+        names = methods.unique()  # one label per method, not per curve point
+        labels = pd.Series([_figure_name(n, k) for n, k in names], dtype=object)
+        curve = curve.assign(method=labels.iloc[names.get_indexer(methods)].to_numpy())
         write_interaction_figure(curve, figures[seed], protocol=s.protocol, provenance=provenance,
-                                 title=f"Genetic interactions: TPR vs FDP, split seed {seed} ({s.dataset})")
+                                 title=f"Genetic interactions: TPR vs FDP, split seed {seed} ({s.dataset})",
+                                 empty=unscored_reason(table))
     pooled = interaction_view(pool_interactions(per_seed), pooled=True)
     write_table(pooled, interaction_note(per_seed, None, s.top_genes), f"Genetic interactions ({s.dataset})", root,
                 INTERACTION_TABLE, s)

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from ..conditions import CTRL
 
 __all__ = ["GENE_POOL_SIZE", "LIBRARY_SD", "TARGET_SUM", "gene_pool", "essential_ranking", "essential_candidates",
-           "latent_loadings", "perturbation_shifts", "base_proportions", "draw_cells", "draw_counts", "gears_anndata"]
+           "latent_loadings", "perturbation_shifts", "base_proportions", "draw_cells", "draw_counts", "gears_anndata", "gears_obs"]
 
 GENE_POOL_SIZE = 3000
 #: Standard deviation of a cell's log library size.
@@ -30,9 +30,10 @@ TARGET_SUM = 1e4
 _POOL_SEED = 20250101
 
 
-def gene_pool() -> np.ndarray:
-    """Gene symbols shared by all synthetic datasets (``SYN0001`` …)."""
-    return np.array([f"SYN{i:04d}" for i in range(1, GENE_POOL_SIZE + 1)])
+def gene_pool(size: int = GENE_POOL_SIZE) -> np.ndarray:
+    """Gene symbols shared by all synthetic datasets (``SYN0001`` …); ``size`` above :data:`GENE_POOL_SIZE` extends
+    the pool (``SYN3001`` …) for a dataset measuring more genes, the first :data:`GENE_POOL_SIZE` unchanged."""
+    return np.array([f"SYN{i:04d}" for i in range(1, max(size, GENE_POOL_SIZE) + 1)])
 
 
 def essential_ranking() -> np.ndarray:
@@ -41,15 +42,22 @@ def essential_ranking() -> np.ndarray:
     return np.concatenate([rng.permutation(400), 400 + rng.permutation(GENE_POOL_SIZE - 400)])
 
 
-def latent_loadings(rank: int) -> pd.DataFrame:
-    """True latent gene vectors ``w_g`` (pool genes × rank), identical across datasets."""
-    rng = np.random.default_rng(_POOL_SEED)
-    full = rng.normal(size=(GENE_POOL_SIZE, 8)) / np.sqrt(8)
+def _loadings(rng: np.random.Generator, n_genes: int) -> np.ndarray:
+    full = rng.normal(size=(n_genes, 8)) / np.sqrt(8)
     # Heavier-tailed activity: a minority of genes carry most of the programme signal.
-    activity = rng.gamma(shape=0.8, scale=1.0, size=(GENE_POOL_SIZE, 1))
-    full = full * activity
+    activity = rng.gamma(shape=0.8, scale=1.0, size=(n_genes, 1))
+    return full * activity
+
+
+def latent_loadings(rank: int, size: int = GENE_POOL_SIZE) -> pd.DataFrame:
+    """True latent gene vectors ``w_g`` (pool genes × rank), identical across datasets. ``size`` above
+    :data:`GENE_POOL_SIZE` extends the pool (:func:`gene_pool`): the extra genes' vectors are drawn the same way
+    from a stream of their own, so the first :data:`GENE_POOL_SIZE` rows do not change."""
+    full = _loadings(np.random.default_rng(_POOL_SEED), GENE_POOL_SIZE)
+    if size > GENE_POOL_SIZE:
+        full = np.vstack([full, _loadings(np.random.default_rng(_POOL_SEED + 2), size - GENE_POOL_SIZE)])
     cols = [f"factor_{k}" for k in range(rank)]
-    return pd.DataFrame(full[:, :rank], index=pd.Index(gene_pool(), name="gene"), columns=cols)
+    return pd.DataFrame(full[:, :rank], index=pd.Index(gene_pool(size), name="gene"), columns=cols)
 
 
 def essential_candidates(n_genes: int, n_targets: int) -> np.ndarray:
@@ -68,12 +76,13 @@ def perturbation_shifts(
     perturbed: np.ndarray,
     target_shift: float,
     max_shift: float | None = None,
+    pool_size: int = GENE_POOL_SIZE,
 ) -> np.ndarray:
     """True log-mean shifts (measured genes × perturbed genes): ``effect_scale · w_h · (M w_g)`` with the pool's
     latent vectors and the mixing matrix ``M`` of ``mixing_seed`` (softly clipped to ``± max_shift`` when given:
     ``max_shift · tanh(shift / max_shift)``), plus ``target_shift`` on the perturbed gene's own row when it is
-    measured (negative: a knockdown)."""
-    w = latent_loadings(rank)
+    measured (negative: a knockdown). ``pool_size``: the pool the genes are from (:func:`gene_pool`)."""
+    w = latent_loadings(rank, pool_size)
     mixing = np.random.default_rng(mixing_seed).normal(size=(rank, rank)) / np.sqrt(rank) + np.eye(rank)
     shifts = effect_scale * w.loc[measured].to_numpy() @ mixing @ w.loc[perturbed].to_numpy().T
     if max_shift is not None:
@@ -125,7 +134,18 @@ def draw_counts(
 def gears_anndata(counts: np.ndarray, conditions: np.ndarray, measured: np.ndarray, cell_type: str) -> ad.AnnData:
     """GEARS's processed layout of the counts: ``normalize_total`` to 10⁴ and ``log1p`` (CSR float32), obs
     ``condition`` (categorical), ``cell_type``, ``control``; var ``gene_name``."""
-    obs = pd.DataFrame(
+    var = pd.DataFrame({"gene_name": measured}, index=[f"ENSSYN{i:07d}" for i in range(len(measured))])
+    adata = ad.AnnData(X=sp.csr_matrix(counts), obs=gears_obs(conditions, cell_type), var=var)
+    sc.pp.normalize_total(adata, target_sum=TARGET_SUM)
+    sc.pp.log1p(adata)
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    return adata
+
+
+def gears_obs(conditions: np.ndarray, cell_type: str) -> pd.DataFrame:
+    """The cells' ``obs`` of :func:`gears_anndata`: ``condition`` (categorical), ``cell_type``, ``control``."""
+    conditions = np.asarray(conditions, dtype=object)
+    return pd.DataFrame(
         {
             "condition": pd.Categorical(conditions),
             "cell_type": cell_type,
@@ -133,9 +153,3 @@ def gears_anndata(counts: np.ndarray, conditions: np.ndarray, measured: np.ndarr
         },
         index=[f"cell{i:06d}" for i in range(len(conditions))],
     )
-    var = pd.DataFrame({"gene_name": measured}, index=[f"ENSSYN{i:07d}" for i in range(len(measured))])
-    adata = ad.AnnData(X=sp.csr_matrix(counts), obs=obs, var=var)
-    sc.pp.normalize_total(adata, target_sum=TARGET_SUM)
-    sc.pp.log1p(adata)
-    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
-    return adata

@@ -19,6 +19,7 @@ of highest control expression (its own targets excepted). The truth is stored in
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from itertools import combinations
 from typing import Any
@@ -37,13 +38,15 @@ from .count_model import (
     draw_counts,
     essential_candidates,
     gears_anndata,
+    gears_obs,
     gene_pool,
     perturbation_shifts,
 )
 from .expectation import expected_log_normalised
 from .presets import PRESETS, DoublesPreset, with_overrides
 
-__all__ = ["INTERACTION_TYPES", "TRUTH_KEY", "make_doubles_dataset", "InteractionPlan", "plan_interactions"]
+__all__ = ["INTERACTION_TYPES", "TRUTH_KEY", "make_doubles_dataset", "write_doubles_dataset", "InteractionPlan",
+           "plan_interactions"]
 
 INTERACTION_TYPES = ("additive", "synergy", "suppression", "dominant")
 #: Where the planted truth is stored in ``uns``.
@@ -144,13 +147,85 @@ def make_doubles_dataset(preset: str | DoublesPreset = "norman", seed: int = 1, 
         ``interaction_pool``
             The genes interactions were planted in (the most expressed ones).
     """
+    d = _design(preset, seed, overrides)
+    conditions, log_shift = draw_cells(d.rng, d.names, d.shifts, d.p.n_ctrl, d.p.cells_per_pert)
+    counts = draw_counts(d.rng, d.base, log_shift, d.p.library_size, d.p.dispersion)
+    adata = gears_anndata(counts, conditions, d.measured, d.p.cell_type)
+    d.annotate(adata)
+    return adata
+
+
+def write_doubles_dataset(
+    path: str | os.PathLike[str], preset: str | DoublesPreset = "norman", seed: int = 1, *, chunk_cells: int = 5_000,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """:func:`make_doubles_dataset` for sizes whose dense count matrix does not fit in memory (a Norman-sized
+    screen: 90,000 cells × 5,000 genes), written to ``path`` as an h5ad.
+
+    The design (targets, pairs, planted interactions, the singles' and doubles' shifts, the base expression), the
+    cells' conditions and ``uns`` are :func:`make_doubles_dataset`'s for the same ``preset``, ``seed`` and
+    ``overrides``; the counts are drawn from the same model ``chunk_cells`` cells at a time (dense peak memory
+    ``chunk_cells × n_genes``), so for the same seed they are other draws than :func:`make_doubles_dataset`'s. The
+    sizes of the file, in the form of :func:`lsftbench.data.synthetic.large.write_large_dataset`'s report.
+    """
+    import scipy.sparse as sp
+
+    from ...io import write_h5ad
+
+    d = _design(preset, seed, overrides)
+    p, rng = d.p, d.rng
+    # the cells' conditions as draw_cells draws them (0: ctrl, j + 1: names[j]), then the counts chunk by chunk
+    sizes = [p.n_ctrl] + [max(5, int(rng.poisson(p.cells_per_pert))) for _ in d.names]
+    which = np.repeat(np.arange(len(sizes)), sizes)[rng.permutation(sum(sizes))]
+    labels = np.asarray([CTRL, *d.names], dtype=object)
+    table = np.vstack([np.zeros(p.n_genes), d.shifts.T])  # log-mean shift of each condition (rows) and gene
+    parts, var = [], None
+    for start in range(0, len(which), chunk_cells):
+        rows = which[start : start + chunk_cells]
+        counts = draw_counts(rng, d.base, table[rows], p.library_size, p.dispersion)
+        part = gears_anndata(counts, labels[rows], d.measured, p.cell_type)  # per cell: as for all cells at once
+        parts.append(part.X)
+        var = part.var
+        del counts, part
+    x = sp.vstack(parts, format="csr", dtype=np.float32)
+    del parts
+    adata = ad.AnnData(X=x, obs=gears_obs(labels[which], p.cell_type), var=var)
+    d.annotate(adata)
+    write_h5ad(adata, path)
+    return {"n_cells": int(x.shape[0]), "n_genes": int(x.shape[1]), "n_conditions": len(sizes), "nnz": int(x.nnz),
+            "density": x.nnz / (x.shape[0] * x.shape[1]), "bytes": os.path.getsize(path)}
+
+
+@dataclass(frozen=True)
+class _Design:
+    """Everything of a doubles dataset but its cells: drawn from ``rng``, which the cells then continue."""
+
+    p: DoublesPreset
+    seed: int
+    rng: np.random.Generator
+    measured: np.ndarray
+    targets: np.ndarray
+    names: list[str]
+    shifts: np.ndarray  # genes × (singles, doubles)
+    base: np.ndarray
+    plan: InteractionPlan
+
+    def annotate(self, adata: ad.AnnData) -> None:
+        """``uns["synthetic"]`` and ``uns["interaction_truth"]``."""
+        adata.uns["synthetic"] = {"seed": self.seed, **asdict(self.p)}
+        adata.uns[TRUTH_KEY] = _truth(self.p, self.base, self.shifts, self.names, self.targets, self.plan,
+                                      self.measured)
+
+
+def _design(preset: str | DoublesPreset, seed: int, overrides: dict[str, Any]) -> _Design:
     p = with_overrides(PRESETS[preset] if isinstance(preset, str) else preset, overrides)
     if not isinstance(p, DoublesPreset):
         raise ValueError(f"{preset!r} is not a double-perturbation preset")
-    if p.n_genes > GENE_POOL_SIZE or p.n_targets > p.n_genes or p.n_doubles > p.n_targets * (p.n_targets - 1) // 2:
-        raise ValueError(f"synthetic doubles preset too large for the gene pool or its targets: {p}")
+    if p.n_targets > p.n_genes or p.n_doubles > p.n_targets * (p.n_targets - 1) // 2:
+        raise ValueError(f"synthetic doubles preset too large for its targets: {p}")
     rng = np.random.default_rng(seed)
-    measured = gene_pool()[: p.n_genes]
+    pool = max(p.n_genes, GENE_POOL_SIZE)  # more genes than the shared pool: the pool extended (gene_pool)
+    measured = gene_pool(pool)[: p.n_genes]
     targets = gene_pool()[rng.choice(essential_candidates(p.n_genes, p.n_targets), p.n_targets, replace=False)]
     all_pairs = np.array(list(combinations(range(p.n_targets), 2)))
     pairs = all_pairs[np.sort(rng.choice(len(all_pairs), p.n_doubles, replace=False))]
@@ -158,18 +233,13 @@ def make_doubles_dataset(preset: str | DoublesPreset = "norman", seed: int = 1, 
     pairs[flip] = pairs[flip][:, ::-1]
     target_rows = pd.Index(measured).get_indexer(targets)  # every target is measured
 
-    singles = perturbation_shifts(p.rank, p.mixing_seed, p.effect_scale, measured, targets, p.target_shift, p.max_shift)
+    singles = perturbation_shifts(p.rank, p.mixing_seed, p.effect_scale, measured, targets, p.target_shift, p.max_shift,
+                                  pool_size=pool)
     base = base_proportions(rng, p.n_genes)
     plan = plan_interactions(rng, p, pairs, base, target_rows)
     doubles = plan.double_shifts(singles, target_rows, p.target_shift)
     names = [f"{gene}+{CTRL}" for gene in targets] + [f"{targets[a]}+{targets[b]}" for a, b in pairs]
-    shifts = np.hstack([singles, doubles])
-    conditions, log_shift = draw_cells(rng, names, shifts, p.n_ctrl, p.cells_per_pert)
-    counts = draw_counts(rng, base, log_shift, p.library_size, p.dispersion)
-    adata = gears_anndata(counts, conditions, measured, p.cell_type)
-    adata.uns["synthetic"] = {"seed": seed, **asdict(p)}
-    adata.uns[TRUTH_KEY] = _truth(p, base, shifts, names, targets, plan, measured)
-    return adata
+    return _Design(p, seed, rng, measured, targets, names, np.hstack([singles, doubles]), base, plan)
 
 
 def _truth(
