@@ -295,7 +295,7 @@ def test_joint_bootstrap_intervals_equal_separate_calls():
                 pytest.approx(low, rel=1e-12), pytest.approx(high, rel=1e-12)), (method, metric)
             assert table.loc[method, f"{name} SD (seeds)"] == pytest.approx(np.std([v.mean() for v in per_seed], ddof=1))
     # the paired differences with the best linear method, likewise, and their Wilcoxon p
-    best = table[f"Best linear method"].iloc[0]
+    best = table["Best linear method"].iloc[0]
     ref = frame[frame.method == best]
     for method in (MODEL, GLOBAL, KNN):
         if method == best:

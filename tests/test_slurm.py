@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import slurm_cluster
-from workflow_utils import REPO, copy_workflow, job_counts, tiny_config, write_config
+from workflow_utils import copy_workflow, job_counts, tiny_config, write_config
 
 pytestmark = pytest.mark.slurm
 
@@ -78,10 +77,9 @@ def _test_config() -> dict:
 
 
 def _checkout(dest: Path, config: dict) -> Path:
-    """A copy of the repository's workflow files plus profiles/, with the test config."""
+    """A copy of the repository's workflow files (profiles/ included), with the test config."""
     dest.mkdir(parents=True, exist_ok=True)
     copy_workflow(dest)
-    shutil.copytree(REPO / "profiles", dest / "profiles")
     write_config(dest, config)
     return dest
 

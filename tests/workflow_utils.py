@@ -37,9 +37,13 @@ def write_config(workdir: Path, config: dict) -> None:
 
 
 def copy_workflow(dest: Path) -> Path:
-    """Copy the workflow's own files (Snakefile, rules, scripts, schema, envs, package) to ``dest``."""
+    """Copy the workflow's own files (Snakefile, rules, scripts, schema, envs, package, profiles) to ``dest``.
+
+    ``profiles/`` comes along because Snakemake applies ``profiles/default`` (beside the Snakefile) to every run, as
+    it does in a user's clone: the copy runs with the same scheduler and ``rerun-incomplete`` as the repository.
+    """
     shutil.copy(REPO / "Snakefile", dest / "Snakefile")
-    for name in ("rules", "workflow", "envs", "src", "report"):
+    for name in ("rules", "workflow", "envs", "src", "report", "profiles"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (dest / "config").mkdir(exist_ok=True)
     shutil.copy(REPO / "config" / "schema.yaml", dest / "config" / "schema.yaml")

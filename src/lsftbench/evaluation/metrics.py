@@ -93,8 +93,8 @@ def _l2_rows(pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
 def _by_blocks(func: Callable[[np.ndarray, np.ndarray], np.ndarray], pred: np.ndarray, obs: np.ndarray) -> np.ndarray:
     """``func`` on the :func:`_column_blocks` of ``pred`` and ``obs``, one value per column."""
     out = np.empty(np.shape(pred)[1])
-    for s, pb, ob in _column_blocks(pred, obs):
-        out[s] = func(pb, ob)
+    for s, pred_rows, obs_rows in _column_blocks(pred, obs):
+        out[s] = func(pred_rows, obs_rows)
     return out
 
 
@@ -181,26 +181,26 @@ def metric_columns(
         m = _training_mean(m, n_genes)
     top_idx = np.asarray(top_idx)
     exclude = _exclusion_rows(exclude, p)
-    for s, pb, ob in _column_blocks(pred, obs):
+    for s, pred_rows, obs_rows in _column_blocks(pred, obs):
         w = _exclusion_mask(exclude, s, n_genes)
         if w is None:
-            out["pearson_r"][s] = _pearson_rows(pb, ob)
-            out["l2"][s] = _l2_rows(pb, ob)
-            pt, ot = pb[:, top_idx], ob[:, top_idx]
+            out["pearson_r"][s] = _pearson_rows(pred_rows, obs_rows)
+            out["l2"][s] = _l2_rows(pred_rows, obs_rows)
+            pt, ot = pred_rows[:, top_idx], obs_rows[:, top_idx]
             out["pearson_delta_top1000"][s] = _pearson_rows(pt, ot)
             out["l2_top1000"][s] = _l2_rows(pt, ot)
             if m is not None:
-                out["centered_pearson_r"][s] = _pearson_rows(pb - m, ob - m)
-            out["mae"][s] = np.abs(pb - ob).sum(axis=1) / n_genes
+                out["centered_pearson_r"][s] = _pearson_rows(pred_rows - m, obs_rows - m)
+            out["mae"][s] = np.abs(pred_rows - obs_rows).sum(axis=1) / n_genes
             continue
-        diff = pb - ob
-        out["pearson_r"][s] = _weighted_pearson_rows(pb, ob, w)
+        diff = pred_rows - obs_rows
+        out["pearson_r"][s] = _weighted_pearson_rows(pred_rows, obs_rows, w)
         out["l2"][s] = np.sqrt(_row_dots(diff * w, diff))
         wt = w[:, top_idx]
-        out["pearson_delta_top1000"][s] = _weighted_pearson_rows(pb[:, top_idx], ob[:, top_idx], wt)
+        out["pearson_delta_top1000"][s] = _weighted_pearson_rows(pred_rows[:, top_idx], obs_rows[:, top_idx], wt)
         out["l2_top1000"][s] = np.sqrt(_row_dots(diff[:, top_idx] * wt, diff[:, top_idx]))
         if m is not None:
-            out["centered_pearson_r"][s] = _weighted_pearson_rows(pb - m, ob - m, w)
+            out["centered_pearson_r"][s] = _weighted_pearson_rows(pred_rows - m, obs_rows - m, w)
         out["mae"][s] = _row_dots(np.abs(diff), w) / w.sum(axis=1)
     return out
 

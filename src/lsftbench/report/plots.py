@@ -288,10 +288,10 @@ def local_vs_global_figure(
     y = np.arange(len(baselines), dtype=float)
     for ax, pct in zip(axes[0], pcts):
         sub = rows[rows["Top %"] == pct].set_index("Baseline").reindex(baselines)
-        for i, (column, label, key) in enumerate(series):
+        for i, (column, legend_label, key) in enumerate(series):
             pos = y + (i - (len(series) - 1) / 2) * height
             est, low, high = _ci(sub, column)
-            ax.barh(pos, est, height=height * 0.92, color=_COLOURS[key], label=label, zorder=2)
+            ax.barh(pos, est, height=height * 0.92, color=_COLOURS[key], label=legend_label, zorder=2)
             _whiskers(ax, pos, low, high, "black")
         ax.axvline(0.0, color="black", linewidth=0.6)
         ax.set_title(f"top {pct}")
