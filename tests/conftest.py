@@ -9,6 +9,29 @@ from lsftbench.data.pseudobulk import pseudobulk
 from lsftbench.data.synthetic.datasets import make_dataset
 from lsftbench.io import write_h5ad
 
+#: Session fixtures too expensive to build once per xdist worker: their tests share one worker (group = fixture name).
+SHARED_SESSION_FIXTURES = ("shared_run",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group tests for ``pytest -n N --dist loadgroup`` (README's test command) so no expensive fixture is built twice.
+
+    A test using the shared Snakemake run joins the group ``shared_run``; a test using a module-scoped fixture (a
+    module's finished run, a reference computed once) joins its module's group. Every other test is scheduled alone,
+    on whichever worker is free. Without ``-n`` the groups change nothing.
+    """
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        shared = [name for name in SHARED_SESSION_FIXTURES if name in names]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
+            continue
+        definitions = getattr(item, "_fixtureinfo", None)  # pytest's resolved fixtures of the test (no public API)
+        scopes = {d[-1].scope for d in definitions.name2fixturedefs.values() if d} if definitions else set()
+        if "module" in scopes:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 SMALL = dict(n_genes=120, n_perts=60, n_unmeasured=2, cells_per_pert=12, n_ctrl=150)
 
 
