@@ -13,6 +13,7 @@ from lsftbench.io import write_h5ad
 SHARED_SESSION_FIXTURES = ("shared_run",)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group tests for ``pytest -n N --dist loadgroup`` (README's test command) so no expensive fixture is built twice.
 
