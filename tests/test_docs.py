@@ -5,6 +5,7 @@
 * Profile settings quoted in the docs as ``key: value`` equal the profile files.
 * The config-file line numbers in ``docs/bad_inputs.md`` are the ones the shipped config gives.
 * ``docs/SPEC.md`` is the shared SPEC, and the README names its source documents by title.
+* ``.ci/run`` runs the README's test command (quick start, command 2) as written.
 """
 
 from __future__ import annotations
@@ -116,3 +117,11 @@ def test_the_spec_is_the_shared_one_and_its_sources_are_named():
     for title in ("LSFT Analysis: Methods and Observations", "Foundation Models Improve Perturbation Response Prediction"):
         assert title in sources
     assert "docs/sources.md" in (REPO / "README.md").read_text()
+
+
+def test_ci_runs_the_readme_test_command():
+    lines = (REPO / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# 2."))
+    command = lines[start + 1].strip()
+    assert command.startswith("python3 -m venv .venv") and "pytest" in command
+    assert (REPO / ".ci" / "run").read_text().splitlines()[-1].strip() == command
