@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_utils import REPO, default_config
+from workflow_utils import REPO, default_config, quick_start_command
 
 from lsftbench.pipeline.config import ConfigError
 from lsftbench.pipeline.preflight import validate_config
@@ -120,8 +120,6 @@ def test_the_spec_is_the_shared_one_and_its_sources_are_named():
 
 
 def test_ci_runs_the_readme_test_command():
-    lines = (REPO / "README.md").read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("# 2."))
-    command = lines[start + 1].strip()
+    command = quick_start_command(2)
     assert command.startswith("python3 -m venv .venv") and "pytest" in command
     assert (REPO / ".ci" / "run").read_text().splitlines()[-1].strip() == command

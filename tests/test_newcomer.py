@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from workflow_utils import REPO, default_config, tiny_config, write_config
+from workflow_utils import REPO, default_config, quick_start_command, tiny_config, write_config
 
 REPORT_DIR = REPO / "report"
 #: Captions: report/tables/<table>.rst and report/figures/<figure>.rst, named after the output they describe.
@@ -128,13 +128,6 @@ def test_every_report_output_has_a_caption_and_the_workflow_a_description():
 # The README's first command in a fresh copy, then the report
 
 
-def quick_start_command() -> str:
-    """Command 1 of the README's quick start (the line after its ``# 1.`` comment)."""
-    lines = (REPO / "README.md").read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("# 1."))
-    return lines[start + 1].strip()
-
-
 def fresh_clone(dest: Path) -> Path:
     """The repository's files as a clone would have them (tracked and new, not ignored) in ``dest``."""
     listed = subprocess.run(
@@ -182,7 +175,7 @@ def run(cmd: str, clone: Path, env: dict[str, str]) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def newcomer(tmp_path_factory):
     """A fresh copy after the README's command 1 (install without extras, then the tiny run)."""
-    command = quick_start_command()
+    command = quick_start_command(1)
     parts = [p.strip() for p in command.split("&&")]
     assert parts[0] == "python3 -m venv .venv" and parts[1] == ".venv/bin/pip install -e ." and parts[2].startswith(
         ".venv/bin/snakemake"

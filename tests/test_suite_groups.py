@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from workflow_utils import REPO
 
 
 def test_a_module_fixtures_tests_run_on_one_worker():

@@ -31,6 +31,13 @@ def tiny_config(**changes) -> dict:
     return config
 
 
+def quick_start_command(number: int) -> str:
+    """Command ``number`` of the README's quick start (the line after its ``# <number>.`` comment)."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"# {number}."))
+    return lines[start + 1].strip()
+
+
 def write_config(workdir: Path, config: dict) -> None:
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
