@@ -102,6 +102,30 @@ def test_signed_rank_known_answers():
     assert signed_rank_p(d) == pytest.approx(stats.wilcoxon(d).pvalue, rel=1e-12)
 
 
+def _wilcoxon_cases():
+    """Differences with and without zeros and ties, 1 to 16 values: scipy's exact, permutation and normal paths."""
+    rng = np.random.default_rng(21)
+    for n in range(1, 17):
+        for kind in ("plain", "ties", "zeros", "both"):
+            d = rng.normal(0.3, 1, size=n)
+            if kind in ("ties", "both") and n >= 3:
+                d[1] = -d[0]  # |d| tied across signs
+                d[2] = d[0]
+            if kind in ("zeros", "both") and n >= 2:
+                d[-1] = 0.0
+            if np.any(d != 0):
+                yield f"{kind}-{n}", d
+    yield "integers", np.array([2.0, -1, 3, 3, -2, 1, 4, 0, 5])  # the differences of ranks or counts
+    yield "all-positive-tied", np.array([1.0, 1, 1, 2, 2])
+
+
+@pytest.mark.parametrize(("name", "d"), list(_wilcoxon_cases()))
+def test_signed_rank_p_is_scipys_wilcoxon_to_the_last_bit(name, d):
+    """Where ``scipy.stats.wilcoxon`` would enumerate the sign flips one at a time (zeros or ties, n <= 13) we run
+    the same permutation test vectorised: the p-value must still be scipy's own, exactly."""
+    assert signed_rank_p(d) == stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue, name
+
+
 def test_bh_known_answer_and_scipy_parity():
     np.testing.assert_allclose(bh_qvalues([0.01, 0.04, 0.03, 0.005]), [0.02, 0.04, 0.04, 0.02])
     p = np.random.default_rng(5).uniform(size=17)

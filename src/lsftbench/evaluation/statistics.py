@@ -315,7 +315,30 @@ def signed_rank_p(differences: ArrayLike) -> float:
         return math.nan
     if not np.any(d != 0):
         return 1.0
+    nonzero = np.abs(d[d != 0])
+    if d.size <= _EXACT_PERMUTATION_MAX and (nonzero.size < d.size or np.unique(nonzero).size < nonzero.size):
+        # Zeros or ties in at most 13 values: scipy's ``method="auto"`` runs an exact permutation test over all
+        # 2^n sign flips with a statistic it evaluates once per flip (~1 s per test). The same test, with the same
+        # statistic vectorised over the flips: the same null distribution, so the same p-value to the last bit.
+        return float(stats.permutation_test((d,), _signed_rank_sum, permutation_type="samples", vectorized=True,
+                                            n_resamples=_PERMUTATION_RESAMPLES, alternative="two-sided").pvalue)
     return float(stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+#: Up to this many differences with zeros or ties, ``scipy.stats.wilcoxon(method="auto")`` runs an exact permutation
+#: test (2^13 sign flips are fewer than ``PermutationMethod``'s default 9,999 resamples); above it, the normal
+#: approximation.
+_EXACT_PERMUTATION_MAX = 13
+_PERMUTATION_RESAMPLES = 9999
+
+
+def _signed_rank_sum(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The Wilcoxon statistic ``R+`` of each row (``zero_method="wilcox"``): the average ranks of ``|x|`` among
+    the non-zero values, summed over the positive ones. Ranks are multiples of 1/2, so every sum is exact."""
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    magnitudes = np.where(x != 0, np.abs(x), np.nan)
+    ranks = stats.rankdata(magnitudes, axis=-1, nan_policy="omit")
+    return np.sum(np.where(x > 0, ranks, 0.0), axis=-1)
 
 
 def pooled_signed_rank_p(seeds: ArrayLike, conditions: ArrayLike, differences: ArrayLike) -> float:
