@@ -10,7 +10,7 @@ from lsftbench.data.synthetic.datasets import make_dataset
 from lsftbench.io import write_h5ad
 
 #: Session fixtures too expensive to build once per xdist worker: their tests share one worker (group = fixture name).
-SHARED_SESSION_FIXTURES = ("shared_run",)
+SHARED_SESSION_FIXTURES = ("shared_run", "small_run")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
@@ -61,10 +61,12 @@ def small_split(small_pb):
 def shared_run(tmp_path_factory):
     """One tiny ``snakemake audit`` run shared by the workflow tests (the DAG is too slow to run per test).
 
-    The default config on tiny synthetic data (3 datasets, every baseline, split seeds 1 and 2) plus a
-    user gene table in the paper's TSV layout; ``audit`` builds both protocols' tables and figures and
-    the audit tables. The workflow is a private copy, so rerun tests may edit its scripts; every test
-    that changes the run restores it.
+    The default config on tiny synthetic data, every baseline, split seeds 1 and 2, plus a user gene table in the
+    paper's TSV layout; ``audit`` builds both protocols' tables and figures and the audit tables. To keep the suite
+    fast it runs the two datasets the cross-dataset baselines need (K562 and RPE1: each ``dataset_pca`` baseline
+    runs on the other and is left out on its source) and two K values (1 %, the one-neighbour edge, and 5 %); the
+    default config's full DAG (three datasets, three K) is checked by the dry run in tests/test_workflow.py. The
+    workflow is a private copy, so rerun tests may edit its scripts; every test that changes the run restores it.
     """
     import os
     import shutil
@@ -72,13 +74,22 @@ def shared_run(tmp_path_factory):
     from types import SimpleNamespace
 
     import pandas as pd
-    from workflow_utils import REPO, copy_workflow, snakemake, tiny_config, write_config
+    from workflow_utils import (
+        REPO,
+        SHARED_RUN_DATASETS,
+        SHARED_RUN_TOP_PCTS,
+        copy_workflow,
+        snakemake,
+        tiny_config,
+        write_config,
+    )
 
     reuse = os.environ.get("LSFT_TEST_SHARED_RUN")  # developers: an earlier shared run's directory
     root = Path(reuse) if reuse else copy_workflow(tmp_path_factory.mktemp("shared_run"))
     if not (root / "report").exists():
         shutil.copytree(REPO / "report", root / "report")
-    config = tiny_config()
+    config = tiny_config(top_pcts=list(SHARED_RUN_TOP_PCTS))
+    config["datasets"] = {name: config["datasets"][name] for name in SHARED_RUN_DATASETS}
     genes = [f"SYN{i:04d}" for i in range(1, 61)]
     table = pd.DataFrame(np.random.default_rng(0).normal(size=(5, len(genes))), columns=genes)
     table.to_csv(root / "text_gene_emb.tsv", sep="\t", index=False)  # one column per gene, one row per dimension
@@ -89,3 +100,17 @@ def shared_run(tmp_path_factory):
     write_config(root, config)
     snakemake(root, "audit", "--cores", "2", root=root)
     return SimpleNamespace(root=root, config=config, results=root / "results")
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """One small finished run (workflow_utils.small_run_config: a local dataset, three baselines, one K, one seed,
+    two shards) that the fault, integrity and bad-input tests start from. Never changed: each test works on its
+    own copy (workflow_utils.copy_run)."""
+    from workflow_utils import small_run_config, snakemake, write_config, write_small_run_inputs
+
+    root = tmp_path_factory.mktemp("small_run")
+    write_small_run_inputs(root)
+    write_config(root, small_run_config())
+    snakemake(root, "--cores", "2")
+    return root

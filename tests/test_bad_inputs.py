@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import yaml
-from workflow_utils import REPO, TINY, default_config, snakemake, tiny_config, write_config
+from workflow_utils import REPO, TINY, copy_run, default_config, small_run_config, snakemake, tiny_config, write_config
 
 from lsftbench.data.conditions import condition_problem, perturbation_targets
 from lsftbench.data.h5ad import LOG_MAX, InputDataError, open_perturb_data
@@ -607,17 +607,10 @@ def test_config_problems_stop_the_dry_run_with_one_line_each(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A completed tiny run on a local dataset with a user gene table and a user split."""
-    workdir = tmp_path_factory.mktemp("finished")
-    adata = _good_data(workdir / "inputs" / "toy.h5ad")
-    genes = list(adata.var["gene_name"])
-    table = pd.DataFrame(np.random.default_rng(0).normal(size=(5, len(genes))), columns=genes)
-    table.to_csv(workdir / "inputs" / "text_emb.tsv", sep="\t", index=False)
-    config = _small_config(toy={"source": "local", "path": "inputs/toy.h5ad"})
-    config["baselines"]["lpm_textGeneEmb"] = {"gene": {"type": "table", "path": "inputs/text_emb.tsv"}, "pert": {"type": "training_pca"}}
-    write_config(workdir, config)
-    snakemake(workdir, "--cores", "2")
+def finished(small_run, tmp_path_factory):
+    """A copy of the shared small finished run: a local dataset with a user gene table (tests/conftest.py)."""
+    workdir = copy_run(small_run, tmp_path_factory.mktemp("finished") / "run")
+    config = small_run_config()
     tables = _tables(workdir)
     assert tables, "the finished run wrote no tables"
     return workdir, config, tables
@@ -811,21 +804,20 @@ def test_test_chunks_are_capped_at_the_number_of_tests():
 
 
 @pytest.mark.workflow
-def test_too_many_test_chunks_are_capped_with_a_log_line_and_change_no_table(tmp_path):
-    """Item 9: test_chunks above the number of test perturbations: capped with a warning, same results."""
-    config = _small_config(adamson={"source": "synthetic", "overrides": dict(TINY)})
-    config["baselines"] = {"mean_response": config["baselines"]["mean_response"]}
-    write_config(tmp_path, config)
-    snakemake(tmp_path, "--cores", "2")
-    per_perturbation = tmp_path / "results/tables/default/adamson/per_perturbation.parquet"
+def test_too_many_test_chunks_are_capped_with_a_log_line_and_change_no_table(small_run, tmp_path):
+    """Item 9: test_chunks above the number of test perturbations: capped with a warning, same results (from a copy
+    of the shared small run, two shards per baseline)."""
+    workdir = copy_run(small_run, tmp_path / "run")
+    config = small_run_config()
+    per_perturbation = workdir / "results/tables/default/toy/per_perturbation.parquet"
     expected = pd.read_parquet(per_perturbation)
-    split = json.loads(next(tmp_path.glob("results/adamson/default/seed1/split.json")).read_text())
+    split = json.loads((workdir / "results/toy/default/seed1/split.json").read_text())
     n_tests = len(split["test"])
     n_chunks = n_tests + 3
     config["lsft"]["test_chunks"] = n_chunks
-    write_config(tmp_path, config)
-    snakemake(tmp_path, "--cores", "2")
-    logs = sorted(tmp_path.glob(f"results/logs/lsft/adamson/default/seed1/mean_response/top10/chunk*-of-{n_chunks}.log"))
+    write_config(workdir, config)
+    snakemake(workdir, "--cores", "2")
+    logs = sorted(workdir.glob(f"results/logs/lsft/toy/default/seed1/mean_response/top10/chunk*-of-{n_chunks}.log"))
     assert len(logs) == n_chunks
     warning = re.compile(rf"lsft.test_chunks = {n_chunks} but only (\d+) test perturbations are predictable: capped to \1 chunks")
     used = set()
@@ -839,9 +831,10 @@ def test_too_many_test_chunks_are_capped_with_a_log_line_and_change_no_table(tmp
     assert len(empty) == n_chunks - n_used
     # Every test perturbation once, the same values up to rounding (the shards solve one test at a
     # time instead of all at once, which changes the last bits).
-    assert len(expected) == n_used and expected["condition"].is_unique
+    mean_rows = expected[expected["baseline"] == "mean_response"]
+    assert len(mean_rows) == n_used and not expected.duplicated(["baseline", "condition"]).any()
     pd.testing.assert_frame_equal(pd.read_parquet(per_perturbation), expected, check_exact=False, rtol=1e-9, atol=1e-12)
-    assert not _temporaries(tmp_path)
+    assert not _temporaries(workdir)
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,19 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from workflow_utils import REPO, SNAKEMAKE, TINY, job_counts, planned_jobs, snakemake, tiny_config, write_config
+from workflow_utils import (
+    REPO,
+    SNAKEMAKE,
+    TINY,
+    copy_run,
+    job_counts,
+    planned_jobs,
+    small_run_config,
+    snakemake,
+    tiny_config,
+    write_config,
+    write_small_run_inputs,
+)
 
 from lsftbench.data.synthetic.datasets import make_dataset
 from lsftbench.embeddings.gene_tables import write_gene_table
@@ -229,16 +241,6 @@ def test_disk_full_during_a_job(tmp_path):
             assert _tables(workdir) == {}
 
 
-def _fault_config() -> dict:
-    config = tiny_config()
-    config["datasets"] = {"adamson": {"source": "synthetic", "overrides": dict(TINY)}}
-    config["baselines"] = {name: copy.deepcopy(config["baselines"][name]) for name in ("lpm_selftrained", "mean_response")}
-    config["top_pcts"] = [10]
-    config["lsft"]["test_chunks"] = 2
-    config["split"] = {"seeds": [1]}
-    return config
-
-
 def _run_and_kill(workdir: Path, fraction: float) -> tuple[int, int]:
     """Start the run; SIGKILL its whole process group once ``fraction`` of its steps are done.
 
@@ -263,17 +265,14 @@ def _run_and_kill(workdir: Path, fraction: float) -> tuple[int, int]:
 
 
 @pytest.mark.workflow
-def test_kill_9_at_any_point_then_resume_gives_identical_tables(tmp_path):
-    reference = tmp_path / "reference"
-    reference.mkdir()
-    write_config(reference, _fault_config())
-    snakemake(reference, "--cores", "2")
-    expected = _tables(reference)
+def test_kill_9_at_any_point_then_resume_gives_identical_tables(small_run, tmp_path):
+    """The uninterrupted reference is the shared small run; the killed run starts from nothing with its config."""
+    expected = _tables(small_run)
     assert expected
 
     workdir = tmp_path / "killed"
-    workdir.mkdir()
-    write_config(workdir, _fault_config())
+    write_small_run_inputs(workdir)
+    write_config(workdir, small_run_config())
     kills = []
     for fraction in (0.0, 0.3, 0.6, 0.95):  # after the first job, a third, ..., just before the end
         done, total = _run_and_kill(workdir, fraction)
@@ -293,33 +292,10 @@ def test_kill_9_at_any_point_then_resume_gives_identical_tables(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
-def _integrity_config() -> dict:
-    config = tiny_config()
-    config["datasets"] = {"toy": {"source": "local", "path": "inputs/toy.h5ad"}}
-    config["baselines"] = {name: copy.deepcopy(config["baselines"][name]) for name in ("lpm_selftrained", "mean_response")}
-    config["top_pcts"] = [10]
-    config["split"] = {"seeds": [1]}
-    config["statistics"] = {"n_resamples": 200}
-    config["progress_bar"] = {"replicates": 4}
-    return config
-
-
-@pytest.fixture(scope="module")
-def integrity_run(tmp_path_factory) -> Path:
-    """A finished small run on a local dataset; each test works on its own copy (mtimes kept)."""
-    root = tmp_path_factory.mktemp("integrity")
-    (root / "inputs").mkdir()
-    write_h5ad(make_dataset("adamson", seed=5, **TINY), root / "inputs" / "toy.h5ad")
-    write_config(root, _integrity_config())
-    snakemake(root, "--cores", "2")
-    return root
-
-
-def _copy_run(run: Path, dest: Path) -> Path:
-    import shutil
-
-    shutil.copytree(run, dest, symlinks=True)  # copy2: modification times kept, new inodes and change times
-    return dest
+#: The small run's ridge baselines (workflow_utils.small_run_config): the ones a change of λ reruns.
+RIDGE = [name for name, spec in small_run_config()["baselines"].items() if spec.get("model", "ridge") == "ridge"]
+#: Its LSFT shards per (baseline, K).
+CHUNKS = small_run_config()["lsft"]["test_chunks"]
 
 
 def _performance(workdir: Path) -> pd.DataFrame:
@@ -327,10 +303,10 @@ def _performance(workdir: Path) -> pd.DataFrame:
 
 
 @pytest.mark.workflow
-def test_an_input_replaced_under_its_old_mtime_reruns_and_changes_the_tables(integrity_run, tmp_path):
+def test_an_input_replaced_under_its_old_mtime_reruns_and_changes_the_tables(small_run, tmp_path):
     """Item 1: ``cp -p`` of another dataset over the input used to rerun nothing; the copy itself (new inode and
     change time, same content) must rerun nothing."""
-    workdir = _copy_run(integrity_run, tmp_path / "w")
+    workdir = copy_run(small_run, tmp_path / "w")
     assert planned_jobs(workdir) == {}  # copied: same content, nothing to do
     before = _performance(workdir)
     data = workdir / "inputs" / "toy.h5ad"
@@ -349,20 +325,20 @@ def test_an_input_replaced_under_its_old_mtime_reruns_and_changes_the_tables(int
 
 
 @pytest.mark.workflow
-def test_settings_changed_without_snakemake_metadata_rerun_what_they_change(integrity_run, tmp_path):
+def test_settings_changed_without_snakemake_metadata_rerun_what_they_change(small_run, tmp_path):
     """Item 2 (and issue 23): with .snakemake/ gone, λ reruns the ridge fits and shards only (mean_response has
     no λ) and every table says which λ made it; a dry run with other settings, then the old ones, reruns nothing."""
-    workdir = _copy_run(integrity_run, tmp_path / "w")
+    workdir = copy_run(small_run, tmp_path / "w")
     import shutil
 
     shutil.rmtree(workdir / ".snakemake")
     assert planned_jobs(workdir) == {}
-    config = _integrity_config()
+    config = small_run_config()
     changed = copy.deepcopy(config)
     changed["ridge_penalty"] = 0.5
     write_config(workdir, changed)
     jobs = planned_jobs(workdir)
-    assert jobs["global_fit"] == 1 and jobs["lsft"] == 1  # lpm_selftrained only, not mean_response
+    assert jobs["global_fit"] == len(RIDGE) and jobs["lsft"] == len(RIDGE) * CHUNKS  # the ridge baselines, not mean_response
     assert jobs["progress_methods"] == 1 and "embedding" not in jobs and "pseudobulk" not in jobs
     write_config(workdir, config)  # the dry run was only a look: back to the settings of the results
     assert planned_jobs(workdir) == {}
@@ -376,13 +352,13 @@ def test_settings_changed_without_snakemake_metadata_rerun_what_they_change(inte
     assert "ridge_penalty: 0.5" in index and "n_resamples: 200" in index and "Made with" not in index.split("```")[1]
     shutil.rmtree(workdir / ".snakemake")
     write_config(workdir, config)  # back to λ 0.1 after a real run with 0.5: the fits must rerun
-    assert planned_jobs(workdir)["global_fit"] == 1
+    assert planned_jobs(workdir)["global_fit"] == len(RIDGE)
 
 
 @pytest.mark.workflow
-def test_damaged_bytes_in_the_shared_gram_matrix_stop_the_shard_with_the_rebuild_command(integrity_run, tmp_path):
+def test_damaged_bytes_in_the_shared_gram_matrix_stop_the_shard_with_the_rebuild_command(small_run, tmp_path):
     """Item 3: the shard used to run on the damaged matrix and exit 0 with wrong tables."""
-    workdir = _copy_run(integrity_run, tmp_path / "w")
+    workdir = copy_run(small_run, tmp_path / "w")
     expected = _performance(workdir)
     shared = Path("results/toy/default/seed1/lsft/lpm_selftrained/shared")
     gram = workdir / shared / "gram_targets.npy"  # the Gram matrix with the targets column
@@ -393,7 +369,7 @@ def test_damaged_bytes_in_the_shared_gram_matrix_stop_the_shard_with_the_rebuild
     shard.unlink()  # the shard reruns, reading the shared products
     proc = snakemake(workdir, "--cores", "2", check=False)
     assert proc.returncode != 0
-    log = next((workdir / "results/logs/lsft/toy/default/seed1/lpm_selftrained/top10").glob("chunk*.log")).read_text()
+    log = (workdir / "results/logs/lsft/toy/default/seed1/lpm_selftrained/top10" / f"{shard.stem}.log").read_text()
     assert (f"{shared}: the file is damaged (the checksum of gram_targets.npy does not match the one in its meta.json)" in log)
     assert f"snakemake --cores all --forcerun {shared}" in log
     assert not shard.exists()
@@ -402,9 +378,9 @@ def test_damaged_bytes_in_the_shared_gram_matrix_stop_the_shard_with_the_rebuild
 
 
 @pytest.mark.workflow
-def test_a_second_run_in_the_same_directory_is_refused(integrity_run, tmp_path):
+def test_a_second_run_in_the_same_directory_is_refused(small_run, tmp_path):
     """Item 14: two runs at once raced on Snakemake's lock files; the second one now stops at start-up."""
-    workdir = _copy_run(integrity_run, tmp_path / "w")
+    workdir = copy_run(small_run, tmp_path / "w")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from lsftbench.pipeline.settings import run_lock; "
                                "run_lock(sys.argv[1]); print('locked', flush=True); time.sleep(60)", str(workdir)],
@@ -424,11 +400,11 @@ def test_a_second_run_in_the_same_directory_is_refused(integrity_run, tmp_path):
 
 
 @pytest.mark.workflow
-def test_results_dir_that_is_a_file_and_too_many_chunks_at_start_up(integrity_run, tmp_path):
+def test_results_dir_that_is_a_file_and_too_many_chunks_at_start_up(small_run, tmp_path):
     """Items 7 and 13: a results_dir that is a file stops the dry run; test_chunks above the dataset's
     perturbations is capped in the DAG (not only in the shards' content), with a warning."""
-    workdir = _copy_run(integrity_run, tmp_path / "w")
-    config = _integrity_config()
+    workdir = copy_run(small_run, tmp_path / "w")
+    config = small_run_config()
     write_config(workdir, {**config, "results_dir": "inputs/toy.h5ad"})
     proc = snakemake(workdir, "-n", check=False)
     assert proc.returncode != 0
@@ -438,4 +414,4 @@ def test_results_dir_that_is_a_file_and_too_many_chunks_at_start_up(integrity_ru
     proc = snakemake(workdir, "-n", "--cores", "1")
     n_perts = TINY["n_perts"]
     assert f"lsft.test_chunks = 1000 capped at {n_perts} for dataset toy" in proc.stderr
-    assert job_counts(proc.stdout + proc.stderr)["lsft"] == 2 * n_perts  # two baselines, one K, one seed
+    assert job_counts(proc.stdout + proc.stderr)["lsft"] == len(config["baselines"]) * n_perts  # one K, one seed

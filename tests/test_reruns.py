@@ -5,14 +5,16 @@ from __future__ import annotations
 import copy
 
 import pytest
-from workflow_utils import planned_jobs, snakemake, write_config
+from workflow_utils import SHARED_RUN_DATASETS, planned_jobs, snakemake, write_config
 
 from lsftbench.pipeline.config import baselines_for
 
 pytestmark = pytest.mark.workflow
 
+#: The shared run's datasets (tests/conftest.py): the per-dataset jobs below are counted per dataset.
+D = len(SHARED_RUN_DATASETS)
 #: The jobs after the per-(dataset, seed) work: tables, figures, combined table, run index, target.
-AGGREGATION = {"dataset_tables": 3, "figures": 3, "forest_figure": 1, "combined_table": 1, "leaderboard": 1,
+AGGREGATION = {"dataset_tables": D, "figures": D, "forest_figure": 1, "combined_table": 1, "leaderboard": 1,
                "run_index": 1, "all": 1}
 
 
@@ -44,14 +46,14 @@ def test_ridge_penalty_reruns_fits_and_lsft_only(shared_run):
     assert ridge < pairs(config)  # mean_response is among the baselines
     n = ridge * n_seeds(config)
     # the null and idealized ridge models of the progress bar use the same penalty
-    assert jobs == {"global_fit": n, "lsft": n * len(config["top_pcts"]), "progress_methods": 3 * n_seeds(config),
+    assert jobs == {"global_fit": n, "lsft": n * len(config["top_pcts"]), "progress_methods": D * n_seeds(config),
                     **AGGREGATION}
 
 
 def test_one_baseline_setting_reruns_only_that_baseline(shared_run):
     config = shared_run.config
     jobs = plan_with(shared_run, lambda c: c["baselines"]["lpm_randomGeneEmb"]["gene"].update(seed=7))
-    n = 3 * n_seeds(config)
+    n = D * n_seeds(config)
     assert jobs == {"embedding": n, "global_fit": n, "lsft": n * len(config["top_pcts"]), **AGGREGATION}
 
 
@@ -68,13 +70,13 @@ def test_adding_a_seed_runs_only_its_jobs(shared_run):
     config = shared_run.config
     jobs = plan_with(shared_run, lambda c: c["split"].update(seeds=[*c["split"]["seeds"], 3]))
     n = pairs(config)
-    assert jobs == {"split": 3, "training_pca": 3, "embedding": n, "global_fit": n, "lsft": n * len(config["top_pcts"]),
-                    "progress_methods": 3, "noise_ceiling": 3, **AGGREGATION}
+    assert jobs == {"split": D, "training_pca": D, "embedding": n, "global_fit": n, "lsft": n * len(config["top_pcts"]),
+                    "progress_methods": D, "noise_ceiling": D, **AGGREGATION}
 
 
 def test_removing_a_seed_reruns_only_aggregation(shared_run):
     jobs = plan_with(shared_run, lambda c: c["split"].update(seeds=c["split"]["seeds"][:1]))
-    assert jobs == {"noise_ceiling": 3, **AGGREGATION}
+    assert jobs == {"noise_ceiling": D, **AGGREGATION}
 
 
 def test_exclude_target_gene_rescores_every_method_and_the_ceiling(shared_run):
@@ -83,7 +85,7 @@ def test_exclude_target_gene_rescores_every_method_and_the_ceiling(shared_run):
     config = shared_run.config
     jobs = plan_with(shared_run, lambda c: c["metrics"].update(exclude_target_gene=True))
     n = pairs(config) * n_seeds(config)
-    assert jobs == {"global_fit": n, "lsft": n * len(config["top_pcts"]), "noise_ceiling": 3, **AGGREGATION}
+    assert jobs == {"global_fit": n, "lsft": n * len(config["top_pcts"]), "noise_ceiling": D, **AGGREGATION}
 
 
 def test_a_new_gene_table_baseline_reruns_the_bounds_and_an_all_gene_one_does_not(shared_run):
@@ -96,7 +98,7 @@ def test_a_new_gene_table_baseline_reruns_the_bounds_and_an_all_gene_one_does_no
     table = plan_with(shared_run, lambda c: c["baselines"].update(
         copy_of_scgpt=copy.deepcopy(c["baselines"]["lpm_scgptGeneEmb"])))
     # its own copy of the scGPT gene table (one per baseline), and the bounds on the genes every method predicts
-    assert table == {**per_baseline, "pretrained_gene_table": 1, "noise_ceiling": 3, **AGGREGATION}
+    assert table == {**per_baseline, "pretrained_gene_table": 1, "noise_ceiling": D, **AGGREGATION}
     all_genes = plan_with(shared_run, lambda c: c["baselines"].update(
         copy_of_selftrained=copy.deepcopy(c["baselines"]["lpm_selftrained"])))
     assert all_genes == {**per_baseline, **AGGREGATION}
@@ -106,7 +108,7 @@ def test_de_test_reruns_the_de_step_and_the_tables_only(shared_run):
     """Issue 29: metrics.de_test changes the DE results and what reads them."""
     other = "welch" if shared_run.config["metrics"].get("de_test", "wilcoxon") == "wilcoxon" else "wilcoxon"
     jobs = plan_with(shared_run, lambda c: c["metrics"].update(de_test=other))
-    assert jobs == {"differential_expression": 3, **AGGREGATION}
+    assert jobs == {"differential_expression": D, **AGGREGATION}
 
 
 def test_n_resamples_reruns_only_aggregation(shared_run):
@@ -131,7 +133,7 @@ def test_editing_a_script_reruns_only_its_rule(shared_run):
     script.write_text(original + "\n# edited\n")
     try:
         # the run index lists the figures, so it is refreshed too
-        assert planned_jobs(root, root=root) == {"figures": 3, "run_index": 1, "all": 1}
+        assert planned_jobs(root, root=root) == {"figures": D, "run_index": 1, "all": 1}
     finally:
         script.write_text(original)
         snakemake(root, "audit", "--cores", "2", root=root)  # bring the results up to date for the next test
@@ -139,7 +141,7 @@ def test_editing_a_script_reruns_only_its_rule(shared_run):
 
 def test_deleted_shard_reruns_that_shard_and_aggregation(shared_run):
     root = shared_run.root
-    lsft_dir = shared_run.results / "adamson" / "default" / "seed1" / "lsft" / "lpm_selftrained" / "top5"
+    lsft_dir = shared_run.results / SHARED_RUN_DATASETS[0] / "default" / "seed1" / "lsft" / "lpm_selftrained" / "top5"
     shard = next(lsft_dir.glob("chunk*.parquet"))
     saved = shard.read_bytes()
     shard.unlink()

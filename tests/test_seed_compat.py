@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from workflow_utils import SHARED_RUN_DATASETS
 
 from lsftbench.data.h5ad import cell_conditions
 from lsftbench.data.split import read_split_json, seed_compat_split
@@ -278,7 +279,8 @@ def test_unknown_version_is_an_error(seed_setup):
 def test_workflow_labels_every_output(shared_run):
     """The shared run's seed_compat outputs (``snakemake audit``) say they leak test data, everywhere."""
     results = shared_run.results
-    tables = results / "tables" / "seed_compat" / "adamson"
+    dataset = SHARED_RUN_DATASETS[0]
+    tables = results / "tables" / "seed_compat" / dataset
     perf = pd.read_csv(tables / "lsft_performance.csv")
     assert set(perf["Protocol"]) == {"seed_compat"}
     for name in ("lsft_performance.md", "fraction_improved.md", "summary.md", "seed1/lsft_performance.md"):
@@ -288,5 +290,5 @@ def test_workflow_labels_every_output(shared_run):
     assert "cannot be regenerated" in summary["Split"]
     assert "LEAKS TEST DATA" in (results / "tables" / "seed_compat" / "combined.md").read_text()
     figures = results / "figures" / "seed_compat"
-    assert b"LEAKS TEST DATA" in (figures / "adamson" / "local_vs_global.svg").read_bytes()
+    assert b"LEAKS TEST DATA" in (figures / dataset / "local_vs_global.svg").read_bytes()
     assert b"LEAKS TEST DATA" in (figures / "forest.svg").read_bytes()

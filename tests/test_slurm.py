@@ -6,13 +6,13 @@ skipped with a one-line reason. ``.ci/run`` installs them first (``.ci/install-s
 ``LSFT_INSTALL_SLURM=1 pytest`` lets this fixture apt-get install them; with LSFT_REQUIRE_SLURM=1 a
 skip becomes a failure.
 
-Both runs use the default config shrunk to tiny synthetic datasets (workflow_utils.TINY, all three
-datasets, one split seed and top_pcts [10]: every rule still runs, with fewer shards) and, to stay within a few minutes on two cores (every Slurm job
-starts Snakemake twice plus the rule's script: ~9 s per job), the baselines in TEST_BASELINES: a
-training-PCA ridge baseline and a cross-dataset ``dataset_pca`` one (a job depending on another
-dataset's pseudobulk; skipped on its source dataset). That is about 25 Slurm jobs covering every rule
-of the synthetic default DAG except the pretrained-embedding resources (tests/test_workflow.py
-covers all baselines locally). LSFT_SLURM_TEST_BASELINES=all (or a comma-separated list) runs more.
+Both runs use the default config shrunk to tiny synthetic datasets (workflow_utils.TINY; the two datasets of
+TEST_DATASETS, one split seed and top_pcts [10]: every rule still runs, with fewer shards) and, to stay within a few
+minutes on two cores (every Slurm job starts Snakemake twice plus the rule's script: ~9 s per job), the baselines in
+TEST_BASELINES: a training-PCA ridge baseline and a cross-dataset ``dataset_pca`` one (a job on RPE1 depending on
+K562's pseudobulk; skipped on K562, its source). That is about 20 Slurm jobs covering every rule of the synthetic
+default DAG except the pretrained-embedding resources (tests/test_workflow.py covers all baselines locally).
+LSFT_SLURM_TEST_BASELINES=all (or a comma-separated list) runs more.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from workflow_utils import copy_workflow, job_counts, tiny_config, write_config
 pytestmark = pytest.mark.slurm
 
 TEST_BASELINES = ("lpm_selftrained", "lpm_k562PertEmb")
+TEST_DATASETS = ("replogle_k562_essential", "replogle_rpe1_essential")
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 RUN_TIMEOUT = 900  # seconds per Snakemake run; the whole module takes ~4-5 min on 2 idle cores
 
@@ -69,6 +70,7 @@ def cluster(tmp_path_factory):
 
 def _test_config() -> dict:
     config = tiny_config(top_pcts=[10], split={"seeds": [1], "train_gene_set_size": 0.75})
+    config["datasets"] = {name: config["datasets"][name] for name in TEST_DATASETS}
     wanted = os.environ.get("LSFT_SLURM_TEST_BASELINES", ",".join(TEST_BASELINES))
     if wanted != "all":
         names = [b.strip() for b in wanted.split(",") if b.strip()]

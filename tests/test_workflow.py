@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from workflow_utils import REPO, planned_jobs, snakemake, tiny_config, write_config
+from workflow_utils import REPO, SHARED_RUN_DATASETS, planned_jobs, snakemake, tiny_config, write_config
 
 from lsftbench.model.lsft import n_neighbours
 from lsftbench.pipeline.config import baselines_for
@@ -125,7 +125,7 @@ def test_every_improvement_is_the_difference_of_its_columns(shared_run, protocol
     """Issue 11: every mean in a row is over the same perturbations, in every table of every protocol."""
     tables = sorted((shared_run.results / "tables" / protocol).rglob("lsft_performance*.csv"))
     tables.append(shared_run.results / "tables" / protocol / "combined.csv")
-    assert len(tables) == 3 * 2 * (1 + len(SEEDS)) + 1
+    assert len(tables) == len(shared_run.config["datasets"]) * 2 * (1 + len(SEEDS)) + 1
     for path in tables:
         table = pd.read_csv(path)
         for diff, a, b, sign in DIFFERENCES:
@@ -224,7 +224,7 @@ def test_lsft_shards_memory_map_the_products_of_the_global_fit(shared_run):
     and seed_compat (whose LSFT refits in each shard, as the published code) shares nothing."""
     import json
 
-    seed_dir = shared_run.results / "adamson" / "{}" / "seed1" / "lsft"
+    seed_dir = shared_run.results / SHARED_RUN_DATASETS[0] / "{}" / "seed1" / "lsft"
     pairs = [("default", "lpm_selftrained"), ("default", "lpm_randomPertEmb"), ("seed_compat", "lpm_selftrained")]
     meta = {(protocol, b): json.loads((Path(str(seed_dir).format(protocol)) / b / "shared" / "meta.json").read_text())
             for protocol, b in pairs}

@@ -15,6 +15,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 TINY = {"n_genes": 60, "n_perts": 40, "n_unmeasured": 1, "cells_per_pert": 8, "n_ctrl": 60}
+#: The shared run's datasets and K values (tests/conftest.py ``shared_run``): the two datasets the cross-dataset
+#: baselines need, and K = 1 % (one neighbour) and 5 %.
+SHARED_RUN_DATASETS = ("replogle_k562_essential", "replogle_rpe1_essential")
+SHARED_RUN_TOP_PCTS = (1, 5)
 
 
 def default_config() -> dict:
@@ -29,6 +33,47 @@ def tiny_config(**changes) -> dict:
             ds["overrides"] = dict(TINY)
     config.update(changes)
     return config
+
+
+def small_run_config() -> dict:
+    """The config of the small finished run (``small_run`` in tests/conftest.py) that the fault, integrity and
+    bad-input tests start from: the local dataset ``toy`` (``inputs/toy.h5ad``), a ridge baseline, the mean
+    baseline and a user gene table baseline (``inputs/text_emb.tsv``), one K, one seed, two LSFT shards."""
+    config = tiny_config()
+    config["datasets"] = {"toy": {"source": "local", "path": "inputs/toy.h5ad"}}
+    config["baselines"] = {
+        "lpm_selftrained": copy.deepcopy(config["baselines"]["lpm_selftrained"]),
+        "mean_response": copy.deepcopy(config["baselines"]["mean_response"]),
+        "lpm_textGeneEmb": {"gene": {"type": "table", "path": "inputs/text_emb.tsv"}, "pert": {"type": "training_pca"}},
+    }
+    config["top_pcts"] = [10]
+    config["split"] = {"seeds": [1]}
+    config["lsft"]["test_chunks"] = 2
+    config["statistics"] = {"n_resamples": 200}
+    config["progress_bar"] = {"replicates": 4}
+    return config
+
+
+def write_small_run_inputs(workdir: Path) -> None:
+    """The small run's input files: the toy dataset and a random gene table in the paper's TSV layout."""
+    import numpy as np
+    import pandas as pd
+
+    from lsftbench.data.synthetic.datasets import make_dataset
+    from lsftbench.io import write_h5ad
+
+    (workdir / "inputs").mkdir(parents=True, exist_ok=True)
+    adata = make_dataset("adamson", seed=5, **TINY)
+    write_h5ad(adata, workdir / "inputs" / "toy.h5ad")
+    genes = list(adata.var["gene_name"])
+    table = pd.DataFrame(np.random.default_rng(0).normal(size=(5, len(genes))), columns=genes)
+    table.to_csv(workdir / "inputs" / "text_emb.tsv", sep="\t", index=False)  # one column per gene
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    """A copy of a finished run (modification times kept: new inodes and change times, as ``cp -a``)."""
+    shutil.copytree(run, dest, symlinks=True)
+    return dest
 
 
 def quick_start_command(number: int) -> str:
