@@ -73,7 +73,6 @@ def shared_run(tmp_path_factory):
     from pathlib import Path
     from types import SimpleNamespace
 
-    import pandas as pd
     from workflow_utils import (
         REPO,
         SHARED_RUN_DATASETS,
@@ -82,6 +81,7 @@ def shared_run(tmp_path_factory):
         snakemake,
         tiny_config,
         write_config,
+        write_random_gene_table,
     )
 
     reuse = os.environ.get("LSFT_TEST_SHARED_RUN")  # developers: an earlier shared run's directory
@@ -90,9 +90,7 @@ def shared_run(tmp_path_factory):
         shutil.copytree(REPO / "report", root / "report")
     config = tiny_config(top_pcts=list(SHARED_RUN_TOP_PCTS))
     config["datasets"] = {name: config["datasets"][name] for name in SHARED_RUN_DATASETS}
-    genes = [f"SYN{i:04d}" for i in range(1, 61)]
-    table = pd.DataFrame(np.random.default_rng(0).normal(size=(5, len(genes))), columns=genes)
-    table.to_csv(root / "text_gene_emb.tsv", sep="\t", index=False)  # one column per gene, one row per dimension
+    write_random_gene_table(root / "text_gene_emb.tsv", [f"SYN{i:04d}" for i in range(1, 61)])
     config["baselines"]["lpm_textGeneEmb"] = {
         "gene": {"type": "table", "path": "text_gene_emb.tsv"},
         "pert": {"type": "training_pca"},

@@ -22,7 +22,18 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import yaml
-from workflow_utils import REPO, TINY, copy_run, default_config, small_run_config, snakemake, tiny_config, write_config
+from workflow_utils import (
+    REPO,
+    TINY,
+    copy_run,
+    default_config,
+    small_run_config,
+    snakemake,
+    tiny_config,
+    write_config,
+    write_random_gene_table,
+    write_toy_data,
+)
 
 from lsftbench.data.conditions import condition_problem, perturbation_targets
 from lsftbench.data.h5ad import LOG_MAX, InputDataError, open_perturb_data
@@ -572,13 +583,6 @@ def _small_config(**datasets: dict) -> dict:
     return config
 
 
-def _good_data(path: Path, seed: int = 5) -> ad.AnnData:
-    adata = make_dataset("adamson", seed=seed, **TINY)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_h5ad(adata, path)
-    return adata
-
-
 @pytest.mark.workflow
 def test_config_problems_stop_the_dry_run_with_one_line_each(tmp_path):
     """Items 7 and 8 (and bad types): the start-up checks run before the DAG, in a dry run."""
@@ -663,7 +667,7 @@ def test_bad_replacement_data_leaves_existing_tables_untouched(finished, case):
 @pytest.mark.workflow
 def test_allow_raw_counts_runs_with_a_loud_warning(tmp_path):
     """Item 4's switch: datasets.<name>.allow_raw_counts: true averages counts as they are, warning in the log."""
-    adata = _good_data(tmp_path / "inputs" / "counts.h5ad")
+    adata = write_toy_data(tmp_path / "inputs" / "counts.h5ad")
     adata.X = sp.csr_matrix(np.expm1(adata.X.toarray()).round())
     write_h5ad(adata, tmp_path / "inputs" / "counts.h5ad")
     config = _small_config(counts={"source": "local", "path": "inputs/counts.h5ad", "allow_raw_counts": True})
@@ -743,14 +747,12 @@ def _make_bad(name: str, good: ad.AnnData, path: Path) -> dict:
 def bad_data_run(tmp_path_factory):
     """One --keep-going run over every bad dataset, plus a good one whose user table matches nothing."""
     workdir = tmp_path_factory.mktemp("bad_data")
-    good = _good_data(workdir / "inputs" / "good.h5ad")
+    good = write_toy_data(workdir / "inputs" / "good.h5ad")
     datasets = {"good": {"source": "local", "path": "inputs/good.h5ad"}}
     for name in BAD_DATA:
         datasets[name] = _make_bad(name, good, workdir / "inputs" / f"{name}.h5ad")
     genes = [g.lower() for g in good.var["gene_name"]]  # lower-case symbols: match nothing
-    pd.DataFrame(np.random.default_rng(0).normal(size=(5, len(genes))), columns=genes).to_csv(
-        workdir / "inputs" / "lower_emb.tsv", sep="\t", index=False
-    )
+    write_random_gene_table(workdir / "inputs" / "lower_emb.tsv", genes)
     config = _small_config(**datasets)
     config["baselines"]["lpm_lowerGeneEmb"] = {"gene": {"type": "table", "path": "inputs/lower_emb.tsv"}, "pert": {"type": "training_pca"}}
     write_config(workdir, config)

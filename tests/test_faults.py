@@ -36,6 +36,7 @@ from workflow_utils import (
     tiny_config,
     write_config,
     write_small_run_inputs,
+    write_toy_data,
 )
 
 from lsftbench.data.synthetic.datasets import make_dataset
@@ -292,8 +293,9 @@ def test_kill_9_at_any_point_then_resume_gives_identical_tables(small_run, tmp_p
 # --------------------------------------------------------------------------------------------
 
 
-#: The small run's ridge baselines (workflow_utils.small_run_config): the ones a change of λ reruns.
-RIDGE = [name for name, spec in small_run_config()["baselines"].items() if spec.get("model", "ridge") == "ridge"]
+#: The small run's ridge baselines (workflow_utils.small_run_config): the ones a change of λ reruns (mean_response
+#: has no λ).
+RIDGE = ("lpm_selftrained", "lpm_textGeneEmb")
 #: Its LSFT shards per (baseline, K).
 CHUNKS = small_run_config()["lsft"]["test_chunks"]
 
@@ -312,7 +314,7 @@ def test_an_input_replaced_under_its_old_mtime_reruns_and_changes_the_tables(sma
     data = workdir / "inputs" / "toy.h5ad"
     stamp = data.stat()
     other = tmp_path / "other.h5ad"
-    write_h5ad(make_dataset("adamson", seed=6, **TINY), other)
+    write_toy_data(other, seed=6)
     data.write_bytes(other.read_bytes())
     os.utime(data, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # what cp -p / rsync -a / tar x do
     assert data.stat().st_mtime_ns == stamp.st_mtime_ns

@@ -6,10 +6,7 @@ import hashlib
 
 import pytest
 import yaml
-from workflow_utils import TINY, job_counts, snakemake
-
-from lsftbench.data.synthetic.datasets import make_dataset
-from lsftbench.io import write_h5ad
+from workflow_utils import job_counts, snakemake, write_toy_data
 
 pytestmark = pytest.mark.workflow
 
@@ -38,8 +35,7 @@ def _hashes(root):
 
 def test_a_config_of_ones_own_runs_only_its_dataset_into_its_own_results(shared_run):
     root = shared_run.root
-    (root / "inputs").mkdir(exist_ok=True)
-    write_h5ad(make_dataset("adamson", seed=5, **TINY), root / "inputs" / "toy.h5ad")
+    write_toy_data(root / "inputs" / "toy.h5ad")
     (root / "my.yaml").write_text(MY_CONFIG)
     default_tables = _hashes(shared_run.results / "tables")
 

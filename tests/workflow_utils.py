@@ -54,20 +54,30 @@ def small_run_config() -> dict:
     return config
 
 
-def write_small_run_inputs(workdir: Path) -> None:
-    """The small run's input files: the toy dataset and a random gene table in the paper's TSV layout."""
-    import numpy as np
-    import pandas as pd
-
+def write_toy_data(path: Path, seed: int = 5):
+    """A tiny Adamson-like dataset (``TINY``) written to ``path`` as a user's local h5ad; returns the AnnData."""
     from lsftbench.data.synthetic.datasets import make_dataset
     from lsftbench.io import write_h5ad
 
-    (workdir / "inputs").mkdir(parents=True, exist_ok=True)
-    adata = make_dataset("adamson", seed=5, **TINY)
-    write_h5ad(adata, workdir / "inputs" / "toy.h5ad")
-    genes = list(adata.var["gene_name"])
+    adata = make_dataset("adamson", seed=seed, **TINY)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_h5ad(adata, path)
+    return adata
+
+
+def write_random_gene_table(path: Path, genes: list[str]) -> None:
+    """A random 5-dimensional gene table in the paper's TSV layout (one column per gene, one row per dimension)."""
+    import numpy as np
+    import pandas as pd
+
     table = pd.DataFrame(np.random.default_rng(0).normal(size=(5, len(genes))), columns=genes)
-    table.to_csv(workdir / "inputs" / "text_emb.tsv", sep="\t", index=False)  # one column per gene
+    table.to_csv(path, sep="\t", index=False)
+
+
+def write_small_run_inputs(workdir: Path) -> None:
+    """The small run's input files: the toy dataset and a random gene table of its genes."""
+    adata = write_toy_data(workdir / "inputs" / "toy.h5ad")
+    write_random_gene_table(workdir / "inputs" / "text_emb.tsv", list(adata.var["gene_name"]))
 
 
 def copy_run(run: Path, dest: Path) -> Path:
